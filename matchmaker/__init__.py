@@ -1,0 +1,76 @@
+"""Matchmaker (科创对接): technology supply–demand matchmaking for the 科创中国 programme."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from flask import Flask, g, request, session
+from flask_login import current_user
+
+from .config import load_config
+from .extensions import babel, configure_sqlite, csrf, db, login_manager, migrate
+
+_PKG = Path(__file__).resolve().parent
+
+
+def _templates_dir() -> str:
+    # Source checkout: ../templates (the fixed layout). Installed wheel: matchmaker/templates.
+    repo_templates = _PKG.parent / "templates"
+    return str(repo_templates if repo_templates.is_dir() else _PKG / "templates")
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    app = Flask(__name__, instance_relative_config=True, template_folder=_templates_dir())
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    app.config.from_mapping(load_config(app.instance_path))
+    if test_config:
+        app.config.from_mapping(test_config)
+
+    db.init_app(app)
+    with app.app_context():
+        configure_sqlite(db.engine)
+    migrate.init_app(app, db, directory=str(_PKG / "migrations"), render_as_batch=True)
+    csrf.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "accounts.login"
+    login_manager.login_message_category = "warning"
+    babel.init_app(app, locale_selector=_select_locale)
+
+    from . import models  # noqa: F401  (register every table with the metadata)
+    from .accounts.views import bp as accounts_bp
+    from .admin.views import bp as admin_bp
+    from .listings.views import bp as listings_bp
+    from .main import bp as main_bp
+    from .review.views import bp as review_bp
+    from .core import errors, templating
+
+    app.register_blueprint(main_bp)
+    app.register_blueprint(accounts_bp)
+    app.register_blueprint(listings_bp)
+    app.register_blueprint(review_bp)
+    app.register_blueprint(admin_bp)
+    errors.register(app)
+    templating.register(app)
+
+    from .matching_service import init_matching
+    init_matching(app)
+
+    if not app.debug and not app.testing:
+        logging.basicConfig(level=logging.INFO)
+    return app
+
+
+def _select_locale() -> str:
+    supported = ["zh_CN", "en"]
+    chosen = request.args.get("lang") or session.get("lang")
+    if chosen in supported:
+        return chosen
+    if current_user and getattr(current_user, "is_authenticated", False):
+        return current_user.locale
+    return "zh_CN"
+
+
+@login_manager.user_loader
+def _load_user(token: str):
+    from .accounts.models import User
+    return db.session.execute(db.select(User).filter_by(session_token=token)).scalar_one_or_none()

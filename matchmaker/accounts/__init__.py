@@ -1,0 +1,1 @@
+"""Accounts: users, organizations, memberships, roles and expert profiles."""

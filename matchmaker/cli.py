@@ -1,0 +1,31 @@
+"""The ``matchmaker`` command: Flask's CLI with the app factory plus project commands."""
+from __future__ import annotations
+
+import click
+from flask.cli import FlaskGroup
+
+from . import create_app
+
+
+@click.group(cls=FlaskGroup, create_app=create_app)
+def main() -> None:
+    """Matchmaker (科创对接) management commands."""
+
+
+@main.command("init-db")
+def init_db() -> None:
+    """Create or upgrade the database schema to the newest migration."""
+    from flask_migrate import upgrade
+    upgrade()
+    click.echo("Database is at the newest schema.")
+
+
+@main.command("seed")
+@click.option("--demo-password", envvar="MATCHMAKER_DEMO_PASSWORD", default="Matchmaker-demo-2026",
+              show_default=True, help="Password for the demo accounts.")
+def seed(demo_password: str) -> None:
+    """Load the demo data set from seeds/ (idempotent: running it twice changes nothing)."""
+    from .seeding import load_seeds
+    report = load_seeds(demo_password=demo_password)
+    for key, value in report.items():
+        click.echo(f"{key}: {value}")

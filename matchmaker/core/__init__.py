@@ -1,0 +1,1 @@
+"""Cross-cutting pieces: enums, time, audit trail, access control, errors."""

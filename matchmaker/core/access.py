@@ -1,0 +1,42 @@
+"""Access decorators. Object-level checks are the models' ``can_*`` methods."""
+from __future__ import annotations
+
+from functools import wraps
+
+from flask import abort
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+
+from .enums import Role
+
+
+def roles_required(*roles: Role):
+    """Signed-in users holding any of ``roles`` (admins always pass)."""
+
+    def decorator(view):
+        @wraps(view)
+        @login_required
+        def wrapped(*args, **kwargs):
+            if not current_user.has_role(*roles, Role.ADMIN):
+                abort(403, _("This page needs one of these roles: %(roles)s",
+                             roles=", ".join(str(r.label) for r in roles)))
+            return view(*args, **kwargs)
+        return wrapped
+    return decorator
+
+
+coordinator_required = roles_required(Role.COORDINATOR)
+admin_required = roles_required(Role.ADMIN)
+
+
+def get_or_404(model, ident):
+    """Fetch by primary key; forged or non-integer ids give 404, never a 500."""
+    try:
+        ident = int(ident)
+    except (TypeError, ValueError):
+        abort(404)
+    from ..extensions import db
+    obj = db.session.get(model, ident)
+    if obj is None:
+        abort(404)
+    return obj

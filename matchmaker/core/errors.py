@@ -1,0 +1,49 @@
+"""Generic error pages (HTML) and JSON errors with a reason; never a stack trace to the client."""
+from __future__ import annotations
+
+from flask import jsonify, render_template, request
+from flask_babel import gettext as _
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+from ..extensions import db
+
+
+def wants_json() -> bool:
+    if request.path.startswith("/api/"):
+        return True
+    best = request.accept_mimetypes.best_match(["application/json", "text/html"])
+    return best == "application/json" and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]
+
+
+def error_response(status: int, title: str, reason: str | None = None):
+    if wants_json():
+        return jsonify({"error": title, "reason": reason or title, "status": status}), status
+    return render_template("errors/error.html", status=status, title=title, reason=reason), status
+
+
+def register(app) -> None:
+    @app.errorhandler(CSRFError)
+    def csrf_error(exc):
+        return error_response(400, _("Form expired or invalid"),
+                              _("The form's security token was missing or expired. Reload the page and try again."))
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        titles = {
+            400: _("Bad request"), 401: _("Please sign in"), 403: _("Access denied"),
+            404: _("Not found"), 405: _("Method not allowed"), 409: _("Conflict"),
+            413: _("Upload too large"), 429: _("Too many requests"),
+        }
+        title = titles.get(exc.code or 500, exc.name)
+        reason = exc.description if exc.description and exc.description != type(exc).description else None
+        return error_response(exc.code or 500, title, reason)
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception):
+        if isinstance(exc, HTTPException):
+            return http_error(exc)
+        db.session.rollback()
+        app.logger.exception("Unhandled error on %s %s", request.method, request.path)
+        return error_response(500, _("Something went wrong"),
+                              _("The error has been logged. Nothing was saved; please try again."))

@@ -1,0 +1,1 @@
+"""Listings: enterprise technology needs and expert/institute capabilities, with their review workflow."""

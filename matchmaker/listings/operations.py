@@ -1,0 +1,135 @@
+"""The listing workflow. Every state change goes through here and leaves an audit entry.
+
+draft → submitted → published | returned (reason) → closed; returned listings are edited and resubmitted;
+editing a published listing sends it back for review. Functions flush but never commit: the caller
+(one request, one CLI command) owns the transaction.
+"""
+from __future__ import annotations
+
+from flask_babel import gettext as _
+
+from ..core import audit
+from ..core.enums import ListingStatus as S
+from ..core.time import utcnow
+from ..core.workflow import WorkflowError, after_commit
+from ..extensions import db
+from .models import Capability, Need
+
+#: allowed transitions: from → to
+TRANSITIONS: dict[str, set[str]] = {
+    S.DRAFT: {S.SUBMITTED, S.CLOSED},
+    S.SUBMITTED: {S.PUBLISHED, S.RETURNED, S.CLOSED},
+    S.RETURNED: {S.SUBMITTED, S.CLOSED},
+    S.PUBLISHED: {S.SUBMITTED, S.CLOSED},
+    S.CLOSED: set(),
+}
+
+NEED_FIELDS = ("title", "industry", "background", "problems", "targets", "budget_min", "budget_max",
+               "deadline", "hub_city", "region", "coop_modes", "visibility", "contact_name",
+               "contact_phone", "contact_email")
+CAPABILITY_FIELDS = ("title", "kind", "summary", "description", "field", "trl", "ip", "coop_modes",
+                     "hub_city", "region")
+
+
+def _fields(listing) -> tuple[str, ...]:
+    return NEED_FIELDS if isinstance(listing, Need) else CAPABILITY_FIELDS
+
+
+def _transition(listing, to: str, actor, comment: str | None = None) -> None:
+    frm = listing.status
+    if to not in TRANSITIONS.get(frm, set()):
+        raise WorkflowError(_("A %(kind)s cannot go from “%(frm)s” to “%(to)s”.",
+                              kind=listing.kind_name, frm=S.label_of(frm), to=S.label_of(to)))
+    listing.status = to
+    audit.record(f"{listing.kind_name}.{to}", actor=actor, target=listing, from_state=frm, to_state=to,
+                 comment=comment)
+    _sync_index_after_commit(listing)
+
+
+def _sync_index_after_commit(listing) -> None:
+    from ..matching_service import sync_listing
+    kind, listing_id = listing.kind_name, listing.id
+    after_commit(db.session(), lambda: sync_listing(kind, listing_id))
+
+
+def _apply(listing, data: dict) -> None:
+    """Copy whitelisted fields only (no mass assignment of status, owner or ids)."""
+    for name in _fields(listing):
+        if name in data:
+            setattr(listing, name, data[name])
+    from ..matching_service import detect_language
+    listing.language = detect_language(listing.matching_text())
+
+
+def create_listing(model, user, data: dict, organization=None):
+    """A new draft owned by ``user`` (and their organization)."""
+    if model is Need and organization is None:
+        raise WorkflowError(_("Only members of an enterprise can post technology needs."), 403)
+    listing = model(status=S.DRAFT, created_by_id=user.id,
+                    organization_id=organization.id if organization else None)
+    if model is Capability and user.expert_profile is not None:
+        listing.expert_id = user.expert_profile.id
+    _apply(listing, data)
+    db.session.add(listing)
+    db.session.flush()
+    audit.record(f"{listing.kind_name}.create", actor=user, target=listing, to_state=S.DRAFT)
+    return listing
+
+
+def update_listing(listing, user, data: dict) -> bool:
+    """Apply an edit. Returns True when a published listing went back to review because of it."""
+    if not listing.can_edit(user):
+        raise WorkflowError(_("You cannot edit this listing."), 403)
+    _apply(listing, data)
+    audit.record(f"{listing.kind_name}.edit", actor=user, target=listing)
+    if listing.status == S.PUBLISHED:
+        listing.submitted_at = utcnow()
+        _transition(listing, S.SUBMITTED, user, comment="edited after publication")
+        return True
+    return False
+
+
+def submit_listing(listing, user) -> None:
+    if not listing.can_submit(user):
+        raise WorkflowError(_("Only a draft or returned listing can be submitted, by its owner."), 403
+                            if not listing.is_owned_by(user) else 409)
+    listing.submitted_at = utcnow()
+    listing.return_reason = None
+    _transition(listing, S.SUBMITTED, user)
+
+
+def publish_listing(listing, moderator, comment: str | None = None) -> None:
+    if not listing.can_moderate(moderator):
+        raise WorkflowError(_("You may not moderate listings of this hub city."), 403)
+    if listing.is_owned_by(moderator) and not moderator.is_admin:
+        raise WorkflowError(_("You cannot approve your own listing."), 403)
+    listing.published_at = utcnow()
+    listing.reviewed_by_id = moderator.id
+    _transition(listing, S.PUBLISHED, moderator, comment)
+
+
+def return_listing(listing, moderator, reason: str) -> None:
+    reason = (reason or "").strip()
+    if not reason:
+        raise WorkflowError(_("A reason is required to return a listing."), 400)
+    if not listing.can_moderate(moderator):
+        raise WorkflowError(_("You may not moderate listings of this hub city."), 403)
+    listing.return_reason = reason
+    listing.reviewed_by_id = moderator.id
+    _transition(listing, S.RETURNED, moderator, reason)
+
+
+def close_listing(listing, user, comment: str | None = None) -> None:
+    if not listing.can_close(user):
+        raise WorkflowError(_("You cannot close this listing."), 403)
+    listing.closed_at = utcnow()
+    _transition(listing, S.CLOSED, user, comment)
+
+
+def delete_listing(listing, user) -> None:
+    """Soft delete: the row stays for the audit trail and disappears from every list and index."""
+    if not listing.can_delete(user):
+        raise WorkflowError(_("You cannot delete this listing."), 403)
+    listing.deleted_at = utcnow()
+    audit.record(f"{listing.kind_name}.delete", actor=user, target=listing, from_state=listing.status)
+    _sync_index_after_commit(listing)

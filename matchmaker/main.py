@@ -1,0 +1,46 @@
+"""Home page and language switch."""
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import Blueprint, redirect, render_template, request, session, url_for
+from flask_login import current_user
+
+from .core.enums import ListingStatus
+from .extensions import db
+
+bp = Blueprint("main", __name__)
+
+
+@bp.get("/")
+def index():
+    """Landing page: programme figures and the newest published listings."""
+    from .listings.models import Capability, Need
+    from .listings.queries import visible_listings
+
+    latest_needs = db.session.scalars(visible_listings(Need, current_user).order_by(
+        Need.published_at.desc()).limit(6)).all()
+    latest_caps = db.session.scalars(visible_listings(Capability, current_user).order_by(
+        Capability.published_at.desc()).limit(6)).all()
+    counts = {
+        "needs": db.session.scalar(db.select(db.func.count(Need.id)).where(
+            Need.status == ListingStatus.PUBLISHED, Need.deleted_at.is_(None))),
+        "capabilities": db.session.scalar(db.select(db.func.count(Capability.id)).where(
+            Capability.status == ListingStatus.PUBLISHED, Capability.deleted_at.is_(None))),
+    }
+    return render_template("main/index.html", latest_needs=latest_needs, latest_caps=latest_caps,
+                           counts=counts)
+
+
+@bp.post("/lang/<code>")
+def set_language(code: str):
+    """Switch the interface language; remembered in the session and on the account."""
+    if code in ("zh_CN", "en"):
+        session["lang"] = code
+        if current_user.is_authenticated and current_user.locale != code:
+            current_user.locale = code
+            db.session.commit()
+    target = request.form.get("next") or url_for("main.index")
+    if urlsplit(target).netloc or not target.startswith("/"):
+        target = url_for("main.index")
+    return redirect(target)

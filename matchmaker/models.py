@@ -1,0 +1,4 @@
+"""Import every model so the metadata (and Alembic autogenerate) sees all tables."""
+from .accounts.models import ExpertProfile, Membership, Organization, User, UserRole  # noqa: F401
+from .core.audit import AuditEvent  # noqa: F401
+from .listings.models import Capability, Need  # noqa: F401
