@@ -164,6 +164,8 @@ class ExpertProfile(db.Model):
                                          nullable=False)
     title: Mapped[str | None] = mapped_column(String(100))
     affiliation_id: Mapped[int | None] = mapped_column(ForeignKey("organizations.id"), index=True)
+    #: free-text affiliation when it is not (yet) an organization on the platform
+    affiliation_text: Mapped[str | None] = mapped_column(String(200))
     #: industry codes
     fields: Mapped[list] = mapped_column(JSON, default=list, nullable=False)
     languages: Mapped[list] = mapped_column(JSON, default=list, nullable=False)
@@ -172,5 +174,9 @@ class ExpertProfile(db.Model):
 
     user: Mapped[User] = relationship(back_populates="expert_profile")
     affiliation: Mapped[Organization | None] = relationship()
+
+    @property
+    def affiliation_name(self) -> str | None:
+        return self.affiliation.name if self.affiliation is not None else self.affiliation_text
 
     __table_args__ = (CheckConstraint("max_active_pairings BETWEEN 0 AND 100", name="capacity_range"),)

@@ -1,24 +1,197 @@
-"""Placeholder until the accounts pages land."""
-from flask import Blueprint
+"""Account pages: register, log in/out, password, profile, organizations. Thin: rules live in operations."""
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_required, login_user, logout_user
+
+from ..core.access import get_or_404
+from ..core.enums import OrgKind
+from ..core.workflow import WorkflowError
+from ..extensions import db
+from . import operations as ops
+from .forms import ChangePasswordForm, LoginForm, OrganizationForm, ProfileForm, RegisterForm
+from .models import Organization
 
 bp = Blueprint("accounts", __name__)
 
 
-@bp.route("/login", methods=["GET", "POST"])
-def login():
-    return "login"
+def _start_session(user, remember: bool = False) -> None:
+    """A fresh session for ``user`` (nothing from the anonymous session survives except the language)."""
+    lang = session.get("lang")
+    session.clear()
+    if lang:
+        session["lang"] = lang
+    login_user(user, remember=remember)
+
+
+def _refuse(form, exc: WorkflowError) -> None:
+    """Show a refusal next to its field, or as a message on top of the form."""
+    db.session.rollback()
+    field = getattr(exc, "field", None)
+    if field and field in form:
+        form[field].errors = list(form[field].errors or []) + [exc.reason]
+    else:
+        flash(exc.reason, "error")
+
+
+def _affiliation_names() -> list[str]:
+    return db.session.scalars(db.select(Organization.name).where(
+        Organization.kind != OrgKind.ENTERPRISE.value).order_by(Organization.name).limit(500)).all()
 
 
 @bp.route("/register", methods=["GET", "POST"])
 def register():
-    return "register"
+    """Create an enterprise-member or expert account and sign in."""
+    if current_user.is_authenticated:
+        return redirect(url_for("listings.my_listings"))
+    form = RegisterForm()
+    status = 200
+    if form.validate_on_submit():
+        try:
+            user = ops.register_user(form.data)
+            db.session.commit()
+        except WorkflowError as exc:
+            _refuse(form, exc)
+            status = 400
+        else:
+            _start_session(user)
+            membership = user.memberships[0] if user.memberships else None
+            if membership is not None and not membership.is_manager:
+                flash(_("Welcome! You joined %(org)s as a member. Its manager keeps the organization's details.",
+                        org=membership.organization.name), "success")
+            else:
+                flash(_("Welcome! Your account is ready."), "success")
+            return redirect(url_for("listings.my_listings"))
+    elif request.method == "POST":
+        status = 400
+    return render_template("accounts/register.html", form=form,
+                           affiliations=_affiliation_names()), status
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    """Sign in by email and password; ``next`` may only point to a page on this site."""
+    next_url = ops.safe_next(request.values.get("next"))
+    if current_user.is_authenticated:
+        return redirect(next_url or url_for("listings.my_listings"))
+    form = LoginForm()
+    status = 200
+    if form.validate_on_submit():
+        try:
+            user = ops.authenticate(form.email.data, form.password.data)
+        except WorkflowError as exc:
+            db.session.commit()  # keep the audit entry of the failure
+            flash(exc.reason, "error")
+            status = exc.status if exc.status in (401, 403, 429) else 400
+        else:
+            ops.record_login(user)
+            db.session.commit()
+            _start_session(user, remember=bool(form.remember.data))
+            flash(_("Welcome back, %(name)s.", name=user.name), "success")
+            return redirect(next_url or url_for("listings.my_listings"))
+    elif request.method == "POST":
+        status = 400
+    return render_template("accounts/login.html", form=form, next_url=next_url), status
 
 
 @bp.post("/logout")
 def logout():
-    return "logout"
+    """End the session here and on the server (a copied session cookie stops working)."""
+    if current_user.is_authenticated:
+        ops.record_logout(current_user._get_current_object())
+        db.session.commit()
+        logout_user()
+    session.clear()
+    flash(_("You have been logged out."), "info")
+    return redirect(url_for("main.index"))
 
 
-@bp.get("/profile")
+@bp.route("/profile/password", methods=["GET", "POST"])
+@login_required
+def change_password():
+    """Change the password; every other session of this account ends."""
+    form = ChangePasswordForm()
+    status = 200
+    if form.validate_on_submit():
+        user = current_user._get_current_object()
+        try:
+            ops.change_password(user, form.current_password.data, form.password.data)
+            db.session.commit()
+        except WorkflowError as exc:
+            _refuse(form, exc)
+            status = 400 if exc.status != 403 else 403
+        else:
+            _start_session(user)
+            flash(_("Your password has been changed. Other devices have been signed out."), "success")
+            return redirect(url_for("accounts.profile"))
+    elif request.method == "POST":
+        status = 400
+    return render_template("accounts/change_password.html", form=form), status
+
+
+@bp.route("/profile", methods=["GET", "POST"])
+@login_required
 def profile():
-    return "profile"
+    """Your name, language and (for experts) expert profile; links to the organizations you manage."""
+    user = current_user._get_current_object()
+    expert = user.expert_profile
+    if request.method == "GET":
+        data = {"name": user.name, "locale": user.locale}
+        if expert is not None:
+            data.update(title=expert.title, affiliation=expert.affiliation_name, fields=expert.fields,
+                        languages=expert.languages, bio=expert.bio)
+        form = ProfileForm(data=data)
+    else:
+        form = ProfileForm()
+    if expert is None:
+        form.drop_expert_fields()
+    status = 200
+    if form.validate_on_submit():
+        try:
+            ops.update_profile(user, form.data)
+            db.session.commit()
+        except WorkflowError as exc:
+            _refuse(form, exc)
+            status = 400
+        else:
+            session["lang"] = user.locale
+            flash(_("Your profile has been saved."), "success")
+            return redirect(url_for("accounts.profile"))
+    elif request.method == "POST":
+        status = 400
+    return render_template("accounts/profile.html", form=form, user=user, expert=expert,
+                           affiliations=_affiliation_names() if expert is not None else []), status
+
+
+@bp.get("/organizations/<int:org_id>")
+def organization(org_id: int):
+    """Public page of an organization."""
+    org = get_or_404(Organization, org_id)
+    return render_template("accounts/organization.html", org=org, can_edit=org.can_edit(current_user))
+
+
+@bp.route("/organizations/<int:org_id>/edit", methods=["GET", "POST"])
+@login_required
+def edit_organization(org_id: int):
+    """Edit an organization's details (its managers and admins only)."""
+    org = get_or_404(Organization, org_id)
+    if not org.can_edit(current_user):
+        abort(403, _("Only the organization's managers can edit it."))
+    form = OrganizationForm(obj=org) if request.method == "GET" else OrganizationForm()
+    if request.method == "GET":
+        form.hub_city.data = org.hub_city or ""
+    status = 200
+    if form.validate_on_submit():
+        try:
+            ops.update_organization(org, current_user._get_current_object(), form.data)
+            db.session.commit()
+        except WorkflowError as exc:
+            _refuse(form, exc)
+            status = exc.status if exc.status in (403, 409) else 400
+        else:
+            flash(_("The organization has been saved."), "success")
+            return redirect(url_for("accounts.organization", org_id=org.id))
+    elif request.method == "POST":
+        status = 400
+    return render_template("accounts/organization_edit.html", form=form, org=org), status
