@@ -86,8 +86,12 @@ class User(UserMixin, db.Model):
         self.session_token = secrets.token_urlsafe(32)
 
     # passwords -----------------------------------------------------------------
+    @staticmethod
+    def hash_password(password: str) -> str:
+        return _hasher.hash(password)
+
     def set_password(self, password: str) -> None:
-        self.password_hash = _hasher.hash(password)
+        self.password_hash = self.hash_password(password)
         self.rotate_session_token()
 
     def check_password(self, password: str) -> bool:

@@ -1,0 +1,171 @@
+"""Load the demo data set in seeds/ into the database.
+
+Idempotent: every seeded row carries a ``seed_key``; rows that exist are left as they are, so running
+``matchmaker seed`` twice changes nothing and never overwrites what users edited.
+"""
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta
+from pathlib import Path
+
+from .accounts.models import ExpertProfile, Membership, Organization, User
+from .core import audit
+from .core.enums import ListingStatus, Role
+from .core.time import utcnow
+from .extensions import db
+from .listings.models import Capability, Need
+from .matching_service import detect_language
+
+SEEDS_DIR = Path(__file__).resolve().parent.parent / "seeds"
+DEMO_DOMAIN = "demo.matchmaker.local"
+
+#: one demo login per role; printed by the demo script
+DEMO_ACCOUNTS = [
+    {"key": "demo-admin", "email": f"admin@{DEMO_DOMAIN}", "name": "平台管理员", "roles": [Role.ADMIN]},
+    {"key": "demo-coordinator", "email": f"coordinator@{DEMO_DOMAIN}", "name": "科技服务团 李协调",
+     "roles": [Role.COORDINATOR]},
+    {"key": "demo-coordinator-cq", "email": f"coordinator.cq@{DEMO_DOMAIN}", "name": "重庆服务团 陈协调",
+     "roles": [Role.COORDINATOR], "hub_city": "chongqing"},
+    {"key": "demo-firm", "email": f"firm@{DEMO_DOMAIN}", "name": "企业用户 王经理", "roles": [Role.ENTERPRISE]},
+    {"key": "demo-expert", "email": f"expert@{DEMO_DOMAIN}", "name": None, "roles": [Role.EXPERT]},
+]
+
+
+def _read_json(seeds_dir: Path, name: str) -> list[dict]:
+    path = seeds_dir / name
+    if name.endswith(".jsonl"):
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _by_key(model) -> dict[str, object]:
+    return {row.seed_key: row for row in db.session.scalars(db.select(model).where(model.seed_key.is_not(None)))}
+
+
+def _user(key: str, email: str, name: str, password_hash: str, roles, hub_city=None, locale="zh_CN") -> User:
+    # All demo accounts share one password; hashing it once keeps seeding fast (argon2id is slow by design).
+    user = User(seed_key=key, email=email.lower(), name=name, locale=locale, password_hash=password_hash)
+    for role in roles:
+        user.add_role(role)
+        if hub_city and role == Role.COORDINATOR:
+            user.roles[-1].hub_city = hub_city
+    db.session.add(user)
+    return user
+
+
+def load_seeds(demo_password: str, seeds_dir: Path | None = None) -> dict[str, int]:
+    """Insert whatever part of the seed set is missing; returns how many rows of each kind were added."""
+    seeds_dir = seeds_dir or SEEDS_DIR
+    added = {"organizations": 0, "users": 0, "needs": 0, "capabilities": 0}
+
+    orgs = _by_key(Organization)
+    for row in _read_json(seeds_dir, "organizations.json"):
+        if row["key"] in orgs:
+            continue
+        org = Organization(seed_key=row["key"], name=row["name"], name_en=row.get("name_en"), kind=row["kind"],
+                           hub_city=row.get("hub_city"), region=row.get("region"),
+                           description=row.get("description"))
+        db.session.add(org)
+        orgs[row["key"]] = org
+        added["organizations"] += 1
+    db.session.flush()
+
+    users = _by_key(User)
+    experts_seed = _read_json(seeds_dir, "experts.json")
+
+    password_hash = User.hash_password(demo_password)
+
+    def ensure(key: str, **kw) -> User:
+        if key not in users:
+            users[key] = _user(key, password_hash=password_hash, **kw)
+            added["users"] += 1
+        return users[key]
+
+    for account in DEMO_ACCOUNTS:
+        if account["key"] == "demo-expert":
+            continue
+        ensure(account["key"], email=account["email"], name=account["name"], roles=account["roles"],
+               hub_city=account.get("hub_city"))
+
+    # One login per enterprise, so every seeded need has a real owner; the demo firm user joins the first.
+    enterprises = [r for r in _read_json(seeds_dir, "organizations.json") if r["kind"] == "enterprise"]
+    for row in enterprises:
+        user = ensure(f"user-{row['key']}", email=f"{row['key']}@{DEMO_DOMAIN}", name=f"{row['name']} 联系人",
+                      roles=[Role.ENTERPRISE])
+        if not user.memberships:
+            user.memberships.append(Membership(organization=orgs[row["key"]], is_manager=True))
+    demo_firm = users["demo-firm"]
+    if not demo_firm.memberships and enterprises:
+        demo_firm.memberships.append(Membership(organization=orgs[enterprises[0]["key"]], is_manager=True))
+
+    for i, row in enumerate(experts_seed):
+        locale = "en" if row.get("languages") == ["en"] else "zh_CN"
+        user = ensure(row["key"], email=row["email"], name=row["name"], roles=[Role.EXPERT], locale=locale)
+        if user.expert_profile is None:
+            db.session.add(ExpertProfile(user=user, title=row.get("title"),
+                                         affiliation=orgs.get(row.get("org")),
+                                         fields=row.get("fields", []), languages=row.get("languages", []),
+                                         bio=row.get("bio")))
+            if row.get("org") in orgs and not user.memberships:
+                user.memberships.append(Membership(organization=orgs[row["org"]], is_manager=False))
+        if i == 0 and "demo-expert" not in users:
+            # The demo expert login is the first seeded expert under an easy address.
+            user.email = f"expert@{DEMO_DOMAIN}"
+            users["demo-expert"] = user
+    db.session.flush()
+
+    reviewer = users["demo-coordinator"]
+    experts = {k: u.expert_profile for k, u in users.items() if u.expert_profile is not None}
+    needs = _by_key(Need)
+    for n, row in enumerate(_read_json(seeds_dir, "needs.jsonl")):
+        if row["key"] in needs:
+            continue
+        need = Need(seed_key=row["key"], organization=orgs[row["org"]],
+                    created_by=users[f"user-{row['org']}"], title=row["title"], industry=row["industry"],
+                    background=row.get("background", ""), problems=row.get("problems", ""),
+                    targets=row.get("targets", ""), budget_min=row.get("budget_min"),
+                    budget_max=row.get("budget_max"),
+                    deadline=date.fromisoformat(row["deadline"]) if row.get("deadline") else None,
+                    hub_city=row.get("hub_city"), region=row.get("region"), coop_modes=row.get("coop_modes", []),
+                    visibility=row.get("visibility", "public"), contact_name=row.get("contact_name"),
+                    contact_phone=row.get("contact_phone"), contact_email=row.get("contact_email"))
+        _set_status(need, row.get("status", "published"), reviewer, age_days=n % 9)
+        need.language = detect_language(need.matching_text())
+        db.session.add(need)
+        added["needs"] += 1
+
+    caps = _by_key(Capability)
+    for n, row in enumerate(_read_json(seeds_dir, "capabilities.jsonl")):
+        if row["key"] in caps:
+            continue
+        expert = experts.get(row.get("owner_expert"))
+        owner = users.get(row.get("owner_expert")) or reviewer
+        cap = Capability(seed_key=row["key"], organization=orgs.get(row.get("org")), created_by=owner,
+                         expert_id=expert.id if expert else None, kind=row["kind"], title=row["title"],
+                         summary=row.get("summary", ""), description=row.get("description", ""),
+                         field=row["field"], trl=row.get("trl"), ip=row.get("ip") or None,
+                         coop_modes=row.get("coop_modes", []), hub_city=row.get("hub_city"),
+                         region=row.get("region"))
+        _set_status(cap, row.get("status", "published"), reviewer, age_days=n % 11)
+        cap.language = row.get("language") or detect_language(cap.matching_text())
+        db.session.add(cap)
+        added["capabilities"] += 1
+
+    db.session.flush()
+    if any(added.values()):
+        audit.record("seed.load", comment=json.dumps(added))
+    db.session.commit()
+    return added
+
+
+def _set_status(listing, status: str, reviewer: User, age_days: int) -> None:
+    """Give seeded listings the timestamps their status requires (the CHECK constraints insist)."""
+    now = utcnow()
+    listing.status = status
+    listing.created_at = now - timedelta(days=age_days + 2)
+    if status in (ListingStatus.SUBMITTED, ListingStatus.PUBLISHED):
+        listing.submitted_at = now - timedelta(days=age_days + 1)
+    if status == ListingStatus.PUBLISHED:
+        listing.published_at = now - timedelta(days=age_days)
+        listing.reviewed_by_id = reviewer.id
