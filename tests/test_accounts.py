@@ -1,0 +1,405 @@
+"""Accounts: registration, login/logout, sessions, password change, profile and organization pages."""
+from __future__ import annotations
+
+import pytest
+
+from matchmaker.accounts.models import ExpertProfile, Membership, Organization, User
+from matchmaker.core.audit import AuditEvent
+from matchmaker.core.enums import Role
+from matchmaker.extensions import db
+
+from conftest import PASSWORD, login
+
+GOOD_PASSWORD = "Spring rain on Jialing river 7"
+
+
+@pytest.fixture(autouse=True)
+def english(app, monkeypatch):
+    """Pages in English, so assertions on messages hold once the Chinese catalogue exists."""
+    monkeypatch.setattr(app.extensions["babel"], "locale_selector", lambda: "en")
+
+
+def enterprise_form(**overrides) -> dict:
+    data = {
+        "name": "张经理", "email": "Zhang.Manager@Example.com", "password": GOOD_PASSWORD,
+        "confirm": GOOD_PASSWORD, "locale": "zh_CN", "account_type": "enterprise",
+        "org_name": "重庆新能源电池有限公司", "hub_city": "chongqing", "region": "两江新区",
+    }
+    data.update(overrides)
+    return data
+
+
+def expert_form(**overrides) -> dict:
+    data = {
+        "name": "李教授", "email": "li.prof@example.com", "password": GOOD_PASSWORD, "confirm": GOOD_PASSWORD,
+        "locale": "en", "account_type": "expert", "title": "教授", "affiliation": "某研究院",
+        "fields": ["new_materials", "new_energy"], "languages": ["zh", "en"], "bio": "电池材料二十年。",
+    }
+    data.update(overrides)
+    return data
+
+
+def user_by_email(email: str) -> User | None:
+    return db.session.scalar(db.select(User).where(User.email == email))
+
+
+def count(model) -> int:
+    return db.session.scalar(db.select(db.func.count()).select_from(model))
+
+
+def audit_actions() -> list[str]:
+    return db.session.scalars(db.select(AuditEvent.action).order_by(AuditEvent.id)).all()
+
+
+def session_token_of(client) -> str | None:
+    with client.session_transaction() as session:
+        return session.get("_user_id")
+
+
+# -- registration --------------------------------------------------------------------------------------
+
+def test_register_enterprise_creates_org_and_manager(client):
+    """Does an enterprise registration create the user (lowercased email), a new enterprise it manages,
+    sign the user in and land on "my listings"?"""
+    response = client.post("/register", data=enterprise_form())
+    assert response.status_code == 302 and response.headers["Location"].endswith("/my")
+    user = user_by_email("zhang.manager@example.com")
+    assert user is not None and user.role_codes == {"enterprise"}
+    org = user.primary_organization
+    assert org.name == "重庆新能源电池有限公司" and org.kind == "enterprise" and org.hub_city == "chongqing"
+    assert user.memberships[0].is_manager is True
+    assert session_token_of(client) == user.session_token
+    assert "auth.register" in audit_actions() and "org.create" in audit_actions()
+
+
+def test_register_joining_existing_org_is_not_manager(client, make):
+    """Does joining an existing enterprise by exact name make the user a plain member (no manager rights)?"""
+    firm = make.org(kind="enterprise", name="已有公司")
+    response = client.post("/register", data=enterprise_form(org_name="已有公司", hub_city=""))
+    assert response.status_code == 302
+    user = user_by_email("zhang.manager@example.com")
+    assert user.memberships[0].organization_id == firm.id and user.memberships[0].is_manager is False
+    assert not firm.can_edit(user)
+    assert client.get(f"/organizations/{firm.id}/edit").status_code == 403
+
+
+def test_register_cannot_join_non_enterprise_org(client, make):
+    """Is an enterprise registration that names a university refused with a field message, nothing saved?"""
+    make.org(kind="university", name="某大学")
+    users_before = count(User)
+    response = client.post("/register", data=enterprise_form(org_name="某大学"))
+    assert response.status_code == 400 and "not an enterprise" in response.get_data(as_text=True)
+    assert count(User) == users_before
+
+
+def test_register_expert_creates_profile(client, world):
+    """Does an expert registration create the expert role and profile, linking an existing affiliation?"""
+    response = client.post("/register", data=expert_form())
+    assert response.status_code == 302
+    user = user_by_email("li.prof@example.com")
+    assert user.role_codes == {"expert"} and user.locale == "en" and user.memberships == []
+    profile = user.expert_profile
+    assert profile.fields == ["new_materials", "new_energy"] and profile.languages == ["zh", "en"]
+    assert profile.affiliation_id == world["institute"].id and profile.affiliation_text is None
+
+
+def test_register_expert_free_text_affiliation(client):
+    """Is an affiliation that is not a registered organization kept as free text, creating no organization?"""
+    orgs_before = count(Organization)
+    client.post("/register", data=expert_form(affiliation="西南某大学材料学院"))
+    profile = user_by_email("li.prof@example.com").expert_profile
+    assert profile.affiliation_id is None and profile.affiliation_name == "西南某大学材料学院"
+    assert count(Organization) == orgs_before
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"name": ""}, "This field is required"),
+    ({"email": "not-an-email"}, "valid email"),
+    ({"email": "x" * 250 + "@example.com"}, "254"),
+    ({"confirm": "Something else entirely 9"}, "do not match"),
+    ({"account_type": "admin"}, "not a valid choice"),
+    ({"account_type": "coordinator"}, "not a valid choice"),
+    ({"hub_city": "beijing"}, "not a valid choice"),
+    ({"locale": "fr"}, "not a valid choice"),
+    ({"org_name": ""}, "Enter your organization"),
+    ({"org_name": "新公司", "hub_city": ""}, "hub city"),
+    ({"org_name": "长" * 201}, "200"),
+    ({"account_type": "expert", "fields": []}, "at least one field"),
+    ({"account_type": "expert", "fields": ["astrology"]}, "not a valid choice"),
+    ({"account_type": "expert", "fields": ["big_data"], "languages": ["klingon"]}, "not a valid choice"),
+])
+def test_register_invalid_input_saves_nothing(client, overrides, message):
+    """Is each kind of bad registration input answered with a field message (400) and nothing written?"""
+    before = (count(User), count(Organization), count(ExpertProfile), count(Membership), count(AuditEvent))
+    response = client.post("/register", data=enterprise_form(**overrides))
+    assert response.status_code == 400
+    assert message.lower() in response.get_data(as_text=True).lower()
+    assert (count(User), count(Organization), count(ExpertProfile), count(Membership), count(AuditEvent)) == before
+    assert session_token_of(client) is None
+
+
+@pytest.mark.parametrize("password, message", [
+    ("short pass", "at least 12"),
+    ("x" * 129, "at most 128"),
+    ("password1234", "too common"),
+    ("aaaaaaaaaaaaaaa", "too common"),
+    ("zhang.manager-rocks-2024", "email address"),
+])
+def test_register_weak_password_refused(client, password, message):
+    """Are short, overlong, common, single-character and email-based passwords refused, nothing saved?"""
+    response = client.post("/register", data=enterprise_form(password=password, confirm=password))
+    assert response.status_code == 400 and message in response.get_data(as_text=True)
+    assert user_by_email("zhang.manager@example.com") is None
+
+
+def test_register_duplicate_email_case_insensitive(client, make):
+    """Is a second account with the same email, in different case, refused?"""
+    make.user(email="taken@example.com")
+    before = count(User)
+    response = client.post("/register", data=enterprise_form(email="TAKEN@Example.com"))
+    assert response.status_code == 400 and "already exists" in response.get_data(as_text=True)
+    assert count(User) == before
+
+
+def test_register_forged_role_fields_ignored(client):
+    """Are forged extra fields (roles, is_manager, active, hub scope) ignored: only the chosen role is given?"""
+    data = enterprise_form(org_name="伪造公司", roles="admin", role="admin", is_admin="1", is_manager="1",
+                           active="0", session_token="fixed")
+    data["account_type"] = ["enterprise", "admin"]
+    client.post("/register", data=data)
+    user = user_by_email("zhang.manager@example.com")
+    assert user.role_codes == {"enterprise"} and user.active and user.session_token != "fixed"
+
+
+def test_signed_in_user_is_sent_away_from_register(client_as):
+    """Does a signed-in user visiting /register land on "my listings" instead of making a second account?"""
+    response = client_as("enterprise").get("/register")
+    assert response.status_code == 302 and response.headers["Location"].endswith("/my")
+
+
+# -- login and logout ----------------------------------------------------------------------------------
+
+def test_login_success_rotates_token_and_audits(client, make):
+    """Does a correct login (email in any case) rotate the session token, sign in and write auth.login?"""
+    user = make.user(Role.ENTERPRISE, email="login@example.com")
+    old_token = user.session_token
+    response = client.post("/login", data={"email": " LOGIN@example.com ", "password": PASSWORD})
+    assert response.status_code == 302 and response.headers["Location"].endswith("/my")
+    db.session.refresh(user)
+    assert user.session_token != old_token and session_token_of(client) == user.session_token
+    assert user.last_login_at is not None
+    event = db.session.scalar(db.select(AuditEvent).where(AuditEvent.action == "auth.login"))
+    assert event.actor_id == user.id
+
+
+@pytest.mark.parametrize("email", ["login@example.com", "nobody@example.com"])
+def test_login_failure_is_generic_and_audited(client, make, email):
+    """Do a wrong password and an unknown email get the same message, no session, and an anonymous
+    auth.login_failed row carrying the lowercased email?"""
+    make.user(email="login@example.com")
+    response = client.post("/login", data={"email": email.upper(), "password": "wrong password 123"})
+    assert response.status_code == 401
+    assert "Email or password is incorrect." in response.get_data(as_text=True)
+    assert session_token_of(client) is None
+    event = db.session.scalar(db.select(AuditEvent).where(AuditEvent.action == "auth.login_failed"))
+    assert event.actor_id is None and event.comment == email
+
+
+def test_login_inactive_user_refused(client, make):
+    """Is a deactivated account refused even with the right password?"""
+    make.user(email="gone@example.com", active=False)
+    response = client.post("/login", data={"email": "gone@example.com", "password": PASSWORD})
+    assert response.status_code == 403 and session_token_of(client) is None
+
+
+def test_login_throttled_after_many_failures(client, make):
+    """After ten failures for one email in a short time, is even the right password refused (429)?"""
+    make.user(email="target@example.com")
+    for _ in range(10):
+        client.post("/login", data={"email": "target@example.com", "password": "guess guess guess"})
+    response = client.post("/login", data={"email": "target@example.com", "password": PASSWORD})
+    assert response.status_code == 429 and session_token_of(client) is None
+
+
+@pytest.mark.parametrize("next_url", ["https://evil.example/phish", "//evil.example/x", "/\\evil.example",
+                                      "javascript:alert(1)", "http:/evil.example"])
+def test_login_next_external_refused(client, make, next_url):
+    """Is an external or protocol-relative ``next`` ignored after login (redirect stays on the site)?"""
+    make.user(email="next@example.com")
+    response = client.post("/login", query_string={"next": next_url},
+                           data={"email": "next@example.com", "password": PASSWORD})
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/my"
+
+
+def test_login_next_local_followed(client, make):
+    """Is a local ``next`` path followed after login?"""
+    make.user(email="next@example.com")
+    response = client.post("/login?next=/profile", data={"email": "next@example.com", "password": PASSWORD})
+    assert response.headers["Location"] == "/profile"
+
+
+def test_login_page_keeps_next_and_redirects_anonymous(client):
+    """Does a protected page send an anonymous visitor to the login page with ``next``?"""
+    response = client.get("/profile")
+    assert response.status_code == 302 and "/login?next=" in response.headers["Location"]
+
+
+def test_logout_invalidates_copied_session(app, client, make):
+    """After logout, does a copy of the old session cookie (the old token) no longer sign anyone in?"""
+    user = make.user(email="copy@example.com")
+    client.post("/login", data={"email": "copy@example.com", "password": PASSWORD})
+    cookie = client.get_cookie("session").value
+    thief = app.test_client()
+    thief.set_cookie("session", cookie)
+    assert thief.get("/profile").status_code == 200  # the copy works while the session lives
+    old_token = session_token_of(client)
+
+    response = client.post("/logout")
+    assert response.status_code == 302
+    assert thief.get("/profile").status_code == 302  # …and not after logout
+    replay = login(app.test_client(), user)  # login() uses the token the user has *now* — replay the old one
+    with replay.session_transaction() as session:
+        session["_user_id"] = old_token
+    assert replay.get("/profile").status_code == 302
+    assert "auth.logout" in audit_actions()
+
+
+def test_logout_is_post_only(client_as):
+    """Is GET /logout refused, so a link or image cannot sign users out?"""
+    assert client_as("enterprise").get("/logout").status_code == 405
+
+
+# -- password change -----------------------------------------------------------------------------------
+
+def test_password_change_rotates_token_and_keeps_this_session(client_as, world, app):
+    """Does changing the password rotate the token (other sessions end) while this browser stays signed in?"""
+    user = world["enterprise"]
+    me = client_as("enterprise")
+    other_device = login(app.test_client(), user)
+    new = "A brand new long passphrase 42"
+    response = me.post("/profile/password", data={"current_password": PASSWORD, "password": new, "confirm": new})
+    assert response.status_code == 302
+    db.session.refresh(user)
+    assert user.check_password(new)
+    assert session_token_of(me) == user.session_token
+    assert me.get("/profile").status_code == 200
+    assert other_device.get("/profile").status_code == 302
+    assert "auth.password_change" in audit_actions()
+
+
+def test_password_change_needs_current_password(client_as, world):
+    """Is a password change with a wrong current password refused, leaving the password unchanged?"""
+    user = world["enterprise"]
+    token = user.session_token
+    new = "A brand new long passphrase 42"
+    response = client_as("enterprise").post("/profile/password", data={
+        "current_password": "not my password", "password": new, "confirm": new})
+    assert response.status_code == 403 and "current password is not correct" in response.get_data(as_text=True)
+    db.session.refresh(user)
+    assert user.check_password(PASSWORD) and user.session_token == token
+
+
+def test_password_change_weak_new_password(client_as):
+    """Is a weak new password refused with a field message?"""
+    response = client_as("enterprise").post("/profile/password", data={
+        "current_password": PASSWORD, "password": "short", "confirm": "short"})
+    assert response.status_code == 400 and "at least 12" in response.get_data(as_text=True)
+
+
+# -- profile and organizations -------------------------------------------------------------------------
+
+def test_profile_update_ignores_forged_role_fields(client_as, world):
+    """Does a profile save change name and locale but ignore forged roles/active fields?"""
+    user = world["enterprise"]
+    response = client_as("enterprise").post("/profile", data={
+        "name": "新名字", "locale": "en", "roles": "admin", "role": "coordinator", "active": "0"})
+    assert response.status_code == 302
+    db.session.refresh(user)
+    assert user.name == "新名字" and user.locale == "en" and user.role_codes == {"enterprise"} and user.active
+
+
+def test_expert_profile_update(client_as, world):
+    """Can an expert edit title, fields, languages and bio; are unknown field codes refused?"""
+    user = world["expert"]
+    client = client_as("expert")
+    response = client.post("/profile", data={"name": user.name, "locale": "zh_CN", "title": "研究员",
+                                             "fields": ["big_data"], "languages": ["en"], "bio": "新简介"})
+    assert response.status_code == 302
+    db.session.refresh(user.expert_profile)
+    assert user.expert_profile.title == "研究员" and user.expert_profile.fields == ["big_data"]
+    bad = client.post("/profile", data={"name": user.name, "locale": "zh_CN", "fields": ["nonsense"]})
+    assert bad.status_code == 400
+    db.session.refresh(user.expert_profile)
+    assert user.expert_profile.fields == ["big_data"]
+
+
+def test_profile_rejects_oversized_name(client_as, world):
+    """Is an oversized name refused with a field message rather than truncated or a 500?"""
+    response = client_as("enterprise").post("/profile", data={"name": "名" * 101, "locale": "zh_CN"})
+    assert response.status_code == 400 and "100" in response.get_data(as_text=True)
+
+
+def test_profile_shows_edit_link_to_managers(client_as, world):
+    """Does a manager's profile link to editing their organization?"""
+    page = client_as("enterprise").get("/profile").get_data(as_text=True)
+    assert f"/organizations/{world['firm'].id}/edit" in page
+
+
+def test_org_edit_by_manager(client_as, world):
+    """Can an organization's manager edit its details (audited)?"""
+    firm = world["firm"]
+    response = client_as("enterprise").post(f"/organizations/{firm.id}/edit", data={
+        "name": "重庆甲公司（新）", "name_en": "Chongqing Jia Co.", "hub_city": "chengdu", "region": "高新区",
+        "description": "储能电池。"})
+    assert response.status_code == 302
+    db.session.refresh(firm)
+    assert firm.name == "重庆甲公司（新）" and firm.hub_city == "chengdu" and firm.name_en == "Chongqing Jia Co."
+    assert "org.update" in audit_actions()
+
+
+def test_org_edit_by_non_manager_is_403(client_as, world):
+    """Is editing someone else's organization refused (403) for GET and POST, leaving it unchanged?"""
+    firm = world["firm"]
+    client = client_as("other_enterprise")
+    assert client.get(f"/organizations/{firm.id}/edit").status_code == 403
+    assert client.post(f"/organizations/{firm.id}/edit", data={"name": "Hijacked"}).status_code == 403
+    db.session.refresh(firm)
+    assert firm.name == "重庆甲公司"
+
+
+def test_org_edit_name_clash_and_bad_city(client_as, world):
+    """Are a name already used by another organization and an unknown hub city refused with messages?"""
+    firm = world["firm"]
+    client = client_as("enterprise")
+    clash = client.post(f"/organizations/{firm.id}/edit", data={"name": "成都乙公司", "hub_city": ""})
+    assert clash.status_code == 409 and "already uses this name" in clash.get_data(as_text=True)
+    bad_city = client.post(f"/organizations/{firm.id}/edit", data={"name": "甲", "hub_city": "atlantis"})
+    assert bad_city.status_code == 400
+    db.session.refresh(firm)
+    assert firm.name == "重庆甲公司"
+
+
+def test_org_public_page_and_forged_ids(client, world):
+    """Is an organization's page public, and do unknown or malformed ids give 404?"""
+    page = client.get(f"/organizations/{world['firm'].id}")
+    assert page.status_code == 200 and "重庆甲公司" in page.get_data(as_text=True)
+    assert client.get("/organizations/999999").status_code == 404
+    assert client.get("/organizations/abc").status_code == 404
+
+
+# -- CSRF ----------------------------------------------------------------------------------------------
+
+def test_post_without_csrf_token_is_refused(app, client, make):
+    """With CSRF protection on (as in production), is a login POST without a token refused with 400?"""
+    make.user(email="csrf@example.com")
+    app.config["WTF_CSRF_ENABLED"] = True
+    try:
+        response = client.post("/login", data={"email": "csrf@example.com", "password": PASSWORD})
+        assert response.status_code == 400
+        assert session_token_of(client) is None
+        register = client.post("/register", data=enterprise_form())
+        assert register.status_code == 400
+    finally:
+        app.config["WTF_CSRF_ENABLED"] = False
+    assert user_by_email("zhang.manager@example.com") is None
