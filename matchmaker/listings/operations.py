@@ -35,11 +35,19 @@ def _fields(listing) -> tuple[str, ...]:
     return NEED_FIELDS if isinstance(listing, Need) else CAPABILITY_FIELDS
 
 
-def _transition(listing, to: str, actor, comment: str | None = None) -> None:
+def _check(listing, to: str) -> None:
+    """Refuse an illegal transition before anything on the listing is touched (no half-written row)."""
     frm = listing.status
+    if listing.is_deleted:
+        raise WorkflowError(_("This listing was deleted."), 409)
     if to not in TRANSITIONS.get(frm, set()):
         raise WorkflowError(_("A %(kind)s cannot go from “%(frm)s” to “%(to)s”.",
                               kind=listing.kind_name, frm=S.label_of(frm), to=S.label_of(to)))
+
+
+def _transition(listing, to: str, actor, comment: str | None = None) -> None:
+    frm = listing.status
+    _check(listing, to)
     listing.status = to
     audit.record(f"{listing.kind_name}.{to}", actor=actor, target=listing, from_state=frm, to_state=to,
                  comment=comment)
@@ -93,6 +101,7 @@ def submit_listing(listing, user) -> None:
     if not listing.can_submit(user):
         raise WorkflowError(_("Only a draft or returned listing can be submitted, by its owner."), 403
                             if not listing.is_owned_by(user) else 409)
+    _check(listing, S.SUBMITTED)
     listing.submitted_at = utcnow()
     listing.return_reason = None
     _transition(listing, S.SUBMITTED, user)
@@ -103,6 +112,7 @@ def publish_listing(listing, moderator, comment: str | None = None) -> None:
         raise WorkflowError(_("You may not moderate listings of this hub city."), 403)
     if listing.is_owned_by(moderator) and not moderator.is_admin:
         raise WorkflowError(_("You cannot approve your own listing."), 403)
+    _check(listing, S.PUBLISHED)
     listing.published_at = utcnow()
     listing.reviewed_by_id = moderator.id
     _transition(listing, S.PUBLISHED, moderator, comment)
@@ -114,6 +124,7 @@ def return_listing(listing, moderator, reason: str) -> None:
         raise WorkflowError(_("A reason is required to return a listing."), 400)
     if not listing.can_moderate(moderator):
         raise WorkflowError(_("You may not moderate listings of this hub city."), 403)
+    _check(listing, S.RETURNED)
     listing.return_reason = reason
     listing.reviewed_by_id = moderator.id
     _transition(listing, S.RETURNED, moderator, reason)
@@ -122,6 +133,7 @@ def return_listing(listing, moderator, reason: str) -> None:
 def close_listing(listing, user, comment: str | None = None) -> None:
     if not listing.can_close(user):
         raise WorkflowError(_("You cannot close this listing."), 403)
+    _check(listing, S.CLOSED)
     listing.closed_at = utcnow()
     _transition(listing, S.CLOSED, user, comment)
 
