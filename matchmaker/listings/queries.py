@@ -22,3 +22,98 @@ def owned_listings(model, user) -> Select:
     if user.organization_ids:
         conds.append(model.organization_id.in_(list(user.organization_ids)))
     return select(model).where(or_(*conds), model.deleted_at.is_(None)).order_by(model.updated_at.desc())
+
+
+# --- browse, search and moderation ------------------------------------------------------------------
+
+from sqlalchemy import String, case, cast, func  # noqa: E402
+
+from ..core.enums import CapabilityKind, CoopMode, HubCity, Industry, Language, Role  # noqa: E402
+from .models import Capability  # noqa: E402
+
+#: text columns searched by the keyword box
+SEARCH_COLUMNS = {
+    Need: ("title", "background", "problems", "targets", "region"),
+    Capability: ("title", "summary", "description", "ip", "region"),
+}
+
+#: facet name → (query argument, column attribute, enum) per model; coop modes are handled apart (JSON list)
+FACETS = {
+    Need: (("industry", "industry", Industry), ("hub_city", "hub_city", HubCity),
+           ("language", "language", Language)),
+    Capability: (("kind", "kind", CapabilityKind), ("field", "field", Industry),
+                 ("hub_city", "hub_city", HubCity), ("language", "language", Language)),
+}
+
+MAX_TERMS = 6
+
+
+def _like_escape(term: str) -> str:
+    return term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def search_terms(q: str | None) -> list[str]:
+    """Whitespace-separated keywords (at most MAX_TERMS, each at most 50 characters)."""
+    return [t[:50] for t in (q or "").split()][:MAX_TERMS]
+
+
+def keyword_filter(model, q: str | None):
+    """Every term must appear (case-insensitively, any substring, Chinese included) in some text column."""
+    conds = []
+    for term in search_terms(q):
+        pattern = f"%{_like_escape(term)}%"
+        conds.append(or_(*(getattr(model, col).ilike(pattern, escape="\\")
+                           for col in SEARCH_COLUMNS[model])))
+    return conds
+
+
+def coop_mode_filter(model, mode: str):
+    """Listings whose JSON list of cooperation modes contains ``mode`` (portable SQLite / PostgreSQL)."""
+    return cast(model.coop_modes, String).like(f'%"{mode}"%')
+
+
+def apply_filters(stmt: Select, model, filters: dict[str, str], q: str | None = None,
+                  skip: str | None = None) -> Select:
+    """Add the keyword search and every facet filter except ``skip`` (used for facet counts)."""
+    conds = keyword_filter(model, q)
+    for arg, column, _enum in FACETS[model]:
+        if arg != skip and filters.get(arg):
+            conds.append(getattr(model, column) == filters[arg])
+    if skip != "coop" and filters.get("coop"):
+        conds.append(coop_mode_filter(model, filters["coop"]))
+    return stmt.where(*conds) if conds else stmt
+
+
+def facet_counts(base: Select, model, filters: dict[str, str], q: str | None) -> dict[str, dict[str, int]]:
+    """For each facet, how many listings each value would give with the other filters kept."""
+    from ..extensions import db
+
+    counts: dict[str, dict[str, int]] = {}
+    for arg, column, _enum in FACETS[model]:
+        sub = apply_filters(base, model, filters, q, skip=arg).subquery()
+        col = sub.c[column]
+        rows = db.session.execute(select(col, func.count()).group_by(col)).all()
+        counts[arg] = {value: n for value, n in rows if value is not None}
+    sub = apply_filters(base, model, filters, q, skip="coop").subquery()
+    text = cast(sub.c.coop_modes, String)
+    sums = [func.coalesce(func.sum(case((text.like(f'%"{m.value}"%'), 1), else_=0)), 0) for m in CoopMode]
+    row = db.session.execute(select(*sums)).one()
+    counts["coop"] = {m.value: int(n) for m, n in zip(CoopMode, row)}
+    return counts
+
+
+def coordinator_scopes(user) -> set[str | None] | None:
+    """Hub cities a coordinator may moderate; None means every city (admins, unscoped coordinators)."""
+    if user.is_admin:
+        return None
+    scopes = {r.hub_city for r in user.roles if r.role == Role.COORDINATOR}
+    return None if None in scopes else scopes
+
+
+def moderation_queue(model, user) -> Select:
+    """Submitted, not deleted listings ``user`` may moderate (same rule as ``can_moderate``), oldest first."""
+    stmt = select(model).where(model.status == ListingStatus.SUBMITTED, model.deleted_at.is_(None))
+    scopes = coordinator_scopes(user)
+    if scopes is not None:
+        stmt = stmt.where(model.hub_city.in_([s for s in scopes if s]))
+    return stmt.order_by(model.submitted_at.asc(), model.id.asc())

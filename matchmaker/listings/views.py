@@ -1,19 +1,302 @@
-"""Placeholder until the listing pages land."""
-from flask import Blueprint
+"""Listing pages: browse and search, detail, create/edit forms, "my listings", owner actions.
+
+Views stay thin: forms validate, ``operations`` change state, and each request commits once.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user, login_required
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
+
+from ..core.enums import CoopMode, ListingStatus, OrgKind, Role
+from ..core.workflow import WorkflowError
+from ..extensions import db
+from . import operations as ops
+from .forms import CapabilityForm, ConfirmForm, ListingForm, NeedForm
+from .models import Capability, Need
+from .queries import FACETS, apply_filters, facet_counts, owned_listings, search_terms, visible_listings
 
 bp = Blueprint("listings", __name__)
+
+MAX_ID = 2**63 - 1
+MAX_PAGE = 10_000
+
+
+@dataclass(frozen=True)
+class Kind:
+    """What differs between needs and capabilities, so one set of views serves both."""
+
+    slug: str           # URL segment: needs / capabilities
+    model: type
+    form: type[ListingForm]
+    browse_endpoint: str
+    noun: object        # translatable singular, for messages
+
+
+KINDS = {
+    "needs": Kind("needs", Need, NeedForm, "listings.browse_needs", _l("need")),
+    "capabilities": Kind("capabilities", Capability, CapabilityForm, "listings.browse_capabilities",
+                         _l("capability")),
+}
+KIND_OF_MODEL = {k.model: k for k in KINDS.values()}
+
+
+def kind_of(listing) -> Kind:
+    return KIND_OF_MODEL[type(listing)]
+
+
+@bp.app_template_global()
+def listing_url(listing, action: str = "detail", **kw) -> str:
+    """URL of a listing page or action, for any template (cards, queue, matches)."""
+    return url_for(f"listings.{action}", kind=kind_of(listing).slug, listing_id=listing.id, **kw)
+
+
+def load_listing(model, listing_id: int):
+    """The listing if it exists and the current user may see it; 404 otherwise (no existence leak)."""
+    if not 0 < listing_id <= MAX_ID:
+        abort(404)
+    listing = db.session.get(model, listing_id)
+    if listing is None or not listing.can_view(current_user):
+        abort(404)
+    return listing
+
+
+def commit_or_conflict() -> bool:
+    """Commit the request's single transaction. False (rolled back, flashed) if someone changed it first."""
+    try:
+        db.session.commit()
+        return True
+    except StaleDataError:
+        db.session.rollback()
+        flash(_("Someone else changed this listing in the meantime. Nothing was saved; please check "
+                "it and try again."), "warning")
+    except IntegrityError:
+        db.session.rollback()
+        current_app.logger.warning("integrity error on %s", request.path, exc_info=True)
+        flash(_("The listing could not be saved because some values are inconsistent. Nothing was saved."),
+              "error")
+    return False
+
+
+def refuse(exc: WorkflowError, back: str):
+    """Roll back a refused operation: 403 with the reason, otherwise a flash and back to ``back``."""
+    db.session.rollback()
+    if exc.status == 403:
+        abort(403, exc.reason)
+    flash(exc.reason, "error")
+    return redirect(back, code=303)
+
+
+# --- posting permission -------------------------------------------------------------------------------
+
+def poster_choices(kind: Kind, user) -> list[tuple[int, str]]:
+    """Who ``user`` may post this kind of listing for: (organization id, name); 0 = as an expert.
+
+    Needs come from enterprises only; capabilities from any member organization or an expert in person.
+    """
+    if not getattr(user, "is_authenticated", False):
+        return []
+    orgs = [m.organization for m in user.memberships]
+    if kind.model is Need:
+        return [(o.id, o.name) for o in orgs if o.kind == OrgKind.ENTERPRISE]
+    choices = [(o.id, o.name) for o in orgs]
+    if user.expert_profile is not None or user.has_role(Role.EXPERT):
+        choices.insert(0, (0, _("In my own name (expert)")))
+    return choices
+
+
+def require_poster(kind: Kind, user) -> list[tuple[int, str]]:
+    """``poster_choices``, or 403 with the reason when the user may not post this kind at all."""
+    choices = poster_choices(kind, user)
+    if not choices:
+        if kind.model is Need:
+            abort(403, _("Only members of an enterprise can post technology needs. Ask your enterprise's "
+                         "account manager to add you, or register your enterprise first."))
+        abort(403, _("Only experts and members of an organization can post capabilities. Complete your "
+                     "expert profile or join your organization first."))
+    return choices
+
+
+# --- browse and search ----------------------------------------------------------------------------------
+
+def _browse(kind: Kind):
+    model = kind.model
+    q = (request.args.get("q") or "").strip()[:200]
+    filters: dict[str, str] = {}
+    ignored = []
+    facet_enums = {arg: enum for arg, _col, enum in FACETS[model]}
+    facet_enums["coop"] = CoopMode
+    for arg, enum in facet_enums.items():
+        value = request.args.get(arg)
+        if not value:
+            continue
+        if value in enum.values():
+            filters[arg] = value
+        else:
+            ignored.append(arg)
+    page = request.args.get("page", 1, type=int) or 1
+    page = min(max(page, 1), MAX_PAGE)
+
+    base = visible_listings(model, current_user)
+    stmt = apply_filters(base, model, filters, q).order_by(model.published_at.desc(), model.id.desc())
+    pagination = db.paginate(stmt, page=page, per_page=current_app.config.get("PAGE_SIZE", 20),
+                             error_out=False, count=True)
+    counts = facet_counts(base, model, filters, q)
+    facets = [(arg, facet_enums[arg]) for arg in list(facet_enums)]
+    return render_template(
+        "listings/browse.html", kind=kind, q=q, terms=search_terms(q), filters=filters, ignored=ignored,
+        facets=facets, counts=counts, page=pagination, items=pagination.items,
+        can_post=bool(poster_choices(kind, current_user)))
 
 
 @bp.get("/needs")
 def browse_needs():
-    return "needs"
+    """Published technology needs the visitor may see, with keyword search and facets."""
+    return _browse(KINDS["needs"])
 
 
 @bp.get("/capabilities")
 def browse_capabilities():
-    return "caps"
+    """Published capabilities (achievements, expertise, instruments, platforms)."""
+    return _browse(KINDS["capabilities"])
+
+
+# --- detail ---------------------------------------------------------------------------------------------
+
+@bp.get("/<any(needs, capabilities):kind>/<int:listing_id>")
+def detail(kind: str, listing_id: int):
+    k = KINDS[kind]
+    listing = load_listing(k.model, listing_id)
+    return render_template(f"listings/{kind}_detail.html", kind=k, listing=listing, action_form=ConfirmForm())
+
+
+# --- create and edit ------------------------------------------------------------------------------------
+
+@bp.route("/<any(needs, capabilities):kind>/new", methods=["GET", "POST"])
+@login_required
+def create(kind: str):
+    k = KINDS[kind]
+    choices = require_poster(k, current_user)
+    form = k.form()
+    del form.version
+    if len(choices) > 1:
+        form.organization_id.choices = choices
+    else:
+        del form.organization_id
+    if not form.validate_on_submit():
+        return render_template("listings/form.html", kind=k, form=form, listing=None), (
+            400 if request.method == "POST" else 200)
+
+    org_id = form.organization_id.data if "organization_id" in form else choices[0][0]
+    organization = next((m.organization for m in current_user.memberships if m.organization_id == org_id), None)
+    try:
+        listing = ops.create_listing(k.model, current_user, form.listing_data(), organization=organization)
+        if form.wants_submit:
+            ops.submit_listing(listing, current_user)
+    except WorkflowError as exc:
+        return refuse(exc, url_for("listings.create", kind=kind))
+    if not commit_or_conflict():
+        return render_template("listings/form.html", kind=k, form=form, listing=None), 409
+    flash(_("Submitted for review. A coordinator will check it soon.") if form.wants_submit
+          else _("Draft saved. Submit it for review when it is ready."), "success")
+    return redirect(listing_url(listing), code=303)
+
+
+@bp.route("/<any(needs, capabilities):kind>/<int:listing_id>/edit", methods=["GET", "POST"])
+@login_required
+def edit(kind: str, listing_id: int):
+    k = KINDS[kind]
+    listing = load_listing(k.model, listing_id)
+    if not listing.can_edit(current_user):
+        abort(403, _("You cannot edit this listing.") if not listing.is_owned_by(current_user)
+              else _("A closed listing cannot be edited."))
+    form = k.form(obj=listing)
+    del form.organization_id
+    if isinstance(form, NeedForm):
+        form.original_deadline = listing.deadline
+    if not form.validate_on_submit():
+        return render_template("listings/form.html", kind=k, form=form, listing=listing), (
+            400 if request.method == "POST" else 200)
+    if str(form.version.data) != str(listing.version):
+        flash(_("Someone else changed this listing while you were editing it. Nothing was saved; "
+                "here is the current version."), "warning")
+        return redirect(listing_url(listing, "edit"), code=303)
+
+    was_published = listing.status == ListingStatus.PUBLISHED
+    try:
+        ops.update_listing(listing, current_user, form.listing_data())
+        if form.wants_submit and listing.status in (ListingStatus.DRAFT, ListingStatus.RETURNED):
+            ops.submit_listing(listing, current_user)
+    except WorkflowError as exc:
+        return refuse(exc, listing_url(listing))
+    if not commit_or_conflict():
+        return redirect(listing_url(listing, "edit"), code=303)
+    if was_published:
+        flash(_("Changes saved. The listing went back to review and is hidden until a coordinator "
+                "publishes it again."), "warning")
+    elif listing.status == ListingStatus.SUBMITTED and form.wants_submit:
+        flash(_("Changes saved and submitted for review."), "success")
+    else:
+        flash(_("Changes saved."), "success")
+    return redirect(listing_url(listing), code=303)
+
+
+# --- owner actions (POST only) --------------------------------------------------------------------------
+
+def _action(kind: str, listing_id: int, operation, done_message: str, back: str | None = None):
+    k = KINDS[kind]
+    listing = load_listing(k.model, listing_id)
+    if not ConfirmForm().validate_on_submit():
+        abort(400, _("The form was incomplete. Reload the page and try again."))
+    try:
+        operation(listing, current_user)
+    except WorkflowError as exc:
+        return refuse(exc, listing_url(listing))
+    if commit_or_conflict():
+        flash(done_message, "success")
+    return redirect(back or listing_url(listing), code=303)
+
+
+@bp.post("/<any(needs, capabilities):kind>/<int:listing_id>/submit")
+@login_required
+def submit(kind: str, listing_id: int):
+    return _action(kind, listing_id, ops.submit_listing,
+                   _("Submitted for review. A coordinator will check it soon."))
+
+
+@bp.post("/<any(needs, capabilities):kind>/<int:listing_id>/close")
+@login_required
+def close(kind: str, listing_id: int):
+    return _action(kind, listing_id, ops.close_listing, _("The listing is closed."))
+
+
+@bp.post("/<any(needs, capabilities):kind>/<int:listing_id>/delete")
+@login_required
+def delete(kind: str, listing_id: int):
+    return _action(kind, listing_id, ops.delete_listing, _("The listing was deleted."),
+                   back=url_for("listings.my_listings"))
+
+
+# --- my listings ----------------------------------------------------------------------------------------
+
+STATUS_ORDER = [ListingStatus.RETURNED, ListingStatus.DRAFT, ListingStatus.SUBMITTED, ListingStatus.PUBLISHED,
+                ListingStatus.CLOSED]
 
 
 @bp.get("/my")
+@login_required
 def my_listings():
-    return "my"
+    """The user's (and their organizations') needs and capabilities, grouped by status."""
+    groups = {}
+    for slug, k in KINDS.items():
+        rows = db.session.scalars(owned_listings(k.model, current_user)).unique().all()
+        groups[slug] = [(status, [r for r in rows if r.status == status]) for status in STATUS_ORDER]
+        groups[slug] = [(s, rows_) for s, rows_ in groups[slug] if rows_]
+    can_post = {slug: bool(poster_choices(k, current_user)) for slug, k in KINDS.items()}
+    return render_template("listings/my.html", groups=groups, kinds=KINDS, can_post=can_post,
+                           action_form=ConfirmForm())
