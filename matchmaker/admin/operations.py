@@ -73,3 +73,18 @@ def revoke_role(admin: User, user: User, role: str) -> bool:
     audit.record("admin.role_revoke", actor=admin, target=user, from_state=role.value)
     db.session.flush()
     return True
+
+
+def bootstrap_admin(email: str) -> User:
+    """Grant the admin role from the command line (the first admin cannot be appointed through the web).
+
+    Meant for a ``matchmaker create-admin EMAIL`` command; audited with no actor."""
+    from ..accounts.operations import normalize_email
+    user = db.session.scalar(db.select(User).where(db.func.lower(User.email) == normalize_email(email)))
+    if user is None:
+        raise WorkflowError(_("No account with this email."), 404)
+    if not user.has_role(Role.ADMIN):
+        user.roles.append(UserRole(role=Role.ADMIN.value))
+        audit.record("admin.role_grant", target=user, to_state=Role.ADMIN.value, comment="command line")
+        db.session.flush()
+    return user
