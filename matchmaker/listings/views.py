@@ -110,6 +110,12 @@ def poster_choices(kind: Kind, user) -> list[tuple[int, str]]:
     return choices
 
 
+@bp.app_template_global("may_post")
+def may_post(slug: str) -> bool:
+    """Whether the current user may post this kind of listing (to show or hide "post" buttons)."""
+    return slug in KINDS and bool(poster_choices(KINDS[slug], current_user))
+
+
 def require_poster(kind: Kind, user) -> list[tuple[int, str]]:
     """``poster_choices``, or 403 with the reason when the user may not post this kind at all."""
     choices = poster_choices(kind, user)
