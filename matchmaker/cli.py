@@ -29,3 +29,23 @@ def seed(demo_password: str) -> None:
     report = load_seeds(demo_password=demo_password)
     for key, value in report.items():
         click.echo(f"{key}: {value}")
+
+
+@main.command("reindex")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def reindex(quiet: bool) -> None:
+    """Rebuild the matching indexes from the database (the source of truth), atomically."""
+    from .matching_service import rebuild_from_db
+    status = rebuild_from_db(progress=not quiet)
+    for kind, info in status.items():
+        click.echo(f"{kind}: {info['count']} listings, {info['index_type']}, model {info['model_id']}")
+
+
+def _register_matching_commands() -> None:
+    # eval and bench work on files in memory and need neither the app nor its database.
+    from .matching.cli import bench_group, eval_command
+    main.add_command(eval_command)
+    main.add_command(bench_group)
+
+
+_register_matching_commands()

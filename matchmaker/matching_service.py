@@ -1,27 +1,241 @@
-"""Glue between the web app and the matching engine (matchmaker.matching).
+"""Glue between the web app and the matching engine (``matchmaker.matching``).
 
-Filled in when the engine lands: until then listings are stored and browsed, and sync is a no-op.
+The SQL database is the source of truth: the engine's indexes are reconciled with the published listings
+when the engine is first used in a process (missing, corrupt, stale or other-model indexes are rebuilt),
+kept current after each committed publish/close/delete, and `matchmaker reindex` rebuilds them from scratch.
+Hard filters (published, visibility, facets, not the same organization) are SQL; the engine ranks.
 """
 from __future__ import annotations
 
-import re
+import logging
+import threading
+from dataclasses import dataclass, field
 
-_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
-_LATIN = re.compile(r"[A-Za-z]")
+from flask import current_app
+from sqlalchemy import or_, select
+
+from .core.enums import ListingStatus
+from .extensions import db
+from .matching.text import detect_lang
+
+log = logging.getLogger(__name__)
+_engine_lock = threading.Lock()
+EXTENSION_KEY = "matchmaker.engine"
 
 
 def detect_language(text: str) -> str:
-    cjk = len(_CJK.findall(text or ""))
-    latin = len(_LATIN.findall(text or ""))
-    if cjk == 0 and latin == 0:
-        return "other"
-    # A Chinese need mentioning "PLC" or "SLAM" is still Chinese: one CJK char outweighs a few Latin ones.
-    return "zh" if cjk * 3 >= latin else "en"
+    return detect_lang(text)
 
 
 def init_matching(app) -> None:
-    app.extensions["matchmaker.engine"] = None
+    # The engine (and its model, seconds to load) is built on first use, not at import or app start.
+    app.extensions[EXTENSION_KEY] = None
 
 
-def sync_listing(kind: str, listing_id: int) -> None:
-    return None
+def enabled() -> bool:
+    return bool(current_app.config.get("MATCHMAKER_MATCHING", True))
+
+
+def get_engine(reconcile_db: bool = True):
+    """This process's engine, created and reconciled with the database on first use."""
+    if not enabled():
+        return None
+    engine = current_app.extensions.get(EXTENSION_KEY)
+    if engine is None:
+        with _engine_lock:
+            engine = current_app.extensions.get(EXTENSION_KEY)
+            if engine is None:
+                from .matching.engine import MatchEngine
+                engine = MatchEngine(current_app.config["MATCHMAKER_INDEX_DIR"])
+                if reconcile_db:
+                    reconcile(engine)
+                current_app.extensions[EXTENSION_KEY] = engine
+    else:
+        engine.refresh_if_changed()  # another worker or `matchmaker reindex` saved a newer version
+    return engine
+
+
+# -- listings as engine documents ---------------------------------------------------------------
+
+def _models():
+    from .listings.models import Capability, Need
+    return {"need": Need, "capability": Capability}
+
+
+def listing_doc(listing):
+    from .matching.engine import Doc
+    return Doc(id=listing.id, title=listing.title, text=_body(listing), lang=listing.language)
+
+
+def _body(listing) -> str:
+    # The title is added by the engine; the body is everything a match may be found in.
+    return "\n".join(p for p in listing.matching_text().split("\n")[1:] if p)
+
+
+def _indexable(model):
+    return select(model).where(model.status == ListingStatus.PUBLISHED, model.deleted_at.is_(None))
+
+
+def reconcile(engine, progress: bool = False) -> dict[str, dict[str, int]]:
+    """Make the index hold exactly the published listings; returns what changed per kind."""
+    report = {}
+    stale = set(engine.needs_rebuild())
+    for kind, model in _models().items():
+        rows = db.session.scalars(_indexable(model)).all()
+        if kind in stale:
+            engine.rebuild(kind, [listing_doc(r) for r in rows], progress=progress)
+            report[kind] = {"rebuilt": len(rows)}
+            continue
+        in_index = engine.doc_ids(kind)
+        wanted = {r.id: r for r in rows}
+        missing = [listing_doc(r) for i, r in wanted.items() if i not in in_index]
+        extra = [i for i in in_index if i not in wanted]
+        if missing:
+            engine.upsert_many(kind, missing, save=False, progress=progress)
+        for doc_id in extra:
+            engine.remove(kind, doc_id, save=False)
+        if missing or extra:
+            engine.save(kind)
+        report[kind] = {"added": len(missing), "removed": len(extra)}
+    return report
+
+
+def rebuild_from_db(progress: bool = True) -> dict:
+    """`matchmaker reindex`: rebuild every kind from the database and save it atomically."""
+    from .matching.engine import MatchEngine
+    engine = current_app.extensions.get(EXTENSION_KEY) or MatchEngine(current_app.config["MATCHMAKER_INDEX_DIR"])
+    for kind, model in _models().items():
+        engine.rebuild(kind, [listing_doc(r) for r in db.session.scalars(_indexable(model))], progress=progress)
+    current_app.extensions[EXTENSION_KEY] = engine
+    return engine.status()
+
+
+def snapshot_for_sync(listing):
+    """What the index must hold for ``listing`` once the transaction commits (taken before commit,
+    because committed objects are expired and must not be reloaded inside the commit hook)."""
+    doc = listing_doc(listing) if listing.is_published else None
+    return listing.kind_name, listing.id, doc
+
+
+def apply_sync(app, kind: str, listing_id: int, doc) -> None:
+    """Post-commit: index a published listing or drop an unpublished one, without a rebuild."""
+    with app.app_context():
+        engine = current_app.extensions.get(EXTENSION_KEY)
+        if engine is None or not enabled():
+            return  # not loaded in this process: it reconciles with the database when first used
+        if doc is not None:
+            engine.upsert(kind, doc)
+        else:
+            engine.remove(kind, listing_id)
+
+
+# -- queries used by the pages --------------------------------------------------------------------
+
+@dataclass
+class Suggestion:
+    listing: object
+    match: object
+
+    @property
+    def score(self) -> float:
+        return self.match.score
+
+
+@dataclass
+class ExpertSuggestion:
+    expert: object
+    score: float
+    capabilities: list = field(default_factory=list)  # Suggestions behind the score, best first
+
+
+def capabilities_for_need(need, k: int = 10, hub_city: str | None = None, coop_mode: str | None = None,
+                          field_code: str | None = None, language: str | None = None,
+                          evidence: bool = True) -> list[Suggestion]:
+    """Ranked published capabilities for ``need``; never from the need's own organization."""
+    from .listings.models import Capability
+    engine = get_engine()
+    if engine is None:
+        return []
+    stmt = select(Capability.id).where(Capability.status == ListingStatus.PUBLISHED,
+                                        Capability.deleted_at.is_(None))
+    if need.organization_id is not None:
+        stmt = stmt.where(or_(Capability.organization_id.is_(None),
+                              Capability.organization_id != need.organization_id))
+    if hub_city:
+        stmt = stmt.where(Capability.hub_city == hub_city)
+    if field_code:
+        stmt = stmt.where(Capability.field == field_code)
+    if language:
+        stmt = stmt.where(Capability.language == language)
+    allowed = db.session.scalars(stmt).all()
+    if coop_mode:
+        modes = dict(db.session.execute(select(Capability.id, Capability.coop_modes)
+                                        .where(Capability.id.in_(allowed))).all())
+        allowed = [i for i in allowed if coop_mode in (modes.get(i) or [])]
+    if not allowed:
+        return []
+    matches = engine.search("capability", [need.matching_text()], k=k, allowed_ids=allowed, evidence=evidence)
+    return _attach(Capability, matches)
+
+
+def experts_for_need(need, k: int = 5, pool: int = 60) -> list[ExpertSuggestion]:
+    """Experts ranked from all their matching capabilities (best two averaged, as for profiles)."""
+    by_expert: dict[int, list[Suggestion]] = {}
+    for s in capabilities_for_need(need, k=pool, evidence=False):  # evidence is shown per capability
+        if s.listing.expert_id is not None:
+            by_expert.setdefault(s.listing.expert_id, []).append(s)
+    ranked = []
+    for suggestions in by_expert.values():
+        top = sorted(suggestions, key=lambda s: -s.score)
+        score = sum(s.score for s in top[:2]) / len(top[:2])
+        ranked.append(ExpertSuggestion(expert=top[0].listing.expert, score=score, capabilities=top))
+    return sorted(ranked, key=lambda e: -e.score)[:k]
+
+
+def needs_for_user(user, k: int = 10) -> tuple[list[Suggestion], list[str]]:
+    """Needs suggested for an expert (or institute member): the profile is all their published
+    capabilities, falling back to the expert bio. Returns the suggestions and the profile texts used."""
+    from .listings.models import Capability, Need
+    from .listings.queries import visible_listings
+    engine = get_engine()
+    if engine is None:
+        return [], []
+    caps = db.session.scalars(_indexable(Capability).where(_owned_by(Capability, user))).all()
+    texts = [c.matching_text() for c in caps]
+    if not texts and user.expert_profile is not None and user.expert_profile.bio:
+        texts = [user.expert_profile.bio]
+    if not texts:
+        return [], []
+    stmt = visible_listings(Need, user).with_only_columns(Need.id)
+    if user.organization_ids:
+        stmt = stmt.where(or_(Need.organization_id.is_(None), Need.organization_id.not_in(user.organization_ids)))
+    allowed = db.session.scalars(stmt).all()
+    if not allowed:
+        return [], texts
+    return _attach(Need, engine.search("need", texts, k=k, allowed_ids=allowed)), texts
+
+
+def similar_needs(text: str, user, exclude_id: int | None = None, k: int = 5) -> list[Suggestion]:
+    """Published needs the user may see that resemble ``text`` (the posting assistant's duplicates)."""
+    from .listings.models import Need
+    from .listings.queries import visible_listings
+    engine = get_engine()
+    if engine is None or not (text or "").strip():
+        return []
+    allowed = [i for i in db.session.scalars(visible_listings(Need, user).with_only_columns(Need.id))
+               if i != exclude_id]
+    if not allowed:
+        return []
+    return _attach(Need, engine.search("need", [text], k=k, allowed_ids=allowed))
+
+
+def _owned_by(model, user):
+    conds = [model.created_by_id == user.id]
+    if user.expert_profile is not None:
+        conds.append(model.expert_id == user.expert_profile.id)
+    return or_(*conds)
+
+
+def _attach(model, matches) -> list[Suggestion]:
+    rows = {r.id: r for r in db.session.scalars(select(model).where(model.id.in_([m.doc_id for m in matches])))}
+    return [Suggestion(rows[m.doc_id], m) for m in matches if m.doc_id in rows]

@@ -55,9 +55,12 @@ def _transition(listing, to: str, actor, comment: str | None = None) -> None:
 
 
 def _sync_index_after_commit(listing) -> None:
-    from ..matching_service import sync_listing
-    kind, listing_id = listing.kind_name, listing.id
-    after_commit(db.session(), lambda: sync_listing(kind, listing_id))
+    from flask import current_app
+
+    from ..matching_service import apply_sync, snapshot_for_sync
+    app = current_app._get_current_object()
+    kind, listing_id, doc = snapshot_for_sync(listing)
+    after_commit(db.session(), lambda: apply_sync(app, kind, listing_id, doc))
 
 
 def _apply(listing, data: dict) -> None:

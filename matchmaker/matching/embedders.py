@@ -177,7 +177,7 @@ class CachedEmbedder:
 
 
 _shared: dict[str, Embedder] = {}
-_shared_lock = threading.Lock()
+_shared_lock = threading.RLock()  # re-entrant: "use+e5" builds its parts through load_embedder
 
 
 def load_embedder(spec: str | None = None) -> Embedder:
@@ -202,4 +202,4 @@ def _build(spec: str) -> Embedder:
     return SentenceTransformerEmbedder(spec)
 
 
-ENSEMBLE_WEIGHTS = (0.5, 0.5)
+ENSEMBLE_WEIGHTS = (0.35, 0.65)  # USE, e5: best on xquad-dev + domain-smoke (docs/benchmarks.md)

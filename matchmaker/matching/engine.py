@@ -207,6 +207,11 @@ class MatchEngine:
         self.save(kind)
 
     # -- queries ---------------------------------------------------------
+    def doc_ids(self, kind: str) -> set[int]:
+        """Ids held for `kind`, so the app can reconcile the index with its database."""
+        with self._lock:
+            return set(self._kind(kind).texts)
+
     def status(self) -> dict[str, dict]:
         return {kind: {"count": len(st.vectors), "model_id": st.vectors.model_id, "dim": st.vectors.dim,
                        "index_type": st.vectors.index_type, "version": st.version,

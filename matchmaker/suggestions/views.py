@@ -1,0 +1,85 @@
+"""Pages and endpoints that show the matching engine's ranked suggestions, each with its evidence."""
+from __future__ import annotations
+
+from flask import Blueprint, abort, jsonify, render_template, request
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user, login_required
+
+from .. import matching_service as ms
+from ..core.enums import CoopMode, HubCity, Industry, Language
+from ..listings.models import Need
+from ..listings.views import load_listing
+
+bp = Blueprint("suggestions", __name__)
+
+#: posting-assistant warning codes → what the firm should add
+VAGUENESS_HINTS = {
+    "empty": _l("Describe the need: nothing has been written yet."),
+    "too_short": _l("The description is very short; experts need the context and the technical details."),
+    "no_measurable_target": _l("No measurable target: add indicators with numbers and units (e.g. ≥ 85 %, "
+                              "0.01 mm, 2000 cycles)."),
+    "no_problem_statement": _l("No problem statement: say what fails or is missing today."),
+}
+MAX_ASSIST_CHARS = 20_000
+
+
+def _choice(name: str, enum_cls):
+    value = request.args.get(name) or None
+    if value is not None and value not in enum_cls.values():
+        abort(400, _("Unknown value for %(name)s.", name=name))
+    return value
+
+
+@bp.get("/needs/<int:listing_id>/matches")
+def need_matches(listing_id: int):
+    """Ranked capabilities and experts for a need, with filters and the evidence for each match."""
+    need = load_listing(Need, listing_id)
+    if not (need.is_owned_by(current_user) or (current_user.is_authenticated and current_user.is_coordinator)
+            or need.is_published):
+        abort(404)
+    filters = {"hub_city": _choice("hub_city", HubCity), "coop_mode": _choice("coop_mode", CoopMode),
+               "field_code": _choice("field", Industry), "language": _choice("language", Language)}
+    capabilities = ms.capabilities_for_need(need, k=20, **filters)
+    experts = ms.experts_for_need(need, k=8)
+    return render_template("suggestions/need_matches.html", need=need, capabilities=capabilities,
+                           experts=experts, filters=filters, engine_on=ms.enabled())
+
+
+@bp.get("/suggestions")
+@login_required
+def for_me():
+    """Needs suggested for the signed-in expert, ranked from all of their published capabilities."""
+    suggestions, profile_texts = ms.needs_for_user(current_user, k=20)
+    return render_template("suggestions/for_me.html", suggestions=suggestions,
+                           profile_size=len(profile_texts), engine_on=ms.enabled())
+
+
+@bp.post("/assist/need")
+@login_required
+def assist_need():
+    """Posting assistant (JSON): possible duplicates among published needs and vagueness warnings."""
+    from ..matching.text import vagueness
+
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        return jsonify({"error": _("Send a JSON object."), "reason": "expected a JSON object"}), 400
+    fields = {k: data.get(k) for k in ("title", "background", "problems", "targets")}
+    if any(v is not None and not isinstance(v, str) for v in fields.values()):
+        return jsonify({"error": _("Every field must be text."), "reason": "non-string field"}), 400
+    fields = {k: (v or "") for k, v in fields.items()}
+    if sum(len(v) for v in fields.values()) > MAX_ASSIST_CHARS:
+        return jsonify({"error": _("The text is too long."), "reason": "too long"}), 413
+    exclude = data.get("exclude_id")
+    exclude = exclude if isinstance(exclude, int) else None
+    text = "\n".join(v for v in fields.values() if v)
+    warnings = vagueness({k: v for k, v in fields.items() if k != "background"})
+    similar = ms.similar_needs(text, current_user, exclude_id=exclude, k=5) if len(text.strip()) >= 8 else []
+    from ..listings.views import listing_url
+    return jsonify({
+        "warnings": [{"code": w, "message": str(VAGUENESS_HINTS.get(w, w))} for w in warnings],
+        "similar": [{"id": s.listing.id, "title": s.listing.title, "url": listing_url(s.listing),
+                     "score": round(s.score, 3),
+                     "shared_terms": s.match.evidence.shared_terms if s.match.evidence else []}
+                    for s in similar if s.score > 1.5],
+    })
