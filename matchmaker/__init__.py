@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from flask import Flask, g, request, session
+from flask import Flask, has_request_context, request, session
 from flask_login import current_user
 
 from .config import load_config
@@ -64,6 +64,8 @@ def create_app(test_config: dict | None = None) -> Flask:
 
 def _select_locale() -> str:
     supported = ["zh_CN", "en"]
+    if not has_request_context():  # CLI, seeding, post-commit hooks: the default language
+        return "zh_CN"
     chosen = request.args.get("lang") or session.get("lang")
     if chosen in supported:
         return chosen

@@ -31,6 +31,21 @@ def seed(demo_password: str) -> None:
         click.echo(f"{key}: {value}")
 
 
+@main.command("create-admin")
+@click.argument("email")
+def create_admin(email: str) -> None:
+    """Grant the admin role to an existing account (the first admin cannot be appointed on the web)."""
+    from .admin.operations import bootstrap_admin
+    from .core.workflow import WorkflowError
+    from .extensions import db
+    try:
+        user = bootstrap_admin(email)
+    except WorkflowError as exc:
+        raise click.ClickException(exc.reason) from None
+    db.session.commit()
+    click.echo(f"{user.email} is an administrator.")
+
+
 @main.command("reindex")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def reindex(quiet: bool) -> None:
