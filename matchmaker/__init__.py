@@ -42,6 +42,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     from .listings.views import bp as listings_bp
     from .main import bp as main_bp
     from .review.views import bp as review_bp
+    from .notifications.views import bp as notifications_bp
     from .suggestions.views import bp as suggestions_bp
     from .core import errors, templating
 
@@ -51,6 +52,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(review_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(suggestions_bp)
+    app.register_blueprint(notifications_bp)
     errors.register(app)
     templating.register(app)
 

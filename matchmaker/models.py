@@ -2,3 +2,4 @@
 from .accounts.models import ExpertProfile, Membership, Organization, User, UserRole  # noqa: F401
 from .core.audit import AuditEvent  # noqa: F401
 from .listings.models import Capability, Need  # noqa: F401
+from .notifications.models import Notification  # noqa: F401

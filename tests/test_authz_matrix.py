@@ -29,6 +29,7 @@ from argon2 import PasswordHasher
 from matchmaker.core.enums import Role
 from matchmaker.extensions import db
 from matchmaker.listings import operations as ops
+from matchmaker.notifications.operations import notify
 from matchmaker.listings.models import Capability, Need
 
 ROLES = ("anonymous", "enterprise", "other_enterprise", "expert", "coordinator", "admin")
@@ -200,6 +201,14 @@ CASES: list[Case] = [
     # the posting assistant takes JSON: a form body is a 400 for signed-in users
     Case("suggestions.assist_need", "POST", SIGNED_IN_POST_INVALID),
 
+    # --- inbox ------------------------------------------------------------------------------------------------
+    Case("notifications.inbox", "GET", SIGNED_IN_GET),
+    Case("notifications.read_all", "POST", R(LOGIN, REDIR, REDIR, REDIR, REDIR, REDIR)),
+    # a notification is its owner's alone: anyone else gets 404, not a redirect to its link
+    Case("notifications.open_note", "GET", R(LOGIN, REDIR, 404, 404, 404, 404), {"note_id": "@enterprise_note"},
+         "enterprise_note"),
+    Case("notifications.open_note", "GET", R(LOGIN, 404, 404, 404, 404, 404), {"note_id": MISSING_ID}, "missing"),
+
     # --- administration -----------------------------------------------------------------------------------
     Case("admin.index", "GET", R(LOGIN, 403, 403, 403, 403, REDIR)),
     Case("admin.users", "GET", ADMIN_ONLY_GET),
@@ -259,10 +268,11 @@ def objs(make, world):
         "cap_submitted": make.capability(expert, status="submitted", title="能力标题-cap_submitted"),
     }
     ops.delete_listing(made["firm_deleted"], ent)
+    [note] = notify([ent], "test", "您的需求已发布", link=f"/needs/{made['firm_public'].id}", email=False)
     db.session.commit()
     ids = {name: obj.id for name, obj in made.items()}
     ids.update(firm=world["firm"].id, other_firm=world["other_firm"].id, institute=world["institute"].id,
-               enterprise_user=ent.id)
+               enterprise_user=ent.id, enterprise_note=note.id)
     return ids
 
 

@@ -1,0 +1,1 @@
+"""In-app inbox and email, sent only after the transaction that caused them commits."""

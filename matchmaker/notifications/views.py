@@ -1,0 +1,43 @@
+"""The inbox."""
+from __future__ import annotations
+
+from flask import Blueprint, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+
+from ..extensions import db
+from .models import Notification
+from .operations import mark_read
+
+bp = Blueprint("notifications", __name__)
+
+
+@bp.get("/inbox")
+@login_required
+def inbox():
+    """The signed-in user's notifications, newest first."""
+    page = db.paginate(db.select(Notification).where(Notification.user_id == current_user.id)
+                       .order_by(Notification.created_at.desc(), Notification.id.desc()),
+                       per_page=30, error_out=False)
+    return render_template("notifications/inbox.html", page=page)
+
+
+@bp.post("/inbox/read")
+@login_required
+def read_all():
+    """Mark every notification read."""
+    mark_read(current_user)
+    db.session.commit()
+    return redirect(url_for("notifications.inbox"))
+
+
+@bp.get("/inbox/<int:note_id>")
+@login_required
+def open_note(note_id: int):
+    """Open one notification: mark it read and follow its link (local paths only)."""
+    note = db.session.get(Notification, note_id)
+    if note is None or note.user_id != current_user.id:
+        return render_template("errors/error.html", status=404, title="404"), 404
+    mark_read(current_user, [note.id])
+    db.session.commit()
+    target = note.link if note.link and note.link.startswith("/") and not note.link.startswith("//") else None
+    return redirect(target or url_for("notifications.inbox"))
