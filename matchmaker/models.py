@@ -3,3 +3,4 @@ from .accounts.models import ExpertProfile, Membership, Organization, User, User
 from .core.audit import AuditEvent  # noqa: F401
 from .listings.models import Capability, Need  # noqa: F401
 from .notifications.models import Notification  # noqa: F401
+from .pairings.models import Pairing, PairingResponse  # noqa: F401

@@ -1,0 +1,1 @@
+"""Pairings: a need docked with a capability or an expert, from suggestion to outcome."""
