@@ -135,6 +135,91 @@ class Pairing(db.Model):
     def response_of(self, side: str) -> "PairingResponse | None":
         return next((r for r in self.responses if r.side == side), None)
 
+    # parties and permissions (added for the lifecycle; see ``operations``) -------------------------
+    @property
+    def capability_side_user_ids(self) -> set[int]:
+        ids = set()
+        if self.capability is not None and self.capability.created_by_id is not None:
+            ids.add(self.capability.created_by_id)
+        if self.expert is not None:
+            ids.add(self.expert.user_id)
+        return ids
+
+    @property
+    def side_organization_ids(self) -> set[int]:
+        """Organizations on either side (the firm; the capability's institute or the expert's affiliation)."""
+        ids = {self.need.organization_id} if self.need is not None else set()
+        if self.capability is not None:
+            ids.add(self.capability.organization_id)
+        if self.expert is not None:
+            ids.add(self.expert.affiliation_id)
+        ids.discard(None)
+        return ids
+
+    def is_on_side(self, user, side: str) -> bool:
+        if not getattr(user, "is_authenticated", False):
+            return False
+        if side == PairingSide.NEED:
+            return self.need is not None and self.need.is_owned_by(user)
+        if side == PairingSide.CAPABILITY:
+            if user.id in self.capability_side_user_ids:
+                return True
+            return self.capability is not None and self.capability.is_owned_by(user)
+        return False
+
+    def sides_of(self, user) -> list[str]:
+        return [s.value for s in PairingSide if self.is_on_side(user, s.value)]
+
+    def is_party(self, user) -> bool:
+        return bool(self.sides_of(user))
+
+    def in_coordinator_scope(self, user) -> bool:
+        """A coordinator of the need's hub city (or an unscoped one), or an admin."""
+        if not getattr(user, "is_authenticated", False) or not user.is_coordinator:
+            return False
+        if user.is_admin:
+            return True
+        scopes = {r.hub_city for r in user.roles if r.role == "coordinator"}
+        return None in scopes or (self.need is not None and self.need.hub_city in scopes)
+
+    def can_view(self, user) -> bool:
+        return self.is_party(user) or self.in_coordinator_scope(user)
+
+    def can_respond(self, user, side: str) -> bool:
+        return (self.state in (PairingState.SUGGESTED, PairingState.PROPOSED)
+                and self.is_on_side(user, side) and self.response_of(side) is None)
+
+    def can_judge(self, user) -> bool:
+        """Coordinators in scope (or admins) who belong to neither side."""
+        if not self.in_coordinator_scope(user) or self.is_party(user):
+            return False
+        return not (user.organization_ids & self.side_organization_ids)
+
+    def can_schedule(self, user) -> bool:
+        return self.in_coordinator_scope(user) or self.is_party(user)
+
+    def can_record_outcome(self, user) -> bool:
+        return self.in_coordinator_scope(user) or self.is_party(user)
+
+    @property
+    def waiting_since(self) -> datetime:
+        return self.updated_at or self.created_at
+
+
+class ConflictOfInterest(db.Model):
+    """A declared conflict: the expert must not be paired with needs of this organization."""
+
+    __tablename__ = "conflicts_of_interest"
+    __table_args__ = (UniqueConstraint("expert_id", "organization_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    expert_id: Mapped[int] = mapped_column(ForeignKey("expert_profiles.id", ondelete="CASCADE"), nullable=False,
+                                           index=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"),
+                                                 nullable=False)
+    note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+
 
 class PairingResponse(db.Model):
     """One side's answer to a pairing: interest (with a message) or a decline with a structured reason."""

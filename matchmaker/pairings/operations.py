@@ -1,0 +1,361 @@
+"""The pairing lifecycle. Every transition goes through here: permission → state → mutate → audit → notify
+→ flush. Functions never commit: the caller (one request, one CLI command) owns the transaction, and
+notifications are emailed only after it commits.
+
+    suggested | proposed ──respond(both interested)──► pending_review ──judge──► approved | rejected
+    suggested | proposed ──respond(decline)──► declined
+    approved ──schedule_meeting──► meeting_scheduled (rescheduling keeps the state)
+    approved | meeting_scheduled ──record_outcome──► in_progress | contract_signed | failed
+    in_progress ──record_outcome──► contract_signed | failed
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from decimal import Decimal, InvalidOperation
+
+from flask_babel import gettext as _
+from sqlalchemy import select
+
+from ..core import audit
+from ..core.enums import ListingStatus
+from ..core.time import utcnow
+from ..core.workflow import WorkflowError
+from ..extensions import db
+from .models import (ContractType, DeclineReason, Pairing, PairingResponse, PairingSide, PairingState as P)
+
+#: allowed transitions: from → to
+TRANSITIONS: dict[str, set[str]] = {
+    P.SUGGESTED: {P.PENDING_REVIEW, P.DECLINED},
+    P.PROPOSED: {P.PENDING_REVIEW, P.DECLINED},
+    P.PENDING_REVIEW: {P.APPROVED, P.REJECTED},
+    P.APPROVED: {P.MEETING_SCHEDULED, P.IN_PROGRESS, P.CONTRACT_SIGNED, P.FAILED},
+    P.MEETING_SCHEDULED: {P.MEETING_SCHEDULED, P.IN_PROGRESS, P.CONTRACT_SIGNED, P.FAILED},
+    P.IN_PROGRESS: {P.CONTRACT_SIGNED, P.FAILED},
+    P.DECLINED: set(),
+    P.REJECTED: set(),
+    P.CONTRACT_SIGNED: set(),
+    P.FAILED: set(),
+}
+OUTCOME_STATES = (P.IN_PROGRESS, P.CONTRACT_SIGNED, P.FAILED)
+ORIGINS = ("engine", "coordinator", "need", "capability")
+
+
+def _check(pairing: Pairing, to: str) -> None:
+    frm = pairing.state
+    if to not in TRANSITIONS.get(frm, set()):
+        raise WorkflowError(_("A pairing cannot go from “%(frm)s” to “%(to)s”.",
+                              frm=P.label_of(frm), to=P.label_of(to)), 409)
+
+
+def _transition(pairing: Pairing, to: str, actor, comment: str | None = None) -> None:
+    frm = pairing.state
+    _check(pairing, to)
+    pairing.state = to
+    pairing.updated_at = utcnow()
+    audit.record(f"pairing.{to}", actor=actor, target=pairing, from_state=frm, to_state=to, comment=comment)
+
+
+def pairing_link(pairing: Pairing) -> str:
+    return f"/pairings/{pairing.id}"
+
+
+def _users(ids) -> list:
+    from ..accounts.models import User
+    ids = {i for i in ids if i is not None}
+    if not ids:
+        return []
+    return list(db.session.scalars(select(User).where(User.id.in_(ids))))
+
+
+def need_side_users(pairing: Pairing) -> list:
+    from ..accounts.models import Membership
+    need = pairing.need
+    ids = {need.created_by_id}
+    if need.organization_id is not None:
+        ids |= set(db.session.scalars(select(Membership.user_id).where(
+            Membership.organization_id == need.organization_id, Membership.is_manager.is_(True))))
+    return _users(ids)
+
+
+def capability_side_users(pairing: Pairing) -> list:
+    return _users(pairing.capability_side_user_ids)
+
+
+def scope_coordinators(pairing: Pairing) -> list:
+    """Coordinators who may judge this pairing (hub-city scope or unscoped), not parties to it."""
+    from ..accounts.models import User, UserRole
+    rows = db.session.scalars(select(User).join(UserRole).where(UserRole.role == "coordinator")).unique().all()
+    return [u for u in rows if pairing.can_judge(u)]
+
+
+def _notify(users, pairing: Pairing, kind: str, subject: str, body: str = "", exclude=None) -> None:
+    from ..notifications.operations import notify
+    exclude_id = getattr(exclude, "id", None)
+    notify([u for u in users if u.id != exclude_id], f"pairing.{kind}", subject, body, link=pairing_link(pairing))
+
+
+def _parties(pairing: Pairing) -> list:
+    return need_side_users(pairing) + capability_side_users(pairing)
+
+
+def _title(pairing: Pairing) -> str:
+    other = pairing.capability.title if pairing.capability is not None else (
+        pairing.expert.user.name if pairing.expert is not None else "")
+    return f"{pairing.need.title} × {other}"
+
+
+# -- creation ------------------------------------------------------------------------------------
+
+def _existing(need, capability, expert) -> Pairing | None:
+    stmt = select(Pairing).where(Pairing.need_id == need.id)
+    if capability is not None:
+        stmt = stmt.where(Pairing.capability_id == capability.id)
+    else:
+        stmt = stmt.where(Pairing.capability_id.is_(None), Pairing.expert_id == expert.id)
+    return db.session.scalars(stmt).first()
+
+
+def check_pairable(need, capability=None, expert=None) -> None:
+    """Refuse pairings the rules forbid (raises WorkflowError with the reason)."""
+    if capability is None and expert is None:
+        raise WorkflowError(_("A pairing needs a capability or an expert."), 400)
+    if need.is_deleted or need.status != ListingStatus.PUBLISHED:
+        raise WorkflowError(_("Only published needs can be paired."), 409)
+    if capability is not None and (capability.is_deleted or capability.status != ListingStatus.PUBLISHED):
+        raise WorkflowError(_("Only published capabilities can be paired."), 409)
+    if capability is not None and expert is not None and capability.expert_id not in (None, expert.id):
+        raise WorkflowError(_("This capability belongs to another expert."), 400)
+    org_ids = set()
+    if capability is not None:
+        org_ids.add(capability.organization_id)
+    if expert is not None:
+        org_ids.add(expert.affiliation_id)
+    if need.organization_id is not None and need.organization_id in org_ids:
+        raise WorkflowError(_("A need cannot be paired with its own organization."), 409)
+    exp = expert or (capability.expert if capability is not None else None)
+    if exp is not None and need.organization_id is not None:
+        from .models import ConflictOfInterest
+        if db.session.scalar(select(ConflictOfInterest.id).where(
+                ConflictOfInterest.expert_id == exp.id,
+                ConflictOfInterest.organization_id == need.organization_id)) is not None:
+            raise WorkflowError(_("The expert declared a conflict of interest with this organization."), 409)
+    if _existing(need, capability, expert) is not None:
+        raise WorkflowError(_("This pairing already exists."), 409)
+
+
+def propose_pairing(need, capability=None, expert=None, *, by, origin: str | None = None,
+                    score: float | None = None, evidence: dict | None = None, comment: str | None = None) -> Pairing:
+    """A coordinator, the firm (need side) or the expert (capability side) proposes a pairing.
+
+    The proposer's own side counts as interested; the other side is notified.
+    """
+    if expert is None and capability is not None:
+        expert = capability.expert
+    if by is None or not getattr(by, "is_authenticated", False):
+        raise WorkflowError(_("Please sign in to propose a pairing."), 401)
+    own_need = need.is_owned_by(by)
+    own_cap = (capability is not None and capability.is_owned_by(by)) or (
+        expert is not None and expert.user_id == by.id)
+    coordinator = by.is_coordinator and (by.is_admin or _in_scope(by, need.hub_city))
+    if origin is None:
+        origin = "need" if own_need else "capability" if own_cap else "coordinator"
+    if origin not in ORIGINS or origin == "engine":
+        raise WorkflowError(_("Unknown origin of a pairing."), 400)
+    allowed = {"need": own_need, "capability": own_cap, "coordinator": coordinator and not (own_need or own_cap)}
+    if not allowed[origin]:
+        raise WorkflowError(_("You may not propose this pairing."), 403)
+    check_pairable(need, capability, expert)
+    pairing = Pairing(need=need, need_id=need.id, capability=capability,
+                      capability_id=getattr(capability, "id", None), expert=expert,
+                      expert_id=getattr(expert, "id", None), state=P.PROPOSED, origin=origin,
+                      proposed_by_id=by.id, match_score=score, match_evidence=evidence)
+    db.session.add(pairing)
+    db.session.flush()
+    audit.record("pairing.proposed", actor=by, target=pairing, to_state=P.PROPOSED, comment=comment)
+    if origin in ("need", "capability"):
+        db.session.add(PairingResponse(pairing=pairing, side=PairingSide.NEED if origin == "need"
+                                       else PairingSide.CAPABILITY, decision="interested", message=comment,
+                                       user_id=by.id))
+    db.session.flush()
+    _notify(_parties(pairing), pairing, "proposed", _("New pairing proposal: %(title)s", title=_title(pairing)),
+            _("A pairing was proposed. Please tell us whether you are interested."), exclude=by)
+    return pairing
+
+
+def _in_scope(user, hub_city) -> bool:
+    scopes = {r.hub_city for r in user.roles if r.role == "coordinator"}
+    return None in scopes or hub_city in scopes
+
+
+def suggest_from_engine(need, k: int = 3) -> list[Pairing]:
+    """Create ``suggested`` pairings from the engine's top-k capabilities for ``need`` (skipping forbidden
+    or existing ones). Returns the new pairings; nothing when the engine is off."""
+    from ..matching_service import capabilities_for_need
+    created = []
+    for s in capabilities_for_need(need, k=k):
+        cap = s.listing
+        try:
+            check_pairable(need, cap, cap.expert)
+        except WorkflowError:
+            continue
+        pairing = Pairing(need=need, need_id=need.id, capability=cap, capability_id=cap.id, expert=cap.expert,
+                          expert_id=cap.expert_id, state=P.SUGGESTED, origin="engine",
+                          match_score=float(s.score), match_evidence=match_to_json(s.match))
+        db.session.add(pairing)
+        db.session.flush()
+        audit.record("pairing.suggested", target=pairing, to_state=P.SUGGESTED)
+        _notify(_parties(pairing), pairing, "suggested",
+                _("Suggested pairing: %(title)s", title=_title(pairing)),
+                _("The matching engine suggests this pairing. Please tell us whether you are interested."))
+        created.append(pairing)
+    return created
+
+
+def match_to_json(match) -> dict:
+    """A JSON-safe snapshot of an engine Match (score, components, evidence)."""
+    def clean(v):
+        if isinstance(v, dict):
+            return {str(k): clean(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [clean(x) for x in v]
+        if isinstance(v, (str, int, bool)) or v is None:
+            return v
+        try:
+            return float(v)
+        except (TypeError, ValueError):
+            return str(v)
+    return {"score": clean(getattr(match, "score", None)),
+            "components": clean(getattr(match, "components", {}) or {}),
+            "evidence": clean(getattr(match, "evidence", None) or [])}
+
+
+# -- responses -----------------------------------------------------------------------------------
+
+def respond(pairing: Pairing, user, side: str, decision: str, reason: str | None = None,
+            message: str | None = None) -> PairingResponse:
+    """One side says it is interested (with a message) or declines (with a structured reason)."""
+    if side not in PairingSide.values():
+        raise WorkflowError(_("Unknown side."), 400)
+    if decision not in ("interested", "declined"):
+        raise WorkflowError(_("Unknown decision."), 400)
+    if not pairing.is_on_side(user, side):
+        raise WorkflowError(_("You are not on this side of the pairing."), 403)
+    message = (message or "").strip() or None
+    if pairing.state not in (P.SUGGESTED, P.PROPOSED):
+        raise WorkflowError(_("This pairing is “%(state)s” and no longer takes responses.",
+                              state=P.label_of(pairing.state)), 409)
+    if pairing.response_of(side) is not None:
+        raise WorkflowError(_("This side has already responded."), 409)
+    if decision == "declined":
+        if reason not in DeclineReason.values():
+            raise WorkflowError(_("Please choose a reason for declining."), 400)
+        if reason == DeclineReason.OTHER and not message:
+            raise WorkflowError(_("Please explain the reason “Other”."), 400)
+    else:
+        reason = None
+    response = PairingResponse(pairing=pairing, side=side, decision=decision, reason=reason, message=message,
+                               user_id=user.id)
+    db.session.add(response)
+    audit.record(f"pairing.response.{decision}", actor=user, target=pairing, from_state=pairing.state,
+                 to_state=pairing.state, comment=f"{side}: {reason or ''} {message or ''}".strip())
+    if decision == "declined":
+        _transition(pairing, P.DECLINED, user, comment=f"{side}: {reason}" + (f" — {message}" if message else ""))
+        _notify(_parties(pairing), pairing, "declined", _("Pairing declined: %(title)s", title=_title(pairing)),
+                _("Reason: %(reason)s", reason=DeclineReason.label_of(reason)), exclude=user)
+    else:
+        other = PairingSide.CAPABILITY if side == PairingSide.NEED else PairingSide.NEED
+        theirs = pairing.response_of(other)
+        if theirs is not None and theirs.decision == "interested":
+            _transition(pairing, P.PENDING_REVIEW, user, comment=message)
+            _notify(_parties(pairing) + scope_coordinators(pairing), pairing, "pending_review",
+                    _("Both sides are interested: %(title)s", title=_title(pairing)),
+                    _("The pairing awaits a coordinator's approval."), exclude=user)
+        else:
+            _notify(_parties(pairing), pairing, "interest", _("Interest in pairing: %(title)s",
+                                                               title=_title(pairing)), message or "", exclude=user)
+    db.session.flush()
+    return response
+
+
+# -- coordinator judgment ------------------------------------------------------------------------
+
+def judge(pairing: Pairing, coordinator, approve: bool, comment: str | None = None) -> None:
+    """Approve (optional comment) or reject (comment required) a pairing both sides want."""
+    comment = (comment or "").strip() or None
+    if not pairing.can_judge(coordinator):
+        raise WorkflowError(_("Only a coordinator of the need's hub city who is on neither side may judge "
+                              "this pairing."), 403)
+    to = P.APPROVED if approve else P.REJECTED
+    _check(pairing, to)
+    if not approve and not comment:
+        raise WorkflowError(_("A reason is required to reject a pairing."), 400)
+    pairing.judged_by_id = coordinator.id
+    pairing.judged_at = utcnow()
+    pairing.judgment_comment = comment
+    _transition(pairing, to, coordinator, comment)
+    db.session.flush()  # the version check happens here: a concurrent judgment raises StaleDataError
+    if approve:
+        _notify(_parties(pairing), pairing, "approved", _("Pairing approved: %(title)s", title=_title(pairing)),
+                comment or "", exclude=coordinator)
+    else:
+        _notify(_parties(pairing), pairing, "rejected", _("Pairing rejected: %(title)s", title=_title(pairing)),
+                comment or "", exclude=coordinator)
+
+
+# -- docking -------------------------------------------------------------------------------------
+
+def schedule_meeting(pairing: Pairing, actor, when: datetime, place: str) -> None:
+    """Approved (or already scheduled: reschedule) → meeting_scheduled, with time (UTC) and place.
+
+    ``actor`` must be a coordinator in scope or a party to the pairing (docking fairs pass the organizer).
+    """
+    place = (place or "").strip()
+    if not pairing.can_schedule(actor):
+        raise WorkflowError(_("You may not schedule a meeting for this pairing."), 403)
+    _check(pairing, P.MEETING_SCHEDULED)
+    if not isinstance(when, datetime):
+        raise WorkflowError(_("A meeting needs a date and time."), 400)
+    if not place:
+        raise WorkflowError(_("A meeting needs a place or a video link."), 400)
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    pairing.meeting_at = when.astimezone(timezone.utc)
+    pairing.meeting_place = place[:300]
+    _transition(pairing, P.MEETING_SCHEDULED, actor, comment=f"{pairing.meeting_at:%Y-%m-%d %H:%M} UTC, {place}")
+    db.session.flush()
+    _notify(_parties(pairing), pairing, "meeting_scheduled",
+            _("Meeting scheduled: %(title)s", title=_title(pairing)),
+            _("%(when)s UTC at %(place)s", when=f"{pairing.meeting_at:%Y-%m-%d %H:%M}", place=place),
+            exclude=actor)
+
+
+# -- outcome -------------------------------------------------------------------------------------
+
+def record_outcome(pairing: Pairing, user, outcome: str, contract_type: str | None = None,
+                   amount=None, note: str | None = None) -> None:
+    """in progress; contract signed (type and amount > 0 required); failed (reason required)."""
+    note = (note or "").strip() or None
+    if outcome not in [s.value for s in OUTCOME_STATES]:
+        raise WorkflowError(_("Unknown outcome."), 400)
+    if not pairing.can_record_outcome(user):
+        raise WorkflowError(_("You may not record the outcome of this pairing."), 403)
+    _check(pairing, outcome)
+    if outcome == P.CONTRACT_SIGNED:
+        if contract_type not in ContractType.values():
+            raise WorkflowError(_("Please choose the contract type."), 400)
+        try:
+            amount = Decimal(str(amount)).quantize(Decimal("0.01"))
+        except (InvalidOperation, ValueError, TypeError):
+            raise WorkflowError(_("Please enter the contract amount."), 400) from None
+        if not amount.is_finite() or amount <= 0 or amount >= Decimal("1e12"):
+            raise WorkflowError(_("The contract amount must be positive."), 400)
+        pairing.contract_type = contract_type
+        pairing.contract_amount = amount
+    if outcome == P.FAILED and not note:
+        raise WorkflowError(_("Please give the reason the pairing failed."), 400)
+    pairing.outcome_note = note or pairing.outcome_note
+    pairing.outcome_at = utcnow()
+    _transition(pairing, outcome, user, note)
+    db.session.flush()
+    _notify(_parties(pairing), pairing, outcome, _("Pairing outcome: %(title)s", title=_title(pairing)),
+            str(P.label_of(outcome)), exclude=user)
