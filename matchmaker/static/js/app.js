@@ -3,6 +3,31 @@
   "use strict";
   const csrf = document.querySelector('meta[name="csrf-token"]')?.content;
 
+  // Listing form: disable the buttons once the form is on its way (after the clicked button's name has
+  // been included in the submission), so a double click cannot post twice.
+  const listingForm = document.getElementById("listing-form");
+  listingForm?.addEventListener("submit", (event) => {
+    const buttons = event.target.querySelectorAll("input[type=submit], button[type=submit]");
+    setTimeout(() => buttons.forEach((b) => { b.disabled = true; }), 0);
+  });
+
+  // Affiliation field: suggest registered organizations from the datalist rendered beside it.
+  const affiliation = document.getElementById("affiliation");
+  if (affiliation && document.getElementById("affiliations")) affiliation.setAttribute("list", "affiliations");
+
+  // Registration: show the fields of the chosen account type only.
+  const accountTypes = document.querySelectorAll("input.account-type");
+  if (accountTypes.length) {
+    const sync = () => {
+      const type = document.querySelector("input.account-type:checked")?.value || "enterprise";
+      document.querySelectorAll("[data-account]").forEach((el) => {
+        el.classList.toggle("d-none", el.dataset.account !== type);
+      });
+    };
+    accountTypes.forEach((el) => el.addEventListener("change", sync));
+    sync();
+  }
+
   // Match preview on a need's page: loaded after the page so a cold model never delays it.
   const preview = document.getElementById("match-preview");
   if (preview) {
