@@ -44,7 +44,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     from .review.views import bp as review_bp
     from .notifications.views import bp as notifications_bp
     from .suggestions.views import bp as suggestions_bp
-    from .core import errors, templating
+    from .core import errors, security, templating
 
     app.register_blueprint(main_bp)
     app.register_blueprint(accounts_bp)
@@ -54,6 +54,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(suggestions_bp)
     app.register_blueprint(notifications_bp)
     errors.register(app)
+    security.register(app)
     templating.register(app)
 
     from .matching_service import init_matching

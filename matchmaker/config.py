@@ -27,7 +27,8 @@ def load_config(instance_path: str) -> dict:
         database_url = "postgresql+psycopg://" + database_url[len("postgresql://"):]
     return {
         "ENV_NAME": env,
-        "SECRET_KEY": os.environ.get("SECRET_KEY") or _dev_secret(instance),
+        # production must set SECRET_KEY (checked at start); development keeps a random one in instance/
+        "SECRET_KEY": os.environ.get("SECRET_KEY") or ("" if env == "production" else _dev_secret(instance)),
         "SQLALCHEMY_DATABASE_URI": database_url,
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "MATCHMAKER_INDEX_DIR": os.environ.get("MATCHMAKER_INDEX_DIR", str(REPO_ROOT / "embeddings")),
@@ -44,6 +45,10 @@ def load_config(instance_path: str) -> dict:
         "REMEMBER_COOKIE_SAMESITE": "Lax",
         "REMEMBER_COOKIE_SECURE": env == "production",
         "PAGE_SIZE": 20,
+        # behind nginx or another proxy: how many hops of X-Forwarded-* to trust (0 = none)
+        "PROXY_FIX_HOPS": int(os.environ.get("MATCHMAKER_PROXY_HOPS", "1" if env == "production" else "0")),
+        "PERMANENT_SESSION_LIFETIME": 12 * 3600,
+        "SESSION_COOKIE_NAME": "__Host-session" if env == "production" else "session",
     }
 
 

@@ -1,0 +1,59 @@
+"""Does every response carry the security headers, and does production refuse an unsafe configuration?"""
+from __future__ import annotations
+
+import pytest
+
+from matchmaker import create_app
+from matchmaker.core.security import InsecureConfig
+
+
+@pytest.mark.parametrize("path", ["/", "/needs", "/login", "/static/css/app.css", "/no-such-page"])
+def test_security_headers(client, path):
+    """Are CSP (no inline script, no framing), nosniff, Referrer-Policy and X-Frame-Options always set?"""
+    headers = client.get(path).headers
+    csp = headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "'unsafe-inline'" not in csp and "frame-ancestors 'none'" in csp
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["Referrer-Policy"] == "strict-origin-when-cross-origin"
+    assert headers["X-Frame-Options"] == "DENY"
+
+
+def test_html_pages_are_not_cached(client):
+    """Are HTML pages (which may show private contacts) marked no-store?"""
+    assert client.get("/").headers["Cache-Control"] == "no-store"
+
+
+def test_templates_have_no_inline_code(app):
+    """Do templates avoid inline <script> code and style attributes, which the CSP would block?"""
+    import re
+    from pathlib import Path
+    offenders = []
+    for path in Path(app.template_folder).rglob("*.html"):
+        text = path.read_text(encoding="utf-8")
+        for match in re.finditer(r"<script(?![^>]*\bsrc=)(?![^>]*type=\"application/json\")[^>]*>|\sstyle=\"|\son[a-z]+=\"", text):
+            offenders.append(f"{path.name}: {match.group(0).strip()}")
+    assert not offenders, offenders
+
+
+@pytest.mark.parametrize("secret", [None, "short", "a" * 64])
+def test_production_refuses_weak_secret(monkeypatch, tmp_path, secret):
+    """Does the app refuse to start in production without a strong SECRET_KEY?"""
+    monkeypatch.setenv("MATCHMAKER_ENV", "production")
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'p.sqlite'}")
+    if secret is None:
+        monkeypatch.delenv("SECRET_KEY", raising=False)
+    else:
+        monkeypatch.setenv("SECRET_KEY", secret)
+    with pytest.raises(InsecureConfig):
+        create_app()
+
+
+def test_production_with_strong_secret_starts_hardened(monkeypatch, tmp_path):
+    """With a strong key, does production start with secure cookies, HSTS and proxy awareness?"""
+    monkeypatch.setenv("MATCHMAKER_ENV", "production")
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'p.sqlite'}")
+    monkeypatch.setenv("SECRET_KEY", "k3Y-" + "0123456789abcdefghijklmnopqrstuvwxyz")
+    app = create_app()
+    assert app.config["SESSION_COOKIE_SECURE"] and app.config["SESSION_COOKIE_NAME"] == "__Host-session"
+    response = app.test_client().get("/login", headers={"X-Forwarded-Proto": "https"})
+    assert "max-age=31536000" in response.headers["Strict-Transport-Security"]
