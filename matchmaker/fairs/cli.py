@@ -1,0 +1,16 @@
+"""``matchmaker fairs-expire``: unanswered meeting requests expire at their fair's registration deadline."""
+from __future__ import annotations
+
+import click
+from flask.cli import with_appcontext
+
+
+@click.command("fairs-expire")
+@with_appcontext
+def fairs_expire() -> None:
+    """Expire meeting requests left unanswered after the registration deadline (run e.g. hourly)."""
+    from ..extensions import db
+    from .operations import expire_unanswered
+    count = expire_unanswered()
+    db.session.commit()
+    click.echo(f"expired: {count}")
