@@ -346,6 +346,10 @@ def _link_pairing(req: MeetingRequest, meeting: Meeting, fair: Fair, actor) -> N
     """An approved pairing behind the request moves to meeting_scheduled (or is rescheduled) through the
     pairings service. A refusal there (e.g. the coordinator's scope) does not undo the fair's schedule: it
     checks before it changes anything, and the refusal is written to the audit trail."""
+    if req.pairing_id is None:  # the pairing may have been proposed after the request
+        from ..pairings.models import Pairing
+        req.pairing = db.session.scalars(select(Pairing).where(Pairing.need_id == req.need_id,
+                                                               Pairing.capability_id == req.capability_id)).first()
     pairing = req.pairing
     if pairing is None or pairing.state not in ("approved", "meeting_scheduled"):
         return
