@@ -44,6 +44,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     from .review.views import bp as review_bp
     from .notifications.views import bp as notifications_bp
     from .suggestions.views import bp as suggestions_bp
+    from .challenges.views import bp as challenges_bp
+    from .vouchers.views import bp as vouchers_bp
+    from .dashboards.views import bp as dashboards_bp
     from .core import errors, security, templating
 
     app.register_blueprint(main_bp)
@@ -53,6 +56,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(admin_bp)
     app.register_blueprint(suggestions_bp)
     app.register_blueprint(notifications_bp)
+    app.register_blueprint(challenges_bp)
+    app.register_blueprint(vouchers_bp)
+    app.register_blueprint(dashboards_bp)
     errors.register(app)
     security.register(app)
     templating.register(app)

@@ -1,0 +1,1 @@
+"""揭榜挂帅: open challenges on a need, with bids, shortlisting and exactly one winner."""

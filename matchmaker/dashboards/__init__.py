@@ -1,0 +1,1 @@
+"""Programme dashboards per hub city and overall, with charts and CSV export."""

@@ -1,0 +1,149 @@
+"""Vouchers and their ledger.
+
+Every movement is a VoucherEntry: ``issue`` (+amount), ``redeem`` / ``expire`` / ``revoke`` (−amount). The
+voucher's ``balance`` column is the running sum of its entries, updated in the same transaction as the entry
+and guarded by CHECK (0 ≤ balance ≤ amount), so no code path can leave a negative balance. A voucher is
+redeemed at most once against a given pairing (UNIQUE voucher_id, pairing_id).
+"""
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import (Boolean, CheckConstraint, Date, ForeignKey, Index, Integer, Numeric, String, Text,
+                        UniqueConstraint, case, func, select, text)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..core.enums import HubCity, LabelledEnum, sql_in
+from ..core.time import UTCDateTime, utcnow
+from ..extensions import db
+
+
+class VoucherStatus(LabelledEnum):
+    ACTIVE = "active", _l("Active")
+    EXHAUSTED = "exhausted", _l("Used up")
+    EXPIRED = "expired", _l("Expired")
+    REVOKED = "revoked", _l("Revoked")
+
+
+class EntryKind(LabelledEnum):
+    ISSUE = "issue", _l("Issued")
+    REDEEM = "redeem", _l("Redeemed")
+    EXPIRE = "expire", _l("Expired")
+    REVOKE = "revoke", _l("Revoked")
+
+
+class Voucher(db.Model):
+    __tablename__ = "vouchers"
+    __table_args__ = (
+        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint("balance >= 0 AND balance <= amount", name="balance_in_range"),
+        CheckConstraint(f"hub_city IN {sql_in(HubCity)}", name="hub_city_known"),
+        CheckConstraint(f"status IN {sql_in(VoucherStatus)}", name="status_known"),
+        CheckConstraint("status <> 'active' OR balance > 0", name="active_has_balance"),
+        CheckConstraint("status NOT IN ('expired', 'revoked', 'exhausted') OR balance = 0",
+                        name="closed_is_empty"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: short human-readable serial, e.g. CQ-2026-000012
+    code: Mapped[str] = mapped_column(String(32), unique=True, nullable=False)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"), nullable=False, index=True)
+    #: the hub city that issued (and funds) the voucher
+    hub_city: Mapped[str] = mapped_column(String(20), nullable=False, index=True)
+    #: face value in CNY
+    amount: Mapped[Decimal] = mapped_column(Numeric(14, 2), nullable=False)
+    #: remaining balance in CNY = sum of the ledger entries (kept in step, checked by tests)
+    balance: Mapped[Decimal] = mapped_column(Numeric(14, 2), nullable=False)
+    expires_on: Mapped[date] = mapped_column(Date, nullable=False)
+    status: Mapped[str] = mapped_column(String(12), nullable=False, default=VoucherStatus.ACTIVE.value)
+    note: Mapped[str | None] = mapped_column(Text)
+    issued_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+
+    organization = relationship("Organization", lazy="joined")
+    issued_by = relationship("User")
+    entries: Mapped[list["VoucherEntry"]] = relationship(back_populates="voucher",
+                                                         order_by="VoucherEntry.id")
+
+    def can_view(self, user) -> bool:
+        if not getattr(user, "is_authenticated", False):
+            return False
+        return self.organization_id in user.organization_ids or user.is_coordinator
+
+    def can_redeem(self, user) -> bool:
+        return getattr(user, "is_authenticated", False) and self.organization_id in user.organization_ids
+
+    def can_administer(self, user) -> bool:
+        return can_issue_for(user, self.hub_city)
+
+    def ledger_balance(self) -> Decimal:
+        """The balance recomputed from the ledger (the column must always equal it)."""
+        return db.session.scalar(select(func.coalesce(func.sum(signed_amount()), 0))
+                                 .where(VoucherEntry.voucher_id == self.id))
+
+
+def can_issue_for(user, hub_city: str | None) -> bool:
+    """Admins, unscoped coordinators, and coordinators scoped to ``hub_city``."""
+    from ..core.enums import Role
+    if not getattr(user, "is_authenticated", False):
+        return False
+    if user.is_admin:
+        return True
+    scopes = {r.hub_city for r in user.roles if r.role == Role.COORDINATOR}
+    if not scopes:
+        return False
+    return None in scopes or (hub_city is not None and hub_city in scopes)
+
+
+def issuing_cities(user) -> list[str]:
+    from ..core.enums import Role
+    if not getattr(user, "is_authenticated", False):
+        return []
+    scopes = {r.hub_city for r in user.roles if r.role == Role.COORDINATOR}
+    if user.is_admin or None in scopes:
+        return HubCity.values()
+    return [c for c in HubCity.values() if c in scopes]
+
+
+class VoucherEntry(db.Model):
+    __tablename__ = "voucher_entries"
+    __table_args__ = (
+        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint(f"kind IN {sql_in(EntryKind)}", name="kind_known"),
+        CheckConstraint("(kind = 'redeem') = (pairing_id IS NOT NULL)", name="redeem_has_pairing"),
+        # no double redemption of the same voucher on the same pairing
+        UniqueConstraint("voucher_id", "pairing_id"),
+        # one issue entry per voucher
+        Index("uq_voucher_entries_issue", "voucher_id", unique=True,
+              sqlite_where=text("kind = 'issue'"), postgresql_where=text("kind = 'issue'")),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    voucher_id: Mapped[int] = mapped_column(ForeignKey("vouchers.id"), nullable=False, index=True)
+    kind: Mapped[str] = mapped_column(String(8), nullable=False)
+    #: always positive; the sign follows from the kind (issue +, everything else −)
+    amount: Mapped[Decimal] = mapped_column(Numeric(14, 2), nullable=False)
+    pairing_id: Mapped[int | None] = mapped_column(ForeignKey("pairings.id"), index=True)
+    #: redemption across regions: the voucher's city differs from the capability's
+    cross_region: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    provider_hub_city: Mapped[str | None] = mapped_column(String(20))
+    balance_after: Mapped[Decimal] = mapped_column(Numeric(14, 2), nullable=False)
+    #: null for system movements (scheduled expiry)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+
+    voucher: Mapped[Voucher] = relationship(back_populates="entries")
+    pairing = relationship("Pairing")
+    actor = relationship("User")
+
+    @property
+    def signed(self) -> Decimal:
+        return self.amount if self.kind == EntryKind.ISSUE else -self.amount
+
+
+def signed_amount():
+    """SQL expression: the entry's amount with the sign of its kind."""
+    return case((VoucherEntry.kind == EntryKind.ISSUE.value, VoucherEntry.amount), else_=-VoucherEntry.amount)

@@ -1,0 +1,191 @@
+"""Voucher ledger operations. Each movement (entry + balance + audit) happens in the caller's single
+transaction; functions flush, never commit.
+
+Concurrency: the voucher row (and the pairing row, for the per-contract cap) is locked with SELECT … FOR
+UPDATE on PostgreSQL; SQLite serialises writers (the first write takes the database lock). The balance is
+re-read after locking and written with a compare-and-set on the old value, and a CHECK keeps it ≥ 0, so two
+concurrent redemptions can never overdraw a voucher.
+"""
+from __future__ import annotations
+
+import secrets
+from datetime import date
+from decimal import Decimal
+
+from flask_babel import gettext as _
+from sqlalchemy import func, select, update
+
+from ..core import audit
+from ..core.enums import HubCity
+from ..core.workflow import WorkflowError
+from ..extensions import db
+from ..pairings.models import Pairing, PairingState
+from .models import EntryKind, Voucher, VoucherEntry, VoucherStatus, can_issue_for
+
+CENT = Decimal("0.01")
+
+
+def _money(value) -> Decimal:
+    if value is None:
+        raise WorkflowError(_("Give an amount."), 400)
+    amount = Decimal(value).quantize(CENT)
+    if amount <= 0:
+        raise WorkflowError(_("The amount must be more than zero."), 400)
+    return amount
+
+
+def _today() -> date:
+    from ..listings.forms import programme_today
+    return programme_today()
+
+
+def issue_voucher(user, organization, *, amount, expires_on: date, hub_city: str, note: str | None = None
+                  ) -> Voucher:
+    """A hub city (its coordinator, or an admin) issues a voucher to an enterprise."""
+    if hub_city not in HubCity.values():
+        raise WorkflowError(_("Unknown hub city."), 400)
+    if not can_issue_for(user, hub_city):
+        raise WorkflowError(_("Only coordinators of this hub city (or administrators) may issue its vouchers."),
+                            403)
+    if organization is None or organization.kind != "enterprise":
+        raise WorkflowError(_("Vouchers are issued to enterprises only."), 400)
+    amount = _money(amount)
+    if expires_on is None or expires_on < _today():
+        raise WorkflowError(_("The expiry date cannot be in the past."), 400)
+    code = f"{hub_city[:2].upper()}-{_today():%Y%m%d}-{secrets.token_hex(3).upper()}"
+    voucher = Voucher(code=code, organization_id=organization.id, hub_city=hub_city, amount=amount,
+                      balance=amount, expires_on=expires_on, status=VoucherStatus.ACTIVE.value, note=note,
+                      issued_by_id=user.id)
+    db.session.add(voucher)
+    db.session.flush()
+    db.session.add(VoucherEntry(voucher_id=voucher.id, kind=EntryKind.ISSUE.value, amount=amount,
+                                balance_after=amount, actor_id=user.id, note=note))
+    audit.record("voucher.issue", actor=user, target=voucher, to_state=VoucherStatus.ACTIVE,
+                 comment=f"{amount} CNY to organization {organization.id}")
+    db.session.flush()
+    return voucher
+
+
+def _lock_voucher(voucher_id: int) -> Voucher:
+    """Take the voucher's row lock (PostgreSQL) or the database write lock (SQLite), then re-read it."""
+    if db.session.get_bind().dialect.name == "sqlite":
+        db.session.execute(update(Voucher.__table__).where(Voucher.__table__.c.id == voucher_id)
+                           .values(balance=Voucher.__table__.c.balance))
+    voucher = db.session.execute(select(Voucher).where(Voucher.id == voucher_id).with_for_update(of=Voucher)
+                                 .execution_options(populate_existing=True)).scalar_one_or_none()
+    if voucher is None:
+        raise WorkflowError(_("No such voucher."), 404)
+    return voucher
+
+
+def _set_balance(voucher: Voucher, old: Decimal, new: Decimal, status: str) -> None:
+    """Compare-and-set: refuses if the balance moved since it was read (belt and braces over the lock)."""
+    result = db.session.execute(update(Voucher.__table__).where(
+        Voucher.__table__.c.id == voucher.id, Voucher.__table__.c.balance == old,
+        Voucher.__table__.c.status == VoucherStatus.ACTIVE.value).values(balance=new, status=status))
+    if result.rowcount != 1:
+        raise WorkflowError(_("The voucher's balance changed while you were redeeming it. Nothing was "
+                              "redeemed; please try again."))
+    db.session.refresh(voucher)
+
+
+def redeemed_on_pairing(pairing_id: int) -> Decimal:
+    return db.session.scalar(select(func.coalesce(func.sum(VoucherEntry.amount), 0)).where(
+        VoucherEntry.pairing_id == pairing_id, VoucherEntry.kind == EntryKind.REDEEM.value)) or Decimal(0)
+
+
+def provider_hub_city(pairing: Pairing) -> str | None:
+    if pairing.capability is not None and pairing.capability.hub_city:
+        return pairing.capability.hub_city
+    expert = pairing.expert
+    if expert is not None and expert.affiliation is not None:
+        return expert.affiliation.hub_city
+    return None
+
+
+def eligible_pairings(organization_ids) -> list[Pairing]:
+    """Pairings of the organization's needs with a signed contract: what vouchers can be redeemed on."""
+    from ..listings.models import Need
+    ids = list(organization_ids)
+    if not ids:
+        return []
+    return db.session.scalars(select(Pairing).join(Need, Pairing.need_id == Need.id).where(
+        Need.organization_id.in_(ids), Pairing.state == PairingState.CONTRACT_SIGNED.value)
+        .order_by(Pairing.id)).unique().all()
+
+
+def redeem(voucher: Voucher, pairing: Pairing | None, amount, user) -> VoucherEntry:
+    """Redeem ``amount`` of the voucher against a signed service contract of the firm's own need."""
+    if not voucher.can_redeem(user):
+        raise WorkflowError(_("Only members of the enterprise holding this voucher may redeem it."), 403)
+    if pairing is None or pairing.need is None or pairing.need.organization_id != voucher.organization_id:
+        raise WorkflowError(_("This pairing is not one of your enterprise's needs."), 404)
+    amount = _money(amount)
+    voucher = _lock_voucher(voucher.id)
+    # lock the pairing too: the per-contract cap is shared by every voucher of the firm
+    pairing = db.session.execute(select(Pairing).where(Pairing.id == pairing.id).with_for_update(of=Pairing)
+                                 .execution_options(populate_existing=True)).unique().scalar_one()
+    if voucher.status != VoucherStatus.ACTIVE:
+        raise WorkflowError(_("This voucher is %(status)s and cannot be redeemed.",
+                              status=VoucherStatus.label_of(voucher.status)))
+    if voucher.expires_on < _today():
+        raise WorkflowError(_("This voucher expired on %(day)s.", day=voucher.expires_on.isoformat()))
+    if pairing.state != PairingState.CONTRACT_SIGNED:
+        raise WorkflowError(_("Vouchers can only be redeemed against a pairing with a signed service contract."))
+    if amount > voucher.balance:
+        raise WorkflowError(_("The amount (%(amount)s CNY) is more than the voucher's remaining balance "
+                              "(%(balance)s CNY).", amount=amount, balance=voucher.balance), 400)
+    already = db.session.scalar(select(VoucherEntry.id).where(VoucherEntry.voucher_id == voucher.id,
+                                                              VoucherEntry.pairing_id == pairing.id))
+    if already is not None:
+        raise WorkflowError(_("This voucher has already been redeemed against this pairing."))
+    room = Decimal(pairing.contract_amount) - redeemed_on_pairing(pairing.id)
+    if amount > room:
+        raise WorkflowError(_("The amount (%(amount)s CNY) is more than what remains of the contract value "
+                              "after earlier redemptions (%(room)s CNY).", amount=amount, room=room), 400)
+    old = voucher.balance
+    new = old - amount
+    _set_balance(voucher, old, new, VoucherStatus.EXHAUSTED.value if new == 0 else VoucherStatus.ACTIVE.value)
+    provider_city = provider_hub_city(pairing)
+    entry = VoucherEntry(voucher_id=voucher.id, kind=EntryKind.REDEEM.value, amount=amount,
+                         pairing_id=pairing.id, provider_hub_city=provider_city,
+                         cross_region=bool(provider_city and provider_city != voucher.hub_city),
+                         balance_after=new, actor_id=user.id)
+    db.session.add(entry)
+    db.session.flush()
+    audit.record("voucher.redeem", actor=user, target=voucher, from_state=str(old), to_state=str(new),
+                 comment=f"pairing {pairing.id}: {amount} CNY" + (" (cross-region)" if entry.cross_region else ""))
+    return entry
+
+
+def _close(voucher: Voucher, user, kind: EntryKind, status: VoucherStatus, note: str | None) -> VoucherEntry:
+    voucher = _lock_voucher(voucher.id)
+    if voucher.status != VoucherStatus.ACTIVE:
+        raise WorkflowError(_("This voucher is %(status)s already.", status=VoucherStatus.label_of(voucher.status)))
+    old = voucher.balance
+    _set_balance(voucher, old, Decimal("0.00"), status.value)
+    entry = VoucherEntry(voucher_id=voucher.id, kind=kind.value, amount=old, balance_after=Decimal("0.00"),
+                         actor_id=getattr(user, "id", None), note=note)
+    db.session.add(entry)
+    db.session.flush()
+    audit.record(f"voucher.{kind.value}", actor=user, target=voucher, from_state=VoucherStatus.ACTIVE,
+                 to_state=status, comment=note)
+    return entry
+
+
+def revoke(voucher: Voucher, user, reason: str) -> VoucherEntry:
+    if not voucher.can_administer(user):
+        raise WorkflowError(_("Only coordinators of the issuing hub city (or administrators) may revoke it."), 403)
+    if not reason:
+        raise WorkflowError(_("Give a reason for revoking."), 400)
+    return _close(voucher, user, EntryKind.REVOKE, VoucherStatus.REVOKED, reason)
+
+
+def expire_due(today: date | None = None) -> int:
+    """Expire every active voucher past its expiry date (system action); returns how many."""
+    today = today or _today()
+    ids = db.session.scalars(select(Voucher.id).where(Voucher.status == VoucherStatus.ACTIVE.value,
+                                                      Voucher.expires_on < today)).all()
+    for vid in ids:
+        _close(db.session.get(Voucher, vid), None, EntryKind.EXPIRE, VoucherStatus.EXPIRED, "expired")
+    return len(ids)
