@@ -63,3 +63,161 @@ def test_schedule_meeting_sets_time_place_audit_and_notifies(pw):
     notified = set(db.session.scalars(select(Notification.user_id).where(
         Notification.kind == "pairing.meeting_scheduled")))
     assert {pw["enterprise"].id, pw["expert"].id} <= notified
+
+
+ALL_STATES = [s.value for s in P]
+#: (state reached, action) → allowed?  Every action tried from every state; only the listed pairs are legal.
+LEGAL = {
+    (P.PROPOSED, "respond"), (P.PENDING_REVIEW, "approve"), (P.PENDING_REVIEW, "reject"),
+    (P.APPROVED, "schedule"), (P.MEETING_SCHEDULED, "schedule"),
+    (P.APPROVED, "in_progress"), (P.MEETING_SCHEDULED, "in_progress"),
+    (P.APPROVED, "contract_signed"), (P.MEETING_SCHEDULED, "contract_signed"), (P.IN_PROGRESS, "contract_signed"),
+    (P.APPROVED, "failed"), (P.MEETING_SCHEDULED, "failed"), (P.IN_PROGRESS, "failed"),
+}
+ACTIONS = ["respond", "approve", "reject", "schedule", "in_progress", "contract_signed", "failed"]
+REACHABLE = [P.PROPOSED, P.DECLINED, P.PENDING_REVIEW, P.APPROVED, P.REJECTED, P.MEETING_SCHEDULED,
+             P.IN_PROGRESS, P.CONTRACT_SIGNED, P.FAILED]
+
+
+def _do(pw, p, action):
+    if action == "respond":
+        ops.respond(p, pw["enterprise"], "need", "interested")
+    elif action == "approve":
+        ops.judge(p, pw["coord"], True, "ok")
+    elif action == "reject":
+        ops.judge(p, pw["coord"], False, "不合适")
+    elif action == "schedule":
+        ops.schedule_meeting(p, pw["coord"], datetime(2027, 1, 5, 3, 0, tzinfo=timezone.utc), "视频会议")
+    else:
+        ops.record_outcome(p, pw["coord"], action, contract_type="development", amount=100000, note="说明")
+
+
+@pytest.mark.parametrize("state", REACHABLE)
+def test_transition_table(pw, state):
+    """From each reachable state, is every action outside the legal transitions refused with a reason and no
+    state change, and every legal one carried out? (Each action runs in its own savepoint.)"""
+    p = _pairing(pw, state)
+    db.session.commit()
+    before = (p.state, p.version)
+    for action in ACTIONS:
+        sp = db.session.begin_nested()
+        if (state, action) in LEGAL:
+            _do(pw, p, action)
+            assert p.version > before[1] or action == "respond"  # one response alone keeps the state
+        else:
+            with pytest.raises(WorkflowError) as err:
+                _do(pw, p, action)
+            assert err.value.reason and err.value.status in (400, 403, 409), action
+        sp.rollback()
+        db.session.refresh(p)
+        assert (p.state, p.version) == before, action
+
+
+def test_suggested_state_is_declared_in_the_table():
+    """Does the transition table name every stored state (no state without a rule)?"""
+    assert set(ops.TRANSITIONS) == set(ALL_STATES)
+
+
+def test_both_sides_interested_moves_to_review_and_tells_coordinators(pw):
+    """Do two interested responses put the pairing in the coordinator's queue and notify the coordinator?"""
+    p = _pairing(pw, P.PENDING_REVIEW)
+    db.session.commit()
+    assert p.state == P.PENDING_REVIEW
+    assert db.session.scalar(select(Notification.id).where(
+        Notification.user_id == pw["coord"].id, Notification.kind == "pairing.pending_review")) is not None
+
+
+def test_proposer_side_counts_as_interested(pw):
+    """When the firm proposes, is only the expert's interest still needed?"""
+    p = ops.propose_pairing(pw["need"], pw["cap"], by=pw["enterprise"])
+    assert p.origin == "need" and p.response_of("need").decision == "interested"
+    ops.respond(p, pw["expert"], "capability", "interested")
+    assert p.state == P.PENDING_REVIEW
+
+
+@pytest.mark.parametrize("reason", ["not_relevant", "too_early", "too_costly", "already_solved", "other"])
+def test_decline_with_each_reason(pw, reason):
+    """Does a decline with each structured reason close the pairing and keep the reason?"""
+    p = _pairing(pw, P.PROPOSED)
+    ops.respond(p, pw["enterprise"], "need", "declined", reason=reason, message="已有方案" if reason == "other" else None)
+    db.session.commit()
+    assert p.state == P.DECLINED and p.response_of("need").reason == reason
+
+
+@pytest.mark.parametrize("reason,message", [(None, None), ("bogus", None), ("other", ""), ("other", "  ")])
+def test_decline_without_valid_reason_is_refused(pw, reason, message):
+    """Is a decline without a known reason (or 'other' without text) refused with no change?"""
+    p = _pairing(pw, P.PROPOSED)
+    with pytest.raises(WorkflowError):
+        ops.respond(p, pw["enterprise"], "need", "declined", reason=reason, message=message)
+    assert p.state == P.PROPOSED and p.response_of("need") is None
+
+
+def test_wrong_side_and_double_response_refused(pw):
+    """Can the expert answer for the firm, or a side answer twice?"""
+    p = _pairing(pw, P.PROPOSED)
+    with pytest.raises(WorkflowError) as err:
+        ops.respond(p, pw["expert"], "need", "interested")
+    assert err.value.status == 403
+    ops.respond(p, pw["enterprise"], "need", "interested")
+    with pytest.raises(WorkflowError):
+        ops.respond(p, pw["enterprise"], "need", "interested")
+
+
+def test_reject_requires_comment(pw):
+    """Is a rejection without a reason refused?"""
+    p = _pairing(pw, P.PENDING_REVIEW)
+    with pytest.raises(WorkflowError) as err:
+        ops.judge(p, pw["coord"], approve=False, comment="  ")
+    assert err.value.status == 400 and p.state == P.PENDING_REVIEW
+
+
+def test_judge_permissions(pw, make):
+    """May only in-scope coordinators on neither side judge (not the firm, another city's coordinator,
+    or a coordinator who belongs to the firm)?"""
+    p = _pairing(pw, P.PENDING_REVIEW)
+    chengdu = make.user(Role.COORDINATOR, hub_city="chengdu")
+    insider = make.user(Role.COORDINATOR, org=pw["firm"], hub_city="chongqing")
+    for user in (pw["enterprise"], pw["expert"], chengdu, insider):
+        assert not p.can_judge(user)
+        with pytest.raises(WorkflowError) as err:
+            ops.judge(p, user, True, "ok")
+        assert err.value.status == 403
+    assert p.can_judge(pw["admin"]) and p.can_judge(pw["coordinator"])  # unscoped coordinator
+
+
+def test_contract_needs_type_and_positive_amount(pw):
+    """Is a signed contract without a type or with a non-positive amount refused?"""
+    p = _pairing(pw, P.APPROVED)
+    for ctype, amount in [(None, 100), ("license", 0), ("license", -5), ("license", "abc"), ("nope", 10),
+                          ("license", "NaN")]:
+        with pytest.raises(WorkflowError):
+            ops.record_outcome(p, pw["enterprise"], "contract_signed", contract_type=ctype, amount=amount)
+        assert p.state == P.APPROVED
+    with pytest.raises(WorkflowError):
+        ops.record_outcome(p, pw["enterprise"], "failed", note="")
+    ops.record_outcome(p, pw["enterprise"], "contract_signed", contract_type="license", amount="1234.5")
+    db.session.commit()
+    assert p.state == P.CONTRACT_SIGNED and str(p.contract_amount) == "1234.50"
+
+
+def test_propose_refusals(pw, make):
+    """Are same-organization, unpublished, duplicate, conflicted and unauthorized proposals refused?"""
+    own_cap = make.capability(pw["enterprise"])
+    with pytest.raises(WorkflowError, match="own organization"):
+        ops.propose_pairing(pw["need"], own_cap, by=pw["coord"])
+    draft = make.capability(pw["expert"], status="draft")
+    with pytest.raises(WorkflowError, match="published"):
+        ops.propose_pairing(pw["need"], draft, by=pw["coord"])
+    with pytest.raises(WorkflowError) as err:
+        ops.propose_pairing(pw["need"], pw["cap"], by=pw["other_enterprise"])
+    assert err.value.status == 403
+    ops.propose_pairing(pw["need"], pw["cap"], by=pw["coord"])
+    with pytest.raises(WorkflowError, match="already exists"):
+        ops.propose_pairing(pw["need"], pw["cap"], by=pw["enterprise"])
+    other_need = make.need(pw["enterprise"], title="另一个需求")
+    db.session.add(ConflictOfInterest(expert_id=pw["expert"].expert_profile.id, organization_id=pw["firm"].id,
+                                      note="亲属"))
+    db.session.flush()
+    with pytest.raises(WorkflowError, match="conflict"):
+        ops.propose_pairing(other_need, pw["cap"], by=pw["coord"])
