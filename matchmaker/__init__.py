@@ -45,6 +45,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     from .notifications.views import bp as notifications_bp
     from .suggestions.views import bp as suggestions_bp
     from .api.views import bp as api_bp, tokens_bp as api_tokens_bp
+    from .fairs.views import bp as fairs_bp
     from .challenges.views import bp as challenges_bp
     from .vouchers.views import bp as vouchers_bp
     from .dashboards.views import bp as dashboards_bp
@@ -59,6 +60,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(notifications_bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(api_tokens_bp)
+    app.register_blueprint(fairs_bp)
     app.register_blueprint(challenges_bp)
     app.register_blueprint(vouchers_bp)
     app.register_blueprint(dashboards_bp)

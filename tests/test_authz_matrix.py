@@ -223,6 +223,36 @@ CASES: list[Case] = [
          {"user_id": "@enterprise_user", "role": "coordinator"}, "enterprise_user"),
     Case("admin.revoke_role", "POST", R(LOGIN, 403, 403, 403, 403, 400),
          {"user_id": "@enterprise_user", "role": "pope"}, "unknown_role"),
+
+    # --- docking fairs (begin) ----------------------------------------------------------------------------
+    # an open Chongqing fair by the (unscoped) coordinator; firm_public and firm_coord × cap_public registered;
+    # fair_request (firm_public × cap_public, by the enterprise) unanswered; fair_meeting scheduled
+    Case("fairs.index", "GET", ALL(200)),
+    Case("fairs.detail", "GET", ALL(200), {"fair_id": "@fair"}, "fair"),
+    Case("fairs.detail", "GET", R(404, 404, 404, 404, 200, 200), {"fair_id": "@fair_draft"}, "fair_draft"),
+    Case("fairs.detail", "GET", ALL(404), {"fair_id": MISSING_ID}, "missing"),
+    Case("fairs.new", "GET", COORD_GET),
+    Case("fairs.new", "POST", R(LOGIN, 403, 403, 403, 400, 400)),
+    Case("fairs.edit", "GET", COORD_GET, {"fair_id": "@fair"}, "fair"),
+    Case("fairs.edit", "POST", R(LOGIN, 403, 403, 403, 400, 400), {"fair_id": "@fair"}, "fair"),
+    Case("fairs.set_status", "POST", R(LOGIN, 403, 403, 403, REDIR, REDIR), {"fair_id": "@fair", "action": "close"},
+         "fair close"),
+    Case("fairs.set_status", "POST", R(LOGIN, 403, 403, 403, 409, 409), {"fair_id": "@fair", "action": "held"},
+         "open fair held"),
+    Case("fairs.run_schedule", "POST", R(LOGIN, 403, 403, 403, REDIR, REDIR), {"fair_id": "@fair"}, "fair"),
+    Case("fairs.lock", "POST", R(LOGIN, 403, 403, 403, REDIR, REDIR),
+         {"fair_id": "@fair", "meeting_id": "@fair_meeting"}, "fair_meeting"),
+    Case("fairs.schedule", "GET", COORD_GET, {"fair_id": "@fair"}, "fair"),
+    Case("fairs.schedule_csv", "GET", COORD_GET, {"fair_id": "@fair"}, "fair"),
+    Case("fairs.schedule_ics", "GET", COORD_GET, {"fair_id": "@fair"}, "fair"),
+    Case("fairs.my_ics", "GET", SIGNED_IN_GET, {"fair_id": "@fair"}, "fair"),
+    # the minimal form names no listing: 400 for everyone signed in
+    Case("fairs.register", "POST", SIGNED_IN_POST_INVALID, {"fair_id": "@fair"}, "fair"),
+    Case("fairs.request_meeting", "POST", SIGNED_IN_POST_INVALID, {"fair_id": "@fair"}, "fair"),
+    # only the other side (the expert) answers; the requester 403, a stranger 404, coordinators 403
+    Case("fairs.answer", "POST", R(LOGIN, 403, 404, REDIR, 403, 403),
+         {"fair_id": "@fair", "request_id": "@fair_request", "answer": "accept"}, "fair_request"),
+    # --- docking fairs (end) ------------------------------------------------------------------------------
 ]
 
 #: a POST "minimal form": one unrelated field, so the form data is not empty (an empty body would make
@@ -271,9 +301,31 @@ def objs(make, world):
     [note] = notify([ent], "test", "您的需求已发布", link=f"/needs/{made['firm_public'].id}", email=False)
     db.session.commit()
     ids = {name: obj.id for name, obj in made.items()}
+    ids.update(_fair_objs(made, world))  # docking fairs
     ids.update(firm=world["firm"].id, other_firm=world["other_firm"].id, institute=world["institute"].id,
                enterprise_user=ent.id, enterprise_note=note.id)
     return ids
+
+
+def _fair_objs(made, world) -> dict:
+    """Docking fairs: an open fair with one unanswered request and one scheduled meeting, and a draft fair."""
+    from datetime import datetime, timedelta, timezone
+
+    from matchmaker.fairs import operations as fair_ops
+    start = datetime(2031, 5, 20, 1, 0, tzinfo=timezone.utc)
+    data = {"title": "矩阵测试对接会", "starts_at": start, "ends_at": start + timedelta(hours=2), "mode": "onsite",
+            "registration_deadline": start - timedelta(days=1), "place": "重庆", "hub_city": "chongqing",
+            "slot_minutes": 30, "tables": 3}
+    coord, ent, expert = world["coordinator"], world["enterprise"], world["expert"]
+    fair, draft = fair_ops.create_fair(coord, data), fair_ops.create_fair(coord, data)
+    fair_ops.open_fair(fair, coord)
+    for name, owner in (("firm_public", ent), ("firm_coord", ent), ("cap_public", expert)):
+        fair_ops.register_listing(fair, made[name], owner)
+    req = fair_ops.request_meeting(fair, made["firm_public"], made["cap_public"], ent)
+    fair_ops.accept_request(fair_ops.request_meeting(fair, made["firm_coord"], made["cap_public"], ent), expert)
+    fair_ops.run_scheduler(fair, coord)
+    [meeting] = fair_ops.meetings(fair)
+    return {"fair": fair.id, "fair_draft": draft.id, "fair_request": req.id, "fair_meeting": meeting.id}
 
 
 def _url(app, case: Case, ids: dict) -> str:
