@@ -221,3 +221,86 @@ def test_propose_refusals(pw, make):
     db.session.flush()
     with pytest.raises(WorkflowError, match="conflict"):
         ops.propose_pairing(other_need, pw["cap"], by=pw["coord"])
+
+
+def test_concurrent_approval_exactly_one_wins(app):
+    """Two coordinators load the same pending pairing in separate connections and both approve: does exactly one
+    commit win while the other gets StaleDataError (the view turns it into a 409), leaving one audit entry?"""
+    import uuid
+
+    from sqlalchemy import create_engine, delete
+    from sqlalchemy.orm import scoped_session, sessionmaker
+    from sqlalchemy.orm.exc import StaleDataError
+
+    from matchmaker.accounts.models import ExpertProfile, Membership, Organization, User, UserRole
+    from matchmaker.listings.models import Capability, Need
+    from matchmaker.pairings.models import PairingResponse
+
+    engine = create_engine(app.config["SQLALCHEMY_DATABASE_URI"])
+    tag = uuid.uuid4().hex[:8]
+    setup = sessionmaker(bind=engine)()
+    firm = Organization(name=f"并发公司{tag}", kind="enterprise", hub_city="chongqing")
+    inst = Organization(name=f"并发研究院{tag}", kind="institute", hub_city="chengdu")
+    users = [User(email=f"{n}-{tag}@example.test", name=n, password_hash="x") for n in ("firm", "exp", "c1", "c2")]
+    users[0].memberships.append(Membership(organization=firm))
+    users[1].memberships.append(Membership(organization=inst))
+    users[2].roles.append(UserRole(role="coordinator"))
+    users[3].roles.append(UserRole(role="coordinator"))
+    profile = ExpertProfile(user=users[1], fields=[], languages=[])
+    setup.add_all([firm, inst, *users, profile])
+    setup.flush()
+    from matchmaker.core.time import utcnow
+    stamp = dict(status="published", submitted_at=utcnow(), published_at=utcnow(), reviewed_by_id=users[2].id)
+    need = Need(title="并发需求测试", industry="new_energy", organization_id=firm.id, created_by_id=users[0].id,
+                hub_city="chongqing", **stamp)
+    cap = Capability(title="并发能力测试", kind="achievement", field="new_energy", organization_id=inst.id,
+                     created_by_id=users[1].id, expert_id=profile.id, hub_city="chengdu", **stamp)
+    setup.add_all([need, cap])
+    setup.flush()
+    pairing = Pairing(need_id=need.id, capability_id=cap.id, expert_id=profile.id, state="pending_review",
+                      origin="coordinator")
+    setup.add(pairing)
+    setup.commit()
+    pid, uids = pairing.id, [u.id for u in users]
+    ids = dict(firm=firm.id, inst=inst.id, need=need.id, cap=cap.id, profile=profile.id)
+    setup.close()
+
+    original = db.session
+    s1, s2 = scoped_session(sessionmaker(bind=engine)), scoped_session(sessionmaker(bind=engine))
+    try:
+        p1, c1 = s1.get(Pairing, pid), s1.get(User, uids[2])
+        p2, c2 = s2.get(Pairing, pid), s2.get(User, uids[3])
+        assert p1.version == p2.version  # both coordinators see the same version
+        db.session = s1
+        ops.judge(p1, c1, True, "第一位")
+        s1.commit()
+        db.session = s2
+        with pytest.raises(StaleDataError):
+            ops.judge(p2, c2, True, "第二位")
+            s2.commit()
+        s2.rollback()
+        db.session = original
+        check = sessionmaker(bind=engine)()
+        row = check.get(Pairing, pid)
+        assert row.state == "approved" and row.judged_by_id == uids[2] and row.judgment_comment == "第一位"
+        assert check.scalar(select(db.func.count(AuditEvent.id)).where(
+            AuditEvent.target_type == "pairings", AuditEvent.target_id == pid,
+            AuditEvent.action == "pairing.approved")) == 1
+        check.close()
+    finally:
+        db.session = original
+        s1.remove()
+        s2.remove()
+        with engine.begin() as conn:
+            conn.execute(delete(AuditEvent).where(AuditEvent.target_type == "pairings", AuditEvent.target_id == pid))
+            conn.execute(delete(Notification).where(Notification.user_id.in_(uids)))
+            conn.execute(delete(PairingResponse).where(PairingResponse.pairing_id == pid))
+            conn.execute(delete(Pairing).where(Pairing.id == pid))
+            conn.execute(delete(Capability).where(Capability.id == ids["cap"]))
+            conn.execute(delete(Need).where(Need.id == ids["need"]))
+            conn.execute(delete(ExpertProfile).where(ExpertProfile.id == ids["profile"]))
+            conn.execute(delete(UserRole).where(UserRole.user_id.in_(uids)))
+            conn.execute(delete(Membership).where(Membership.user_id.in_(uids)))
+            conn.execute(delete(User).where(User.id.in_(uids)))
+            conn.execute(delete(Organization).where(Organization.id.in_([ids["firm"], ids["inst"]])))
+        engine.dispose()
