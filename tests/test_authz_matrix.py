@@ -224,6 +224,51 @@ CASES: list[Case] = [
     Case("admin.revoke_role", "POST", R(LOGIN, 403, 403, 403, 403, 400),
          {"user_id": "@enterprise_user", "role": "pope"}, "unknown_role"),
 
+    # --- JSON API /api/v1 (begin) ---------------------------------------------------------------------
+    # bearer or cookie auth; anonymous → 401 JSON (never a login redirect); the matrix's form body is not JSON,
+    # so requests that get through permission checks end in 400. api_pairing: firm_public × cap_public.
+    Case("api.openapi", "GET", ALL(200)),
+    Case("api.list_needs", "GET", R(401, 200, 200, 200, 200, 200)),
+    Case("api.list_capabilities", "GET", R(401, 200, 200, 200, 200, 200)),
+    Case("api.create_need", "POST", R(401, 400, 400, 403, 403, 403)),
+    Case("api.create_capability", "POST", R(401, 400, 400, 400, 403, 403)),
+    *[Case("api.get_need", "GET", exp, {"listing_id": f"@{t}"}, t) for t, exp in [
+        ("firm_public", R(401, 200, 200, 200, 200, 200)), ("firm_coord", R(401, 200, 404, 404, 200, 200)),
+        ("firm_draft", R(401, 200, 404, 404, 200, 200)), ("firm_deleted", R(401, 404, 404, 404, 404, 200)),
+        ("other_draft", R(401, 404, 200, 404, 200, 200))]],
+    Case("api.get_need", "GET", R(401, 404, 404, 404, 404, 404), {"listing_id": MISSING_ID}, "missing"),
+    Case("api.get_need", "GET", R(401, 404, 404, 404, 404, 404), {"listing_id": HUGE_ID}, "huge_id"),
+    Case("api.get_capability", "GET", R(401, 200, 200, 200, 200, 200), {"listing_id": "@cap_public"}, "cap_public"),
+    Case("api.get_capability", "GET", R(401, 404, 404, 200, 200, 200), {"listing_id": "@cap_draft"}, "cap_draft"),
+    *[Case("api.update_need", "PATCH", exp, {"listing_id": f"@{t}"}, t) for t, exp in [
+        ("firm_public", R(401, 400, 403, 403, 403, 403)), ("firm_coord", R(401, 400, 404, 404, 403, 403)),
+        ("firm_draft", R(401, 400, 404, 404, 403, 403)), ("firm_deleted", R(401, 404, 404, 404, 404, 403)),
+        ("other_draft", R(401, 404, 400, 404, 403, 403))]],
+    Case("api.update_need", "PATCH", R(401, 404, 404, 404, 404, 404), {"listing_id": MISSING_ID}, "missing"),
+    Case("api.update_capability", "PATCH", R(401, 403, 403, 400, 403, 403), {"listing_id": "@cap_public"},
+         "cap_public"),
+    Case("api.update_capability", "PATCH", R(401, 404, 404, 400, 403, 403), {"listing_id": "@cap_draft"},
+         "cap_draft"),
+    # submit: permission and state are checked before the (refused, rolled back) body
+    *[Case("api.submit_need", "POST", exp, {"listing_id": f"@{t}"}, t) for t, exp in [
+        ("firm_public", R(401, 409, 403, 403, 403, 403)), ("firm_draft", R(401, 400, 404, 404, 403, 403)),
+        ("firm_deleted", R(401, 404, 404, 404, 404, 403)), ("other_draft", R(401, 404, 400, 404, 403, 403))]],
+    Case("api.submit_capability", "POST", R(401, 404, 404, 400, 403, 403), {"listing_id": "@cap_draft"},
+         "cap_draft"),
+    Case("api.need_matches", "GET", R(401, 200, 200, 200, 200, 200), {"listing_id": "@firm_public"}, "firm_public"),
+    Case("api.need_matches", "GET", R(401, 200, 404, 404, 200, 200), {"listing_id": "@firm_draft"}, "firm_draft"),
+    Case("api.need_matches", "GET", R(401, 404, 200, 404, 200, 200), {"listing_id": "@other_draft"},
+         "other_draft"),
+    Case("api.list_pairings", "GET", R(401, 200, 200, 200, 200, 200)),
+    Case("api.get_pairing", "GET", R(401, 200, 404, 200, 200, 200), {"pairing_id": "@api_pairing"}, "api_pairing"),
+    Case("api.get_pairing", "GET", R(401, 404, 404, 404, 404, 404), {"pairing_id": MISSING_ID}, "missing"),
+    Case("tokens.tokens", "GET", SIGNED_IN_GET),
+    Case("tokens.create_token", "POST", SIGNED_IN_POST_INVALID),
+    Case("tokens.revoke_token", "POST", R(LOGIN, REDIR, 404, 404, 404, 404), {"token_id": "@enterprise_token"},
+         "enterprise_token"),
+    Case("tokens.revoke_token", "POST", R(LOGIN, 404, 404, 404, 404, 404), {"token_id": MISSING_ID}, "missing"),
+    # --- JSON API /api/v1 (end) -----------------------------------------------------------------------
+
     # --- docking fairs (begin) ----------------------------------------------------------------------------
     # an open Chongqing fair by the (unscoped) coordinator; firm_public and firm_coord × cap_public registered;
     # fair_request (firm_public × cap_public, by the enterprise) unanswered; fair_meeting scheduled
@@ -275,6 +320,18 @@ NEED_TARGETS = ("firm_public", "firm_coord", "firm_draft", "firm_submitted", "fi
 CONTACTS = {t: (f"023-6{i:03d}-7788", f"private.{t}@contact.test") for i, t in enumerate(NEED_TARGETS, 1)}
 
 
+def _api_objs(made, world) -> dict:
+    """JSON API: a pairing of firm_public × cap_public and a token of the enterprise user."""
+    from matchmaker.api.auth import create_token
+    from matchmaker.pairings.models import Pairing
+    pairing = Pairing(need_id=made["firm_public"].id, capability_id=made["cap_public"].id,
+                      expert_id=world["expert"].expert_profile.id, state="proposed", origin="coordinator")
+    db.session.add(pairing)
+    token, _secret = create_token(world["enterprise"], "matrix")
+    db.session.commit()
+    return {"api_pairing": pairing.id, "enterprise_token": token.id}
+
+
 @pytest.fixture
 def objs(make, world):
     """Listings on both sides of the organization boundary, by state and visibility; returns name → id."""
@@ -301,6 +358,7 @@ def objs(make, world):
     [note] = notify([ent], "test", "您的需求已发布", link=f"/needs/{made['firm_public'].id}", email=False)
     db.session.commit()
     ids = {name: obj.id for name, obj in made.items()}
+    ids.update(_api_objs(made, world))  # JSON API
     ids.update(_fair_objs(made, world))  # docking fairs
     ids.update(firm=world["firm"].id, other_firm=world["other_firm"].id, institute=world["institute"].id,
                enterprise_user=ent.id, enterprise_note=note.id)
@@ -338,7 +396,7 @@ def _url(app, case: Case, ids: dict) -> str:
 def _request(client, method: str, url: str):
     if method == "GET":
         return client.get(url)
-    return client.post(url, data=MINIMAL_FORM)
+    return client.open(url, method=method, data=MINIMAL_FORM)  # POST, PATCH (JSON API)
 
 
 def _describe(resp) -> str:
