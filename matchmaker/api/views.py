@@ -316,8 +316,8 @@ def update_listing(slug: str, listing_id: int):
 def submit_listing(slug: str, listing_id: int):
     """Send a draft or returned listing for review (owners only)."""
     listing = load_listing(KINDS[slug].model, listing_id)
-    json_body(schemas.EMPTY_BODY, optional=True)
-    ops.submit_listing(listing, current_user)
+    ops.submit_listing(listing, current_user)  # permission and state first (403/409 before body errors)
+    json_body(schemas.EMPTY_BODY, optional=True)  # takes no body: members are refused (rolled back)
     _commit()
     return jsonify(dump_listing(listing, current_user))
 
