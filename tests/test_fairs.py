@@ -178,8 +178,13 @@ def test_a_fair_that_ends_before_it_starts_is_refused(app, world):
     assert exc.value.status == 400
     with pytest.raises(WorkflowError):
         fops.create_fair(world["coordinator"], fair_data(mode="video", video_url=None))
+    with pytest.raises(WorkflowError):
+        fops.create_fair(world["coordinator"], fair_data(mode="video", video_url="javascript://x%0aalert(1)"))
     db.session.rollback()
     assert counts() == before
+    with pytest.raises(IntegrityError):  # the database refuses it too
+        with db.session.begin_nested():
+            db.session.add(Fair(**fair_data(ends_at=T0 - timedelta(hours=1)), coordinator_id=world["coordinator"].id))
 
 
 def test_only_coordinators_create_fairs(app, world):
@@ -319,6 +324,10 @@ def test_unanswered_requests_expire_at_the_deadline(app, world, fair, parties, m
     assert fops.expire_unanswered(now=fair.registration_deadline - timedelta(minutes=1)) == 0
     fair.registration_deadline = datetime.now(timezone.utc) - timedelta(minutes=1)
     db.session.commit()
+    # past the deadline, an answer is refused even before the expiry job has run
+    with pytest.raises(WorkflowError) as exc:
+        fops.accept_request(open_req, world["expert"])
+    assert exc.value.status == 409 and open_req.status == "requested"
     result = app.test_cli_runner().invoke(fairs_expire)
     assert result.exit_code == 0 and "expired: 1" in result.output
     db.session.expire_all()

@@ -63,6 +63,9 @@ def _validate_fair(data: dict) -> None:
         raise WorkflowError(_("An on-site fair needs a place."), 400)
     if data.get("mode") == FairMode.VIDEO and not (data.get("video_url") or "").strip():
         raise WorkflowError(_("A video fair needs a video link."), 400)
+    video_url = (data.get("video_url") or "").strip()
+    if video_url and not video_url.lower().startswith(("https://", "http://")):
+        raise WorkflowError(_("The video link must be an http(s) address."), 400)
     if data.get("mode") not in FairMode.values():
         raise WorkflowError(_("Unknown fair mode."), 400)
 
@@ -241,6 +244,8 @@ def _respond(req: MeetingRequest, actor, to: str) -> None:
                               status=RequestStatus.label_of(req.status)), 409)
     if req.fair.status not in (FairStatus.OPEN, FairStatus.CLOSED):
         raise WorkflowError(_("This fair no longer takes answers."), 409)
+    if utcnow() > req.fair.registration_deadline:
+        raise WorkflowError(_("The registration deadline has passed: unanswered requests have expired."), 409)
     frm = req.status
     req.status = to
     req.responded_by_id = actor.id
