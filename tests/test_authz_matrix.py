@@ -298,6 +298,42 @@ CASES: list[Case] = [
     Case("fairs.answer", "POST", R(LOGIN, 403, 404, REDIR, 403, 403),
          {"fair_id": "@fair", "request_id": "@fair_request", "answer": "accept"}, "fair_request"),
     # --- docking fairs (end) ------------------------------------------------------------------------------
+
+    # --- challenges, vouchers, dashboards (begin) ----------------------------------------------------------
+    # challenge on firm_public (published by 重庆甲公司): managed by the firm and coordinators; experts bid
+    Case("challenges.index", "GET", ALL(200)),
+    Case("challenges.create", "GET", R(LOGIN, 200, 403, 403, 200, 200), {"need_id": "@firm_public"}, "firm_public"),
+    Case("challenges.create", "GET", R(LOGIN, 404, 404, 404, 404, 404), {"need_id": MISSING_ID}, "missing"),
+    Case("challenges.create", "POST", R(LOGIN, 400, 403, 403, 400, 400), {"need_id": "@firm_public"},
+         "firm_public"),
+    Case("challenges.detail", "GET", ALL(200), {"challenge_id": "@challenge"}, "challenge"),
+    Case("challenges.detail", "GET", ALL(404), {"challenge_id": MISSING_ID}, "missing"),
+    Case("challenges.bid", "POST", R(LOGIN, 403, 403, 400, 403, 403), {"challenge_id": "@challenge"}, "challenge"),
+    Case("challenges.start_shortlisting", "POST", R(LOGIN, REDIR, 403, 403, REDIR, REDIR),
+         {"challenge_id": "@challenge"}, "challenge"),
+    # shortlisting / awarding a bid of an open challenge is refused with a message (redirect) for managers
+    Case("challenges.shortlist", "POST", R(LOGIN, REDIR, 403, 403, REDIR, REDIR),
+         {"challenge_id": "@challenge", "bid_id": "@challenge_bid"}, "challenge_bid"),
+    Case("challenges.award", "POST", R(LOGIN, REDIR, 403, 403, REDIR, REDIR),
+         {"challenge_id": "@challenge", "bid_id": "@challenge_bid"}, "challenge_bid"),
+    Case("challenges.award", "POST", R(LOGIN, 404, 404, 404, 404, 404),
+         {"challenge_id": MISSING_ID, "bid_id": "@challenge_bid"}, "missing"),
+    Case("challenges.cancel", "POST", R(LOGIN, 400, 403, 403, 400, 400), {"challenge_id": "@challenge"},
+         "challenge"),
+    Case("challenges.invite", "POST", R(LOGIN, REDIR, 403, 403, REDIR, REDIR), {"challenge_id": "@challenge"},
+         "challenge"),
+    # voucher of 重庆甲公司: its members redeem; coordinators see and revoke; everyone else 404
+    Case("vouchers.index", "GET", SIGNED_IN_GET),
+    Case("vouchers.issue", "GET", COORD_GET),
+    Case("vouchers.issue", "POST", R(LOGIN, 403, 403, 403, 400, 400)),
+    Case("vouchers.detail", "GET", R(LOGIN, 200, 404, 404, 200, 200), {"voucher_id": "@voucher"}, "voucher"),
+    Case("vouchers.detail", "GET", R(LOGIN, 404, 404, 404, 404, 404), {"voucher_id": MISSING_ID}, "missing"),
+    Case("vouchers.redeem", "POST", R(LOGIN, 400, 404, 404, 403, 403), {"voucher_id": "@voucher"}, "voucher"),
+    Case("vouchers.revoke", "POST", R(LOGIN, 403, 404, 404, 400, 400), {"voucher_id": "@voucher"}, "voucher"),
+    Case("dashboards.index", "GET", COORD_GET),
+    Case("dashboards.export_csv", "GET", COORD_GET),
+    Case("dashboards.static", "GET", ALL(200), {"filename": "dashboards.js"}),
+    # --- challenges, vouchers, dashboards (end) ------------------------------------------------------------
 ]
 
 #: a POST "minimal form": one unrelated field, so the form data is not empty (an empty body would make
@@ -360,9 +396,28 @@ def objs(make, world):
     ids = {name: obj.id for name, obj in made.items()}
     ids.update(_api_objs(made, world))  # JSON API
     ids.update(_fair_objs(made, world))  # docking fairs
+    ids.update(_programme_objs(made, world))  # challenges, vouchers
     ids.update(firm=world["firm"].id, other_firm=world["other_firm"].id, institute=world["institute"].id,
                enterprise_user=ent.id, enterprise_note=note.id)
     return ids
+
+
+def _programme_objs(made, world) -> dict:
+    """A challenge on firm_public with the expert's bid, and a voucher of 重庆甲公司."""
+    from datetime import date, timedelta
+    from decimal import Decimal
+
+    from matchmaker.challenges import operations as challenge_ops
+    from matchmaker.core.time import utcnow
+    from matchmaker.vouchers import operations as voucher_ops
+    challenge = challenge_ops.publish_challenge(made["firm_public"], world["enterprise"], reward=Decimal("100000"),
+                                                deadline=utcnow() + timedelta(days=30), terms="矩阵测试条款")
+    bid = challenge_ops.submit_bid(challenge, world["expert"], approach="方案", team_members="",
+                                   budget=Decimal("1000"), timeline_months=6)
+    voucher = voucher_ops.issue_voucher(world["coordinator"], world["firm"], amount=Decimal("10000"),
+                                        expires_on=date(2099, 1, 1), hub_city="chongqing")
+    db.session.commit()
+    return {"challenge": challenge.id, "challenge_bid": bid.id, "voucher": voucher.id}
 
 
 def _fair_objs(made, world) -> dict:

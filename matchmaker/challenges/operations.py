@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from flask import url_for
 from flask_babel import gettext as _
 
 from ..core import audit
@@ -147,7 +146,7 @@ def award(challenge: Challenge, bid, user, comment: str | None = None) -> Bid:
     db.session.flush()
     from ..notifications.operations import notify
     notify([bid.bidder], "challenge.won", _("Your bid won the challenge “%(title)s”", title=challenge.need.title),
-           link=url_for("challenges.detail", challenge_id=challenge.id))
+           link=f"/challenges/{challenge.id}")
     return bid
 
 
@@ -182,7 +181,7 @@ def invite_matching_experts(challenge: Challenge, user, k: int = 10) -> int | No
                    _("You are invited to bid: %(title)s", title=challenge.need.title),
                    _("Reward: %(reward)s CNY. Deadline: %(deadline)s.", reward=challenge.reward,
                      deadline=challenge.deadline.strftime("%Y-%m-%d")),
-                   link=url_for("challenges.detail", challenge_id=challenge.id))
+                   link=f"/challenges/{challenge.id}")
     challenge.invited_at = utcnow()
     audit.record("challenge.invite", actor=user, target=challenge, comment=f"{len(notes)} experts invited")
     db.session.flush()

@@ -1,0 +1,211 @@
+"""揭榜挂帅 challenges: publishing, bid rules, shortlisting, the one-winner rule, invitations, pages."""
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from matchmaker.challenges import operations as ops
+from matchmaker.challenges.models import Bid, Challenge
+from matchmaker.core.audit import AuditEvent
+from matchmaker.core.enums import Role
+from matchmaker.core.time import utcnow
+from matchmaker.core.workflow import WorkflowError
+from matchmaker.extensions import db
+from tests.conftest import login
+
+
+@pytest.fixture
+def cw(make, world):
+    need = make.need(world["enterprise"])  # chongqing, published
+    coord = make.user(Role.COORDINATOR, hub_city="chongqing")
+    experts = [world["expert"]] + [make.user(Role.EXPERT, org=world["institute"]) for _ in range(2)]
+    return {**world, "need": need, "coord": coord, "experts": experts}
+
+
+def publish(cw, by=None, days=30) -> Challenge:
+    c = ops.publish_challenge(cw["need"], by or cw["enterprise"], reward=Decimal("500000"),
+                              deadline=utcnow() + timedelta(days=days), terms="交付样品并通过第三方检测。")
+    db.session.commit()
+    return c
+
+
+def bid(c, user, budget="300000") -> Bid:
+    b = ops.submit_bid(c, user, approach="改性电解液+预热管理", team_members="张三、李四", budget=Decimal(budget),
+                       timeline_months=12)
+    db.session.commit()
+    return b
+
+
+def actions(target) -> list[str]:
+    return db.session.scalars(select(AuditEvent.action).where(
+        AuditEvent.target_type == target.__tablename__, AuditEvent.target_id == target.id)
+        .order_by(AuditEvent.id)).all()
+
+
+def test_firm_and_scoped_coordinator_may_publish_others_may_not(cw, make):
+    """Can the need's firm and a coordinator of its city publish (as firm / as hub city), while another
+    enterprise, a coordinator of another city, or a draft need are refused?"""
+    c = publish(cw)
+    assert (c.publisher, c.organization_id, c.status) == ("firm", cw["firm"].id, "open")
+    ops.cancel(c, cw["enterprise"], "改为城市发榜")
+    db.session.commit()
+    c2 = publish(cw, by=cw["coord"])
+    assert (c2.publisher, c2.hub_city, c2.organization_id) == ("hub_city", "chongqing", None)
+    assert actions(c2) == ["challenge.publish"]
+    with pytest.raises(WorkflowError) as err:  # one live challenge per need
+        publish(cw)
+    assert err.value.status == 409
+    db.session.rollback()
+    for outsider in (cw["other_enterprise"], make.user(Role.COORDINATOR, hub_city="chengdu")):
+        with pytest.raises(WorkflowError) as err:
+            ops.publish_challenge(cw["need"], outsider, reward=Decimal(1), deadline=utcnow() + timedelta(days=1),
+                                  terms="x")
+        assert err.value.status == 403
+    draft = make.need(cw["enterprise"], status="draft")
+    with pytest.raises(WorkflowError):
+        ops.publish_challenge(draft, cw["enterprise"], reward=Decimal(1), deadline=utcnow() + timedelta(days=1),
+                              terms="x")
+
+
+def test_one_bid_per_expert_edited_in_place_until_the_deadline(cw):
+    """Does a second submission edit the expert's one bid, and is bidding refused after the deadline?"""
+    c = publish(cw)
+    first = bid(c, cw["experts"][0], "300000")
+    again = bid(c, cw["experts"][0], "280000")
+    assert again.id == first.id and again.budget == Decimal("280000.00")
+    assert db.session.scalar(select(func.count(Bid.id))) == 1
+    assert actions(first) == ["bid.submit", "bid.edit"]
+    db.session.execute(update(Challenge).where(Challenge.id == c.id).values(deadline=utcnow() - timedelta(minutes=1)))
+    db.session.commit()
+    db.session.refresh(c)
+    with pytest.raises(WorkflowError):
+        bid(c, cw["experts"][1])
+    db.session.rollback()
+    with pytest.raises(WorkflowError):
+        bid(c, cw["experts"][0], "1")
+    db.session.rollback()
+    assert db.session.get(Bid, first.id).budget == Decimal("280000.00")
+
+
+def test_the_database_refuses_a_second_bid_by_the_same_expert(cw):
+    """Is UNIQUE (challenge, bidder) enforced by the database itself?"""
+    c = publish(cw)
+    bid(c, cw["experts"][0])
+    with pytest.raises(IntegrityError), db.session.begin_nested():
+        db.session.add(Bid(challenge_id=c.id, bidder_id=cw["experts"][0].id, approach="再来一次",
+                           budget=Decimal(1), timeline_months=1))
+
+
+def test_no_bids_from_the_needs_own_organization_or_from_non_experts(cw, make):
+    """Are bids from a member of the need's own firm (even an expert) and from plain enterprise users refused?"""
+    c = publish(cw)
+    insider = make.user(Role.EXPERT, org=cw["firm"])
+    for user in (insider, cw["enterprise"], cw["other_enterprise"]):
+        with pytest.raises(WorkflowError) as err:
+            ops.submit_bid(c, user, approach="x", team_members="", budget=Decimal(1), timeline_months=1)
+        assert err.value.status == 403
+    assert db.session.scalar(select(func.count(Bid.id))) == 0
+
+
+def test_shortlist_and_award_exactly_one_winner(cw):
+    """Does awarding a shortlisted bid make it the only winner, mark the others not selected, close the
+    challenge, notify the winner and audit every step — and refuse a second award?"""
+    c = publish(cw)
+    bids = [bid(c, e) for e in cw["experts"]]
+    with pytest.raises(WorkflowError):  # shortlisting needs bidding closed first
+        ops.shortlist_bid(c, bids[0].id, cw["coord"])
+    db.session.rollback()
+    ops.start_shortlisting(c, cw["coord"])
+    ops.shortlist_bid(c, bids[0].id, cw["coord"])
+    ops.shortlist_bid(c, bids[1].id, cw["enterprise"])
+    db.session.commit()
+    with pytest.raises(WorkflowError):  # a bid that is not shortlisted cannot win
+        ops.award(c, bids[2].id, cw["coord"])
+    db.session.rollback()
+    ops.award(c, bids[1].id, cw["coord"])
+    db.session.commit()
+    assert c.status == "awarded" and c.awarded_at is not None
+    assert [b.status for b in bids] == ["not_selected", "won", "not_selected"]
+    with pytest.raises(WorkflowError):
+        ops.award(c, bids[0].id, cw["coord"])
+    db.session.rollback()
+    assert actions(c) == ["challenge.publish", "challenge.shortlisting", "challenge.awarded"]
+    assert actions(bids[1])[-1] == "bid.won"
+    from matchmaker.notifications.models import Notification
+    assert db.session.scalars(select(Notification.user_id).where(Notification.kind == "challenge.won")).all() == [
+        cw["experts"][1].id]
+
+
+def test_the_database_allows_only_one_winning_bid(cw):
+    """Does the partial unique index refuse a second 'won' bid on one challenge, whatever code writes it?"""
+    c = publish(cw)
+    b1, b2 = bid(c, cw["experts"][0]), bid(c, cw["experts"][1])
+    b1.status = "won"
+    db.session.commit()
+    with pytest.raises(IntegrityError), db.session.begin_nested():
+        db.session.execute(update(Bid).where(Bid.id == b2.id).values(status="won"))
+
+
+def test_foreign_bid_id_and_outsiders_cannot_manage(cw, make):
+    """Are a bid of another challenge and a manager from another city or firm refused?"""
+    c = publish(cw)
+    other_need = make.need(cw["enterprise"], title="另一个需求标题")
+    c2 = ops.publish_challenge(other_need, cw["enterprise"], reward=Decimal(1),
+                               deadline=utcnow() + timedelta(days=3), terms="条款")
+    db.session.commit()
+    foreign = bid(c2, cw["experts"][0])
+    ops.start_shortlisting(c, cw["coord"])
+    with pytest.raises(WorkflowError) as err:
+        ops.shortlist_bid(c, foreign.id, cw["coord"])
+    assert err.value.status == 404
+    db.session.rollback()
+    for outsider in (cw["other_enterprise"], make.user(Role.COORDINATOR, hub_city="chengdu"), cw["experts"][0]):
+        with pytest.raises(WorkflowError) as err:
+            ops.cancel(c, outsider, "no")
+        assert err.value.status == 403
+        db.session.rollback()
+
+
+def test_invite_is_skipped_gracefully_when_matching_is_off(cw, app):
+    """With matching switched off, does 'invite best-matching experts' invite nobody and say so (no error)?"""
+    c = publish(cw)
+    assert ops.invite_matching_experts(c, cw["coord"]) is None
+    client = login(app.test_client(), cw["coord"])
+    resp = client.post(f"/challenges/{c.id}/invite", follow_redirects=True)
+    assert resp.status_code == 200
+
+
+def test_pages_list_detail_bid_and_award(cw, client_as, app):
+    """Do the list and detail pages show the challenge, does an expert bid through the form, and can the firm
+    shortlist and award through the buttons?"""
+    c = publish(cw)
+    assert cw["need"].title in client_as(None).get("/challenges").get_data(as_text=True)
+    expert = client_as("expert")
+    assert 'id="bid-form"' in expert.get(f"/challenges/{c.id}").get_data(as_text=True)
+    resp = expert.post(f"/challenges/{c.id}/bid", data={"approach": "方案", "team_members": "团队", "budget": "1000",
+                                                        "timeline_months": "6"})
+    assert resp.status_code == 303
+    assert expert.post(f"/challenges/{c.id}/bid", data={"approach": "", "budget": "-1",
+                                                        "timeline_months": "0"}).status_code == 400
+    [b] = db.session.scalars(select(Bid)).all()
+    firm = client_as("enterprise")
+    assert "方案" in firm.get(f"/challenges/{c.id}").get_data(as_text=True)
+    assert "方案" not in client_as("other_enterprise").get(f"/challenges/{c.id}").get_data(as_text=True)
+    assert firm.post(f"/challenges/{c.id}/shortlisting").status_code == 303
+    assert firm.post(f"/challenges/{c.id}/bids/{b.id}/shortlist").status_code == 303
+    assert firm.post(f"/challenges/{c.id}/bids/{b.id}/award").status_code == 303
+    db.session.expire_all()
+    assert db.session.get(Challenge, c.id).status == "awarded" and db.session.get(Bid, b.id).status == "won"
+
+
+def test_create_page_publishes_for_the_owner_only(cw, client_as):
+    """Does the create form publish for the owning firm and refuse another enterprise (403)?"""
+    url = f"/challenges/new/{cw['need'].id}"
+    assert client_as("other_enterprise").get(url).status_code == 403
+    resp = client_as("enterprise").post(url, data={"reward": "100000", "deadline": "2099-12-31", "terms": "条款"})
+    assert resp.status_code == 303
+    assert db.session.scalars(select(Challenge)).one().reward == Decimal("100000.00")
