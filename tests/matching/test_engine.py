@@ -1,0 +1,131 @@
+import time
+
+import pytest
+
+from matchmaker.matching.engine import Doc, MatchEngine, detect_lang, vagueness
+
+CAPS = [
+    Doc(1, "低温电池", "研究团队在低温电解液配方与负极材料改性方面有成熟技术。可在零下30度保持80%容量。"),
+    Doc(2, "Machine vision", "Our lab builds deep-learning machine vision systems for surface defect inspection. "
+        "Detection accuracy above 99% on steel strips."),
+    Doc(3, "印染废水", "课题组开发了高级氧化耦合生物处理技术，可高效脱色并降解难降解有机物。"),
+    Doc(4, "Cold chain", "We design modified-atmosphere packaging that extends the shelf life of fresh fruit."),
+    Doc(5, "焊缝检测", "团队掌握相控阵超声无损检测技术，用于钢结构焊缝自动化检测。"),
+    Doc(6, "Predictive maintenance", "Vibration analysis and machine learning predict bearing failures in pumps."),
+]
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory, default_embedder):
+    eng = MatchEngine(tmp_path_factory.mktemp("idx"), embedder=default_embedder)
+    eng.rebuild("capability", CAPS)
+    return eng
+
+
+def test_search_finds_cross_language_match_with_evidence(engine):
+    """Does a Chinese need surface the English capability, with why-data attached?"""
+    res = engine.search("capability", ["希望用深度学习机器视觉代替人工目检，自动发现产品表面缺陷"], k=3)
+    assert res[0].doc_id == 2 and res[0].lang == "en"
+    m = res[0].to_dict()
+    assert set(m["components"]) == {"dense", "lexical", "calibration"}
+    assert m["score"] == pytest.approx(sum(m["components"].values()), abs=1e-4)
+    ev = m["evidence"]
+    assert ev["doc_sentence"].startswith("Our lab builds") and ev["query_sentence"]
+    assert -1 <= ev["sentence_similarity"] <= 1
+
+
+def test_evidence_names_shared_terms_and_best_sentence(engine):
+    """Are shared key terms and the best-matching sentence pair reported for a same-language match?"""
+    res = engine.search("capability", ["需要焊缝的无损检测方案。预算有限。"], k=1)
+    ev = res[0].evidence
+    assert res[0].doc_id == 5
+    assert any("焊缝" in t for t in ev.shared_terms) and any("检测" in t for t in ev.shared_terms)
+    assert ev.query_sentence == "需要焊缝的无损检测方案。" and "焊缝" in ev.doc_sentence
+
+
+def test_allowed_ids_are_a_hard_filter(engine):
+    """Does the caller's allowed set exclude everything else, even the best match?"""
+    res = engine.search("capability", ["表面缺陷视觉检测"], k=5, allowed_ids=[1, 3, 4])
+    assert {m.doc_id for m in res} <= {1, 3, 4} and res
+    assert engine.search("capability", ["表面缺陷视觉检测"], allowed_ids=[]) == []
+
+
+def test_upsert_searchable_within_a_second_and_remove(engine):
+    """Is a new doc found (by its words too) within 1 s without rebuild, and gone after remove?"""
+    engine.embedder.encode_documents(["warm-up"])  # first call pays one-off thread-pool start-up
+    t = time.time()
+    engine.upsert("capability", Doc(99, "石墨烯导热膜", "我们量产石墨烯导热膜，面内导热系数1500 W/mK。"), save=False)
+    res = engine.search("capability", ["寻找石墨烯导热膜供应商"], k=1, evidence=False)
+    elapsed = time.time() - t
+    assert res[0].doc_id == 99 and res[0].components["lexical"] > 0
+    assert engine.remove("capability", 99, save=False)
+    # 1 s is the product requirement; a box shared with other jobs gets 3x slack before we call it a bug
+    assert elapsed < 3.0, elapsed
+    assert all(m.doc_id != 99 for m in engine.search("capability", ["石墨烯导热膜"], k=10, evidence=False))
+
+
+def test_profile_of_several_texts(engine):
+    """Does a query made of several texts score from all of them (each text can win a doc)?"""
+    res = engine.search("capability", ["低温电解液", "vibration based failure prediction"], k=2)
+    assert {m.doc_id for m in res} == {1, 6}
+    assert {m.evidence.query_text_index for m in res} == {0, 1}
+
+
+def test_similar_for_duplicate_check(engine):
+    """Does the posting assistant's duplicate check find a near-copy and can exclude the doc itself?"""
+    res = engine.similar("capability", "团队掌握相控阵超声无损检测技术，用于焊缝检测。", k=2)
+    assert res[0].doc_id == 5
+    assert all(m.doc_id != 5 for m in engine.similar("capability", "相控阵超声焊缝检测", k=3, exclude_id=5))
+
+
+def test_status_and_refresh_between_workers(engine, default_embedder):
+    """Does a second engine (another gunicorn worker) load the saved index and pick up a newer version?"""
+    other = MatchEngine(engine.index_dir, embedder=default_embedder)
+    assert other.status()["capability"]["count"] == len(CAPS)
+    assert other.status()["capability"]["index_type"] == "flat"
+    assert other.refresh_if_changed() == []
+    engine.upsert("capability", Doc(7, "Membranes", "Ceramic membranes for oil-water separation."))
+    assert other.refresh_if_changed() == ["capability"]
+    assert other.status()["capability"]["count"] == len(CAPS) + 1
+    engine.remove("capability", 7)
+
+
+def test_model_change_forces_rebuild(engine, use_embedder):
+    """Does an engine with another model refuse the stored index instead of mixing vectors?"""
+    other = MatchEngine(engine.index_dir, embedder=use_embedder)
+    assert "capability" in other.needs_rebuild()
+    assert other.status()["capability"]["count"] == 0
+    assert "needs_rebuild" in other.load_status["capability"]
+
+
+def test_corrupt_index_reported(tmp_path, default_embedder):
+    """Is a damaged file on disk reported as needing a rebuild rather than crashing the worker?"""
+    eng = MatchEngine(tmp_path, embedder=default_embedder)
+    eng.rebuild("need", CAPS[:2])
+    meta = (tmp_path / "need.meta.json").read_text()
+    victim = next(tmp_path.glob("need.*.docs"))
+    victim.write_bytes(b"garbage")
+    again = MatchEngine(tmp_path, embedder=default_embedder)
+    assert "need" in again.needs_rebuild() and "checksum" in again.load_status["need"]
+    assert again.load_status["need"].startswith("needs_rebuild")
+    assert again.load_status["capability"].startswith("missing")  # never saved: also to build
+    assert meta and again.status()["need"]["count"] == 0
+
+
+@pytest.mark.parametrize("text,lang", [
+    ("锂电池低温放电性能提升", "zh"), ("Low-temperature lithium battery discharge", "en"),
+    ("工厂COD超标，需要处理工艺", "zh"), ("We process 石墨烯 films at industrial scale for phones", "en"),
+    ("Привет мир", "other"), ("", "other"), ("12345", "other"),
+])
+def test_detect_lang(text, lang):
+    """Does script-ratio language detection handle zh, en, mixed script and other scripts?"""
+    assert detect_lang(text) == lang
+
+
+def test_vagueness_codes():
+    """Does the posting assistant flag short, target-less, problem-less texts and pass a specific one?"""
+    assert vagueness({"title": "合作", "body": ""}) == ["too_short", "no_measurable_target", "no_problem_statement"]
+    assert vagueness("") == ["empty"]
+    good = "我们的锂电池在零下20℃时放电容量只有常温的50%，希望提升到80%以上，以满足北方冬季储能需求。"
+    assert vagueness([good]) == []
+    assert "no_measurable_target" in vagueness("我们希望提升锂电池在低温环境下的放电性能，解决北方冬季储能设备效率低的问题")
