@@ -1,29 +1,36 @@
-import json
+import pytest
 
-from matchmaker.matching.evaluation import evaluate, load_beir
+from matchmaker.matching.engine import MatchEngine
+from matchmaker.matching.evaluation import load_beir
 
 
-def test_domain_smoke_mixed_pool(shared_eval, default_embedder):
-    """Is the right capability first for >= 80% of the 30 needs in the mixed zh/en pool, for both languages?"""
+@pytest.fixture(scope="module")
+def smoke_hits(shared_eval, default_embedder):
     d = shared_eval / "domain-smoke"
     data = load_beir(d / "corpus_mixed.jsonl", d / "queries_zh.jsonl", d / "qrels.tsv")
-    from matchmaker.matching.engine import MatchEngine
-
     engine = MatchEngine(None, embedder=default_embedder)
     engine.rebuild("capability", data.docs)
-    hits = {"zh": [], "en": []}
+    hits: dict[str, list[bool]] = {"zh": [], "en": []}
     for qid, texts in data.queries.items():
         want = next(iter(data.qrels[qid]))
         top = engine.search("capability", texts, k=1, evidence=False)[0]
         answer_lang = engine._kinds["capability"].langs[data.doc_ids.index(want)]
         hits[answer_lang].append(data.doc_ids[top.doc_id] == want)
-    total = hits["zh"] + hits["en"]
-    assert len(total) == 30
-    # Target is 0.8; measured 0.63-0.70 with every offline model/fusion tried (docs/benchmarks.md).
-    # The gate holds the measured level so regressions fail, and says loudly that the target is open.
-    if sum(total) / 30 < 0.8:
-        import warnings
-        warnings.warn(f"domain-smoke top-1 {sum(total)}/30 is below the 0.8 target", stacklevel=1)
-    assert sum(total) / 30 >= 0.6, hits
-    rate_zh, rate_en = sum(hits["zh"]) / len(hits["zh"]), sum(hits["en"]) / len(hits["en"])
-    assert abs(rate_zh - rate_en) <= 0.2, (rate_zh, rate_en)  # English answers surface as often
+    assert len(hits["zh"]) + len(hits["en"]) == 30
+    return hits
+
+
+def test_domain_smoke_regression_gate(smoke_hits):
+    """Does the mixed zh/en pool keep its measured level (>= 60% top-1) with English answers not left behind?"""
+    total = smoke_hits["zh"] + smoke_hits["en"]
+    assert sum(total) / 30 >= 0.6, smoke_hits
+    rate_zh = sum(smoke_hits["zh"]) / len(smoke_hits["zh"])
+    rate_en = sum(smoke_hits["en"]) / len(smoke_hits["en"])
+    assert abs(rate_zh - rate_en) <= 0.2, (rate_zh, rate_en)
+
+
+@pytest.mark.xfail(strict=False, reason="OPEN TARGET: 0.8 top-1 not reached by any offline model/fusion "
+                                        "measured (0.63-0.73, docs/benchmarks.md)")
+def test_domain_smoke_target(smoke_hits):
+    """Is the right capability first for >= 80% of the 30 needs in the mixed pool (the issue's target)?"""
+    assert sum(smoke_hits["zh"] + smoke_hits["en"]) / 30 >= 0.8
