@@ -13,8 +13,7 @@ from matchmaker.core.workflow import WorkflowError
 from matchmaker.extensions import db
 from matchmaker.fairs import operations as fops
 from matchmaker.fairs.cli import fairs_expire
-from matchmaker.fairs.models import (Fair, FairRegistration, Meeting, MeetingParticipant, MeetingRequest,
-                                     RequestStatus)
+from matchmaker.fairs.models import Fair, FairRegistration, Meeting, MeetingParticipant, MeetingRequest
 
 T0 = datetime(2031, 5, 20, 1, 0, tzinfo=timezone.utc)  # 09:00 Beijing time
 
@@ -418,3 +417,28 @@ def test_an_approved_pairing_moves_to_meeting_scheduled(world, fair, parties):
     db.session.expire_all()
     assert pairing.state == "meeting_scheduled"
     assert pairing.meeting_at == T0 and "重庆国际博览中心" in pairing.meeting_place
+
+
+def test_times_and_grid_cannot_change_under_a_schedule(app, world, scheduled):
+    """Once meetings are scheduled, is an edit of the fair's times refused with a reason (and the fair
+    unchanged), while the description can still be edited?"""
+    coord = world["coordinator"]
+    form = {"title": scheduled.title, "starts_at": "2031-05-20T10:00", "ends_at": "2031-05-20T12:00",
+            "registration_deadline": "2031-05-18T09:00", "mode": "onsite", "place": scheduled.place,
+            "hub_city": "chongqing", "organizer_id": "0", "slot_minutes": "30", "tables": "4"}
+    resp = c(app, coord).post(f"/fairs/{scheduled.id}/edit", data=form)
+    assert resp.status_code == 400 and ("clear the schedule" in resp.text or "排期" in resp.text)
+    db.session.expire_all()
+    assert db.session.get(Fair, scheduled.id).starts_at == T0
+    form.update(starts_at="2031-05-20T09:00", ends_at="2031-05-20T12:00", description="新增：请携带样品。")
+    assert c(app, coord).post(f"/fairs/{scheduled.id}/edit", data=form).status_code == 303
+    db.session.expire_all()
+    assert db.session.get(Fair, scheduled.id).description == "新增：请携带样品。"
+    # after clearing the schedule, the times can move; the meetings' requests are accepted again
+    assert c(app, coord).post(f"/fairs/{scheduled.id}/schedule/clear").status_code == 303
+    form.update(starts_at="2031-05-20T10:00")
+    assert c(app, coord).post(f"/fairs/{scheduled.id}/edit", data=form).status_code == 303
+    db.session.expire_all()
+    assert db.session.get(Fair, scheduled.id).starts_at == T0 + timedelta(hours=1)
+    assert db.session.scalar(select(func.count()).select_from(Meeting)) == 0
+    assert db.session.scalars(select(MeetingRequest.status)).all() == ["accepted"]

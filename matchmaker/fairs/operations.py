@@ -371,6 +371,24 @@ def _link_pairing(req: MeetingRequest, meeting: Meeting, fair: Fair, actor) -> N
         audit.record("fair.pairing_not_updated", actor=actor, target=req, comment=exc.reason)
 
 
+def clear_schedule(fair: Fair, actor) -> int:
+    """Remove every meeting of the fair (locked ones too); their requests are accepted again. Returns how many."""
+    if not fair.can_manage(actor):
+        raise WorkflowError(_("You may not manage this fair."), 403)
+    if fair.status == FairStatus.HELD:
+        raise WorkflowError(_("The schedule of a fair that has been held is kept as a record."), 409)
+    old = db.session.scalars(select(Meeting).where(Meeting.fair_id == fair.id)).all()
+    for m in old:
+        if m.request.status == RequestStatus.SCHEDULED:
+            m.request.status = RequestStatus.ACCEPTED
+        db.session.delete(m)
+    fair.schedule_report = None
+    fair.scheduled_at = None
+    audit.record("fair.schedule_clear", actor=actor, target=fair, comment=f"{len(old)} meetings removed")
+    db.session.flush()
+    return len(old)
+
+
 def set_locked(meeting: Meeting, actor, locked: bool) -> None:
     if not meeting.fair.can_manage(actor):
         raise WorkflowError(_("You may not manage this fair."), 403)

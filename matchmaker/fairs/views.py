@@ -222,6 +222,19 @@ def run_schedule(fair_id: int):
     return redirect(url_for("fairs.schedule", fair_id=fair.id), code=303)
 
 
+@bp.post("/<int:fair_id>/schedule/clear")
+@coordinator_required
+def clear_schedule(fair_id: int):
+    fair = load_managed(fair_id)
+    try:
+        n = ops.clear_schedule(fair, current_user)
+    except WorkflowError as exc:
+        fail(exc)
+    commit_or_409()
+    flash(_("%(n)s meetings removed from the schedule.", n=n), "success")
+    return redirect(url_for("fairs.schedule", fair_id=fair.id), code=303)
+
+
 @bp.post("/<int:fair_id>/meetings/<int:meeting_id>/lock")
 @coordinator_required
 def lock(fair_id: int, meeting_id: int):
