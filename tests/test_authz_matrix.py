@@ -285,6 +285,7 @@ CASES: list[Case] = [
     Case("fairs.set_status", "POST", R(LOGIN, 403, 403, 403, 409, 409), {"fair_id": "@fair", "action": "held"},
          "open fair held"),
     Case("fairs.run_schedule", "POST", R(LOGIN, 403, 403, 403, REDIR, REDIR), {"fair_id": "@fair"}, "fair"),
+    Case("fairs.clear_schedule", "POST", R(LOGIN, 403, 403, 403, REDIR, REDIR), {"fair_id": "@fair"}, "fair"),
     Case("fairs.lock", "POST", R(LOGIN, 403, 403, 403, REDIR, REDIR),
          {"fair_id": "@fair", "meeting_id": "@fair_meeting"}, "fair_meeting"),
     Case("fairs.schedule", "GET", COORD_GET, {"fair_id": "@fair"}, "fair"),
