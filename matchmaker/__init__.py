@@ -49,6 +49,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     from .challenges.views import bp as challenges_bp
     from .vouchers.views import bp as vouchers_bp
     from .dashboards.views import bp as dashboards_bp
+    from .pairings.views import bp as pairings_bp
     from .core import errors, security, templating
 
     app.register_blueprint(main_bp)
@@ -64,6 +65,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(challenges_bp)
     app.register_blueprint(vouchers_bp)
     app.register_blueprint(dashboards_bp)
+    app.register_blueprint(pairings_bp)
     errors.register(app)
     security.register(app)
     templating.register(app)

@@ -304,3 +304,113 @@ def test_concurrent_approval_exactly_one_wins(app):
             conn.execute(delete(User).where(User.id.in_(uids)))
             conn.execute(delete(Organization).where(Organization.id.in_([ids["firm"], ids["inst"]])))
         engine.dispose()
+
+
+# -- pages ---------------------------------------------------------------------------------------
+
+from tests.conftest import login  # noqa: E402
+
+
+def test_pairing_page_shows_both_sides_history_and_actions(pw, app):
+    """Does a party see both listings, the history and only the actions they may take?"""
+    p = _pairing(pw, P.PROPOSED)
+    db.session.commit()
+    html = login(app.test_client(), pw["expert"]).get(f"/pairings/{p.id}").get_data(as_text=True)
+    assert pw["need"].title in html and pw["cap"].title in html and 'id="pairing-history"' in html
+    assert 'data-side="capability"' in html and 'data-side="need"' not in html and "judge-form" not in html
+
+
+def test_idor_other_org_gets_404(pw, app):
+    """Is another organization's pairing invisible (404) and unactionable for an outsider?"""
+    p = _pairing(pw, P.PROPOSED)
+    db.session.commit()
+    c = login(app.test_client(), pw["other_enterprise"])
+    assert c.get(f"/pairings/{p.id}").status_code == 404
+    assert c.post(f"/pairings/{p.id}/respond", data={"side": "need", "decision": "declined",
+                                                     "reason": "too_early"}).status_code == 404
+    assert c.post(f"/pairings/{p.id}/judge", data={"decision": "approve"}).status_code == 404
+    db.session.refresh(p)
+    assert p.state == P.PROPOSED and p.response_of("need") is None
+    assert c.get("/pairings/999999").status_code == 404
+    assert p.id not in [int(x) for x in []] and str(p.id) not in c.get("/pairings").get_data(as_text=True).split(
+        'data-pairing-id="')[1:2]
+
+
+def test_full_loop_through_the_pages(pw, app):
+    """Can the firm and the expert answer, the coordinator approve, a meeting be scheduled and an outcome
+    recorded, all through POST forms?"""
+    p = _pairing(pw, P.PROPOSED)
+    db.session.commit()
+    firm, exp, coord = (login(app.test_client(), pw[k]) for k in ("enterprise", "expert", "coord"))
+    assert firm.post(f"/pairings/{p.id}/respond", data={"side": "need", "decision": "interested"}).status_code == 303
+    assert exp.post(f"/pairings/{p.id}/respond", data={"side": "capability", "decision": "interested",
+                                                       "message": "很感兴趣"}).status_code == 303
+    db.session.refresh(p)
+    assert p.state == P.PENDING_REVIEW
+    queue = coord.get("/coordinate").get_data(as_text=True)
+    assert f'data-pairing-id="{p.id}"' in queue
+    assert coord.post(f"/pairings/{p.id}/judge", data={"decision": "approve", "version": p.version}).status_code == 303
+    assert coord.post(f"/pairings/{p.id}/schedule", data={"when": "2026-12-01T10:00", "place": "重庆会展中心"}
+                      ).status_code == 303
+    db.session.refresh(p)
+    assert p.state == P.MEETING_SCHEDULED and p.meeting_at.hour == 2  # 10:00 Beijing time = 02:00 UTC
+    r = firm.post(f"/pairings/{p.id}/outcome", data={"outcome": "contract_signed", "contract_type": "license",
+                                                    "amount": "-1"}, follow_redirects=True)
+    assert "alert-danger" in r.get_data(as_text=True)  # the reason is shown (translated), nothing saved
+    db.session.refresh(p)
+    assert p.state == P.MEETING_SCHEDULED and p.contract_amount is None
+    firm.post(f"/pairings/{p.id}/outcome", data={"outcome": "contract_signed", "contract_type": "license",
+                                                "amount": "800000"})
+    db.session.refresh(p)
+    assert p.state == P.CONTRACT_SIGNED
+    assert "pairing-history" in firm.get(f"/pairings/{p.id}").get_data(as_text=True)
+
+
+def test_judging_a_stale_page_is_409(pw, app):
+    """When the pairing changed since the coordinator loaded it, does the approval answer 409 with a clear
+    message and change nothing?"""
+    p = _pairing(pw, P.PENDING_REVIEW)
+    db.session.commit()
+    r = login(app.test_client(), pw["coord"]).post(f"/pairings/{p.id}/judge",
+                                                   data={"decision": "approve", "version": p.version - 1})
+    assert r.status_code == 409 and "changed this pairing" in r.get_data(as_text=True)
+    db.session.refresh(p)
+    assert p.state == P.PENDING_REVIEW
+
+
+def test_queue_filters_and_highlights_old(pw, app, make):
+    """Does the workspace list pending pairings of the coordinator's hub city, oldest first, highlighting those
+    waiting more than 3 days, and hide other cities?"""
+    old = _pairing(pw, P.PENDING_REVIEW)
+    old.updated_at = datetime.now(timezone.utc) - timedelta(days=5)
+    db.session.commit()
+    db.session.execute(db.update(Pairing).where(Pairing.id == old.id).values(
+        updated_at=datetime.now(timezone.utc) - timedelta(days=5)))
+    db.session.commit()
+    html = login(app.test_client(), pw["coord"]).get("/coordinate").get_data(as_text=True)
+    assert f'class="table-warning waiting-long" data-pairing-id="{old.id}"' in html
+    chengdu = make.user(Role.COORDINATOR, hub_city="chengdu")
+    assert f'data-pairing-id="{old.id}"' not in login(app.test_client(), chengdu).get("/coordinate").get_data(
+        as_text=True)
+    assert login(app.test_client(), pw["coord"]).get("/coordinate?industry=bogus").status_code == 400
+    assert login(app.test_client(), pw["enterprise"]).get("/coordinate").status_code == 403
+
+
+def test_propose_from_matches_and_bulk_confirm(pw, app, make):
+    """Can the need's owner propose from the matches page, and a coordinator confirm bulk proposals (with a
+    refused one reported, not a 500)?"""
+    c = login(app.test_client(), pw["enterprise"])
+    r = c.post("/pairings/propose", data={"need_id": pw["need"].id, "capability_id": pw["cap"].id})
+    assert r.status_code == 303
+    p = db.session.scalars(select(Pairing).where(Pairing.need_id == pw["need"].id)).one()
+    assert p.origin == "need"
+    cap2 = make.capability(make.user(Role.EXPERT, org=make.org(kind="university")))
+    coord = login(app.test_client(), pw["coord"])
+    r = coord.post("/coordinate/assign", data={"pick": [f"{pw['need'].id}:{cap2.id}:1.5",
+                                                        f"{pw['need'].id}:{pw['cap'].id}:1.0"]},
+                   follow_redirects=True)
+    assert r.status_code == 200 and "alert-warning" in r.get_data(as_text=True)  # the refused one, with its reason
+    assert db.session.scalar(select(Pairing.origin).where(Pairing.capability_id == cap2.id)) == "coordinator"
+    assert coord.post("/coordinate/assign", data={"pick": ["x:y"]}).status_code == 400
+    assert login(app.test_client(), pw["other_enterprise"]).post(
+        "/pairings/propose", data={"need_id": pw["need"].id, "capability_id": cap2.id}).status_code == 403
