@@ -335,6 +335,25 @@ CASES: list[Case] = [
     Case("dashboards.export_csv", "GET", COORD_GET),
     Case("dashboards.static", "GET", ALL(200), {"filename": "dashboards.js"}),
     # --- challenges, vouchers, dashboards (end) ------------------------------------------------------------
+
+    # --- pairings and coordinator workspace (begin) --------------------------------------------------------
+    # the pairing: api_pairing (firm_public × cap_public, proposed); 成都乙公司 is an outsider
+    Case("pairings.mine", "GET", SIGNED_IN_GET),
+    Case("pairings.detail", "GET", R(LOGIN, 200, 404, 200, 200, 200), {"pairing_id": "@api_pairing"}, "pairing"),
+    Case("pairings.detail", "GET", R(LOGIN, 404, 404, 404, 404, 404), {"pairing_id": MISSING_ID}, "missing"),
+    Case("pairings.respond", "POST", R(LOGIN, REDIR, 404, REDIR, REDIR, REDIR), {"pairing_id": "@api_pairing"},
+         "pairing"),
+    Case("pairings.judge", "POST", R(LOGIN, 400, 404, 400, 400, 400), {"pairing_id": "@api_pairing"}, "pairing"),
+    Case("pairings.schedule", "POST", R(LOGIN, REDIR, 404, REDIR, REDIR, REDIR), {"pairing_id": "@api_pairing"},
+         "pairing"),
+    Case("pairings.outcome", "POST", R(LOGIN, REDIR, 404, REDIR, REDIR, REDIR), {"pairing_id": "@api_pairing"},
+         "pairing"),
+    Case("pairings.respond", "POST", R(LOGIN, 404, 404, 404, 404, 404), {"pairing_id": MISSING_ID}, "missing"),
+    Case("pairings.propose", "POST", R(LOGIN, 404, 404, 404, 404, 404)),
+    Case("pairings.queue", "GET", COORD_GET),
+    Case("pairings.assign", "GET", COORD_GET),
+    Case("pairings.assign", "POST", R(LOGIN, 403, 403, 403, REDIR, REDIR)),
+    # --- pairings and coordinator workspace (end) ----------------------------------------------------------
 ]
 
 #: a POST "minimal form": one unrelated field, so the form data is not empty (an empty body would make
