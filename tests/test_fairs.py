@@ -251,6 +251,12 @@ def test_same_organization_cannot_meet_itself(world, make, fair):
     with pytest.raises(WorkflowError) as exc:
         fops.request_meeting(fair, need, cap, world["enterprise"])
     assert exc.value.status == 409
+    own_name = make.capability(colleague, title="以个人名义发布的能力")  # a colleague's capability in own name
+    own_name.organization_id = None
+    db.session.commit()
+    fops.register_listing(fair, own_name, colleague)
+    with pytest.raises(WorkflowError):
+        fops.request_meeting(fair, need, own_name, colleague)
 
 
 def test_double_requests_are_refused(app, world, fair, parties):

@@ -213,6 +213,8 @@ def request_meeting(fair: Fair, need: Need, capability: Capability, actor, messa
     n_person, c_person = need_person(need), capability_person(capability)
     if n_person is None or c_person is None or n_person.id == c_person.id:
         raise WorkflowError(_("Both sides must be different people."), 409)
+    if need.organization_id is not None and need.organization_id in c_person.organization_ids:
+        raise WorkflowError(_("Listings of the same organization cannot meet each other at a fair."), 409)
     if db.session.scalar(select(MeetingRequest.id).where(MeetingRequest.fair_id == fair.id,
                                                          MeetingRequest.need_id == need.id,
                                                          MeetingRequest.capability_id == capability.id)):
