@@ -414,3 +414,26 @@ def test_propose_from_matches_and_bulk_confirm(pw, app, make):
     assert coord.post("/coordinate/assign", data={"pick": ["x:y"]}).status_code == 400
     assert login(app.test_client(), pw["other_enterprise"]).post(
         "/pairings/propose", data={"need_id": pw["need"].id, "capability_id": cap2.id}).status_code == 403
+
+
+# -- weekly digest -------------------------------------------------------------------------------
+
+def test_digest_lists_new_needs_once(app, make, world):
+    """Does `matchmaker digest` give each expert one notification listing the new needs in their fields, and
+    nothing more on the next run until another need is published?"""
+    from matchmaker.pairings.cli import digest_command
+    expert = world["expert"]
+    expert.expert_profile.fields = ["new_energy"]
+    db.session.commit()
+    need = make.need(world["enterprise"], title="新能源需求一")
+    make.need(world["enterprise"], title="无关行业需求", industry="biomedicine")
+    runner = app.test_cli_runner()
+    result = runner.invoke(digest_command)
+    assert result.exit_code == 0, result.output
+    notes = db.session.scalars(select(Notification).where(Notification.user_id == expert.id,
+                                                          Notification.kind == "digest.needs")).all()
+    assert len(notes) == 1 and f"/needs/{need.id}" in notes[0].body and "无关行业需求" not in notes[0].body
+    assert expert.expert_profile.last_digest_at is not None
+    runner.invoke(digest_command)
+    assert db.session.scalar(select(db.func.count(Notification.id)).where(
+        Notification.user_id == expert.id, Notification.kind == "digest.needs")) == 1

@@ -175,6 +175,8 @@ class ExpertProfile(db.Model):
     languages: Mapped[list] = mapped_column(JSON, default=list, nullable=False)
     bio: Mapped[str | None] = mapped_column(Text)
     max_active_pairings: Mapped[int] = mapped_column(default=5, nullable=False)
+    #: when the weekly digest of suggested needs was last sent (``matchmaker digest``)
+    last_digest_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     user: Mapped[User] = relationship(back_populates="expert_profile")
     affiliation: Mapped[Organization | None] = relationship()
