@@ -64,3 +64,11 @@ def _register_matching_commands() -> None:
 
 
 _register_matching_commands()
+
+
+def _register_domain_commands() -> None:
+    from .fairs.cli import fairs_expire
+    main.add_command(fairs_expire)
+
+
+_register_domain_commands()
