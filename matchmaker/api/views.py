@@ -21,7 +21,7 @@ from werkzeug.datastructures import MultiDict
 
 from ..accounts.models import ExpertProfile
 from ..accounts.tokens import ApiToken
-from ..core.enums import CoopMode, HubCity, Industry, Language, ListingStatus
+from ..core.enums import CoopMode, HubCity, Industry, Language
 from ..core.errors import error_response
 from ..core.workflow import WorkflowError
 from ..extensions import csrf, db
