@@ -209,3 +209,13 @@ def test_create_page_publishes_for_the_owner_only(cw, client_as):
     resp = client_as("enterprise").post(url, data={"reward": "100000", "deadline": "2099-12-31", "terms": "条款"})
     assert resp.status_code == 303
     assert db.session.scalars(select(Challenge)).one().reward == Decimal("100000.00")
+
+
+def test_index_offers_the_firms_published_needs_as_starting_points(cw, client_as):
+    """Does the list page offer the firm its published needs without a live challenge (and hide them once one
+    is published)?"""
+    url = f"/challenges/new/{cw['need'].id}"
+    assert url in client_as("enterprise").get("/challenges").get_data(as_text=True)
+    assert url not in client_as("other_enterprise").get("/challenges").get_data(as_text=True)
+    publish(cw)
+    assert url not in client_as("enterprise").get("/challenges").get_data(as_text=True)

@@ -67,8 +67,15 @@ def index():
         stmt = stmt.where(Challenge.status == status)
     stmt = stmt.order_by((Challenge.status == ChallengeStatus.OPEN.value).desc(), Challenge.deadline.asc())
     challenges = [c for c in db.session.scalars(stmt.limit(300)) if c.can_view(current_user)]
+    # the signed-in firm's published needs without a live challenge: where "publish a challenge" starts
+    publishable = []
+    if current_user.is_authenticated and current_user.organization_ids:
+        from ..listings.queries import owned_listings
+        live = {c.need_id for c in challenges if c.status in (ChallengeStatus.OPEN, ChallengeStatus.SHORTLISTING)}
+        publishable = [n for n in db.session.scalars(owned_listings(Need, current_user).where(
+            Need.status == "published").limit(50)) if n.id not in live]
     return render_template("challenges/index.html", challenges=challenges, status=status,
-                           statuses=ChallengeStatus.choices())
+                           statuses=ChallengeStatus.choices(), publishable=publishable)
 
 
 @bp.route("/new/<int:need_id>", methods=["GET", "POST"])
