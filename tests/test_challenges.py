@@ -219,3 +219,21 @@ def test_index_offers_the_firms_published_needs_as_starting_points(cw, client_as
     assert url not in client_as("other_enterprise").get("/challenges").get_data(as_text=True)
     publish(cw)
     assert url not in client_as("enterprise").get("/challenges").get_data(as_text=True)
+
+
+def test_cancel_needs_a_reason_closes_bids_and_is_final(cw):
+    """Does cancelling require a reason, mark open bids not selected (audited) and refuse any later transition?"""
+    c = publish(cw)
+    b = bid(c, cw["experts"][0])
+    with pytest.raises(WorkflowError):
+        ops.cancel(c, cw["enterprise"], "")
+    db.session.rollback()
+    ops.cancel(c, cw["enterprise"], "需求已由内部解决")
+    db.session.commit()
+    assert (c.status, c.close_reason, b.status) == ("cancelled", "需求已由内部解决", "not_selected")
+    assert actions(b)[-1] == "bid.not_selected"
+    for attempt in (lambda: ops.start_shortlisting(c, cw["coord"]), lambda: ops.cancel(c, cw["coord"], "again"),
+                    lambda: bid(c, cw["experts"][1])):
+        with pytest.raises(WorkflowError):
+            attempt()
+        db.session.rollback()

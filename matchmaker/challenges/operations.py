@@ -158,6 +158,8 @@ def cancel(challenge: Challenge, user, reason: str) -> None:
     challenge.closed_at, challenge.close_reason = utcnow(), reason
     for bid in challenge.bids:
         if bid.status in (BidStatus.SUBMITTED, BidStatus.SHORTLISTED):
+            audit.record("bid.not_selected", actor=user, target=bid, from_state=bid.status,
+                         to_state=BidStatus.NOT_SELECTED, comment=reason)
             bid.status = BidStatus.NOT_SELECTED.value
     db.session.flush()
 
