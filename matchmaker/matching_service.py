@@ -175,6 +175,8 @@ def capabilities_for_need(need, k: int = 10, hub_city: str | None = None, coop_m
     if not allowed:
         return []
     matches = engine.search("capability", [need.matching_text()], k=k, allowed_ids=allowed, evidence=evidence)
+    from .pairings.feedback import apply_feedback  # declines and contracts adjust the ranking, visibly
+    matches = apply_feedback(need, matches, engine)
     return _attach(Capability, matches)
 
 

@@ -224,9 +224,11 @@ def match_to_json(match) -> dict:
             return float(v)
         except (TypeError, ValueError):
             return str(v)
+    ev = getattr(match, "evidence", None)
     return {"score": clean(getattr(match, "score", None)),
             "components": clean(getattr(match, "components", {}) or {}),
-            "evidence": clean(getattr(match, "evidence", None) or [])}
+            "evidence": clean(ev.to_dict() if hasattr(ev, "to_dict") else ev),
+            "feedback_notes": [str(n) for n in getattr(match, "feedback_notes", None) or []]}
 
 
 # -- responses -----------------------------------------------------------------------------------
