@@ -19,7 +19,7 @@ from matchmaker.core.workflow import WorkflowError
 from matchmaker.extensions import db
 from matchmaker.pairings.models import Pairing
 from matchmaker.vouchers import operations as ops
-from matchmaker.vouchers.models import EntryKind, Voucher, VoucherEntry, signed_amount
+from matchmaker.vouchers.models import Voucher, VoucherEntry, signed_amount
 
 FUTURE = date.today() + timedelta(days=365)
 

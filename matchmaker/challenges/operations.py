@@ -6,7 +6,6 @@ from decimal import Decimal
 from flask_babel import gettext as _
 
 from ..core import audit
-from ..core.enums import ListingStatus
 from ..core.time import utcnow
 from ..core.workflow import WorkflowError
 from ..extensions import db

@@ -11,7 +11,7 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import (Boolean, CheckConstraint, Date, ForeignKey, Index, Integer, Numeric, String, Text,
+from sqlalchemy import (Boolean, CheckConstraint, Date, ForeignKey, Index, Numeric, String, Text,
                         UniqueConstraint, case, func, select, text)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
