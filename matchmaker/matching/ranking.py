@@ -20,7 +20,7 @@ AGGREGATES = ("max", "mean", "top2")
 
 @dataclass(frozen=True)
 class RankParams:
-    w_dense: float = 0.7          # lexical weight is 1 - w_dense; best on csl-dev-large (docs/benchmarks.md)
+    w_dense: float = 0.8          # lexical weight is 1 - w_dense; xquad best, csl-dev-large near best (docs/benchmarks.md)
     aggregate: str = "top2"       # how several query texts (a profile) combine
     calibrate: bool = True        # per-language-group standardisation of the fused score
     shortlist: int = 200          # candidates per query text from each retriever

@@ -12,6 +12,11 @@ CAPS = [
     Doc(4, "Cold chain", "We design modified-atmosphere packaging that extends the shelf life of fresh fruit."),
     Doc(5, "焊缝检测", "团队掌握相控阵超声无损检测技术，用于钢结构焊缝自动化检测。"),
     Doc(6, "Predictive maintenance", "Vibration analysis and machine learning predict bearing failures in pumps."),
+    # enough docs per language (>= RankParams.min_group) for per-language calibration to apply
+    Doc(8, "中药提取", "我们采用超临界二氧化碳萃取技术提高中药材有效成分提取率。"),
+    Doc(9, "光伏清洁", "研发光伏板自动清洁机器人，减少积灰带来的发电损失。"),
+    Doc(10, "Aquaculture", "Solar-powered aerators keep dissolved oxygen high in fish ponds."),
+    Doc(11, "Lightweighting", "Carbon-fibre composite parts cut vehicle weight while keeping stiffness."),
 ]
 
 
