@@ -203,6 +203,12 @@ def test_contract_needs_type_and_positive_amount(pw):
 
 def test_propose_refusals(pw, make):
     """Are same-organization, unpublished, duplicate, conflicted and unauthorized proposals refused?"""
+    from flask_babel import force_locale
+    with force_locale("en"):
+        _propose_refusals(pw, make)
+
+
+def _propose_refusals(pw, make):
     own_cap = make.capability(pw["enterprise"])
     with pytest.raises(WorkflowError, match="own organization"):
         ops.propose_pairing(pw["need"], own_cap, by=pw["coord"])

@@ -30,12 +30,15 @@ NOTE_BOOSTED = _l("boosted: the institute has signed contracts through the platf
 
 # -- the formula (pure; shared by the app and the simulation) ----------------------------------------
 
-def demotion(need_vec: np.ndarray, declined_vecs: np.ndarray) -> float:
+def demotion(need_vec: np.ndarray, declined_vecs: np.ndarray, floor: float | None = None,
+             weight: float | None = None) -> float:
     """Penalty for a capability declined for the needs of ``declined_vecs`` (rows, L2-normalised)."""
     if declined_vecs is None or not len(declined_vecs):
         return 0.0
+    floor = SIMILARITY_FLOOR if floor is None else floor
+    weight = DEMOTE_WEIGHT if weight is None else weight
     cos = float(np.max(declined_vecs @ need_vec))
-    return DEMOTE_WEIGHT * max(0.0, (cos - SIMILARITY_FLOOR) / (1.0 - SIMILARITY_FLOOR))
+    return weight * max(0.0, (cos - floor) / (1.0 - floor))
 
 
 def boost(signed_contracts: int) -> float:
@@ -125,15 +128,16 @@ def apply_feedback(need, matches, engine, capabilities=None):
 
 # -- simulation on the seeds (docs/feedback.md) -------------------------------------------------------
 
-def simulate(seeds_dir="seeds", wrong_per_need: int = 3, k: int = 20) -> dict:
-    """Rank capabilities for every seed need; for half of the needs (even positions) decline the wrong
-    suggestions ranked above the first true capability (at most ``wrong_per_need``) as not relevant; then
-    compare the rank of the true capabilities of the other half before and after the demotion."""
+def simulate(seeds_dir="seeds", top: int = 3, k: int = 20, floors=(0.5, 0.6, 0.7, 0.8), weights=(0.5, 1.0),
+             cache_dir: str | None = "/tmp/matchmaker-feedback-cache") -> dict:
+    """Rank capabilities for every seed need that has true pairs. For half of the needs (even positions), the
+    firm declines every wrong capability among its top ``top`` as not relevant. For the other half, compare
+    the rank of each true capability before and after the demotion, for each (floor, weight)."""
     import json
     import tempfile
     from pathlib import Path
 
-    from ..matching.embedders import load_embedder
+    from ..matching.embedders import CachedEmbedder, load_embedder
     from ..matching.engine import Doc, MatchEngine
     seeds = Path(seeds_dir)
     needs = [json.loads(line) for line in (seeds / "needs.jsonl").read_text("utf-8").splitlines() if line.strip()]
@@ -153,54 +157,53 @@ def simulate(seeds_dir="seeds", wrong_per_need: int = 3, k: int = 20) -> dict:
     def cap_text(c):
         return "\n".join(c.get(f, "") for f in ("summary", "description") if c.get(f))
 
-    engine = MatchEngine(tempfile.mkdtemp(prefix="feedback-sim-"), embedder=load_embedder())
+    embedder = load_embedder()
+    if cache_dir:
+        embedder = CachedEmbedder(embedder, Path(cache_dir))
+    engine = MatchEngine(tempfile.mkdtemp(prefix="feedback-sim-"), embedder=embedder)
     engine.rebuild("need", [Doc(nid[n["key"]], n["title"], need_text(n)) for n in needs])
     engine.rebuild("capability", [Doc(cid[c["key"]], c["title"], cap_text(c)) for c in caps])
     full = {nid[n["key"]]: n["title"] + "\n" + need_text(n) for n in needs}
-    rankings = {i: engine.search("capability", [full[i]], k=k, evidence=False) for i in truth}
+    rankings = {i: [(m.doc_id, float(m.score)) for m in engine.search("capability", [full[i]], k=k, evidence=False)]
+                for i in truth}
     ids = sorted(truth)
     train, test = ids[0::2], ids[1::2]
     declined = defaultdict(list)
-    n_declines = 0
     for i in train:
-        wrong = 0
-        for m in rankings[i]:
-            if m.doc_id in truth[i]:
-                break
-            declined[m.doc_id].append(i)
-            n_declines += 1
-            wrong += 1
-            if wrong >= wrong_per_need:
-                break
+        for doc_id, _score in rankings[i][:top]:
+            if doc_id not in truth[i]:
+                declined[doc_id].append(i)
     vecs = need_vectors(engine, ids)
-
-    before, after, demoted_pairs = [], [], 0
-    for i in test:
-        base = [(m.doc_id, float(m.score)) for m in rankings[i]]
-        adj = []
-        for doc_id, score in base:
-            others = declined.get(doc_id, [])
-            d = demotion(vecs[i], np.stack([vecs[n] for n in others])) if others else 0.0
-            demoted_pairs += d > 0
-            adj.append((doc_id, score - d))
-        b_order = [d for d, _ in sorted(base, key=lambda x: -x[1])]
-        a_order = [d for d, _ in sorted(adj, key=lambda x: -x[1])]
-        for t in truth[i]:
-            before.append(b_order.index(t) + 1 if t in b_order else k + 1)
-            after.append(a_order.index(t) + 1 if t in a_order else k + 1)
 
     def summary(r):
         r = np.asarray(r, dtype=float)
         return {"mrr": round(float(np.mean(np.where(r <= k, 1.0 / r, 0.0))), 4),
-                "recall@1": round(float(np.mean(r <= 1)), 4), "recall@5": round(float(np.mean(r <= 5)), 4),
+                "recall@1": round(float(np.mean(r <= 1)), 4), "recall@3": round(float(np.mean(r <= 3)), 4),
                 "mean_rank": round(float(np.mean(r)), 3)}
-    b, a = np.asarray(before), np.asarray(after)
-    return {"train_needs": len(train), "test_needs": len(test), "declines": n_declines,
-            "demoted_test_pairs": int(demoted_pairs), "true_pairs": len(before),
-            "before": summary(before), "after": summary(after),
-            "improved": int(np.sum(a < b)), "worsened": int(np.sum(a > b)), "unchanged": int(np.sum(a == b)),
-            "params": {"DEMOTE_WEIGHT": DEMOTE_WEIGHT, "SIMILARITY_FLOOR": SIMILARITY_FLOOR, "k": k,
-                       "wrong_per_need": wrong_per_need}}
+
+    def rank_of(order, t):
+        return order.index(t) + 1 if t in order else k + 1
+
+    before = [rank_of([d for d, _ in rankings[i]], t) for i in test for t in truth[i]]
+    runs = []
+    for floor in floors:
+        for weight in weights:
+            after, demoted = [], 0
+            for i in test:
+                adj = []
+                for doc_id, score in rankings[i]:
+                    others = declined.get(doc_id, [])
+                    d = demotion(vecs[i], np.stack([vecs[n] for n in others]), floor, weight) if others else 0.0
+                    demoted += d > 0
+                    adj.append((doc_id, score - d))
+                order = [d for d, _ in sorted(adj, key=lambda x: -x[1])]
+                after += [rank_of(order, t) for t in truth[i]]
+            b, a = np.asarray(before), np.asarray(after)
+            runs.append({"floor": floor, "weight": weight, "demoted_suggestions": demoted, **summary(after),
+                         "improved": int(np.sum(a < b)), "worsened": int(np.sum(a > b))})
+    return {"model": embedder.model_id, "train_needs": len(train), "test_needs": len(test),
+            "declines": sum(len(v) for v in declined.values()), "declined_capabilities": len(declined),
+            "true_pairs_tested": len(before), "before": summary(before), "after": runs}
 
 
 if __name__ == "__main__":  # python -m matchmaker.pairings.feedback [seeds_dir]
