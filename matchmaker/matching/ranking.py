@@ -21,7 +21,7 @@ AGGREGATES = ("max", "mean", "top2")
 @dataclass(frozen=True)
 class RankParams:
     w_dense: float = 0.8          # lexical weight is 1 - w_dense; xquad best, csl-dev-large near best (docs/benchmarks.md)
-    aggregate: str = "top2"       # how several query texts (a profile) combine
+    aggregate: str = "max"        # how several query texts (a profile) combine: any capability may match
     calibrate: bool = True        # per-language-group standardisation of the fused score
     shortlist: int = 200          # candidates per query text from each retriever
     background: int = 1024        # docs per language group used for the score distribution
