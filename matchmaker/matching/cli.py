@@ -38,11 +38,15 @@ def default_index_dir() -> Path:
 
 
 def _embedder(model: str | None, cache: str | None):
-    from .embedders import CachedEmbedder, load_embedder
+    from .embedders import CachedEmbedder, EnsembleEmbedder, load_embedder
 
     emb = load_embedder(model)
     cache = cache or os.environ.get(ENV_EMBED_CACHE)
-    return CachedEmbedder(emb, Path(cache)) if cache else emb
+    if not cache:
+        return emb
+    if isinstance(emb, EnsembleEmbedder):  # cache per member, so a weight change reuses the vectors
+        return EnsembleEmbedder([CachedEmbedder(m, Path(cache)) for m in emb.members], emb.weights)
+    return CachedEmbedder(emb, Path(cache))
 
 
 def rebuild_all(docs_by_kind: Mapping[str, Iterable[Doc | Mapping]], progress: bool = True,
