@@ -7,8 +7,8 @@
 * **Boost**: each signed contract of an institute (the capability's organization) adds ``BOOST_PER_CONTRACT``
   to its capabilities, at most ``BOOST_CAP``.
 
-Scores are in the engine's units (standard deviations above a typical listing), so a full demotion of 1.0
-moves a capability roughly one standard deviation down. The delta is put into ``match.components['feedback']``
+Scores are in the engine's units (standard deviations above a typical listing), so a full demotion (the same need)
+moves a capability half a standard deviation down. The delta is put into ``match.components['feedback']``
 and ``match.feedback_notes`` says why, for the evidence panel. Measured on the seeds: ``docs/feedback.md``.
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ import numpy as np
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
-DEMOTE_WEIGHT = 1.0
+DEMOTE_WEIGHT = 0.5  # floor × weight chosen on the seed simulation, docs/feedback.md
 SIMILARITY_FLOOR = 0.6
 BOOST_PER_CONTRACT = 0.15
 BOOST_CAP = 0.45
