@@ -68,7 +68,9 @@ _register_matching_commands()
 
 def _register_domain_commands() -> None:
     from .fairs.cli import fairs_expire
+    from .pairings.cli import digest_command
     main.add_command(fairs_expire)
+    main.add_command(digest_command)
 
 
 _register_domain_commands()
