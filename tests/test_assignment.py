@@ -102,3 +102,38 @@ def test_build_candidates_excludes_with_reasons(make, world):
     assert [c.excluded for c in cands] == [None, "same_org", "capacity_full", "conflict", "existing"]
     solve(cands, slots=3, capacities=caps)
     assert cands[0].status == "assigned" and all(str(c.reason) for c in cands)
+
+
+@pytest.mark.slow
+def test_assign_page_and_engine_suggestions_with_real_model(app, tmp_path, make, world):
+    """With the real engine: does the bulk page show a proposal with reasons that the coordinator can confirm,
+    and does suggest_from_engine create 'suggested' pairings with score and evidence, skipping full experts?"""
+    import re
+
+    from matchmaker import matching_service as ms
+    from matchmaker.pairings.models import Pairing
+    from sqlalchemy import select
+    from tests.conftest import login
+    saved = {k: app.config[k] for k in ("MATCHMAKER_MATCHING", "MATCHMAKER_INDEX_DIR")}
+    app.config.update(MATCHMAKER_MATCHING=True, MATCHMAKER_INDEX_DIR=str(tmp_path / "embeddings"))
+    app.extensions[ms.EXTENSION_KEY] = None
+    try:
+        need = make.need(world["enterprise"])
+        caps = [make.capability(world["expert"], title=f"低温电解液方案{i}") for i in range(3)]
+        world["expert"].expert_profile.max_active_pairings = 1
+        other = make.capability(make.user(Role.EXPERT, org=make.org(kind="university")), title="负极包覆低温快充")
+        db.session.commit()
+        coord = login(app.test_client(), world["coordinator"])
+        html = coord.get("/coordinate/assign?run=1&slots=3").get_data(as_text=True)
+        picks = re.findall(r'name="pick" value="([^"]+)"', html)
+        assert len(picks) == 2  # the expert's capacity allows one of their three capabilities, plus the other's
+        assert 'data-status="capacity_used"' in html
+        coord.post("/coordinate/assign", data={"pick": picks})
+        assert db.session.scalar(select(db.func.count(Pairing.id)).where(Pairing.need_id == need.id)) == 2
+        need2 = make.need(world["enterprise"], title="储能电池低温容量保持")
+        made = ops.suggest_from_engine(need2, k=4)
+        assert all(p.state == "suggested" and p.match_score is not None and p.match_evidence for p in made)
+        assert {p.capability_id for p in made} == {other.id}  # the first expert is at capacity
+    finally:
+        app.config.update(saved)
+        app.extensions[ms.EXTENSION_KEY] = None

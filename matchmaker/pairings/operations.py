@@ -188,12 +188,17 @@ def _in_scope(user, hub_city) -> bool:
 
 
 def suggest_from_engine(need, k: int = 3) -> list[Pairing]:
-    """Create ``suggested`` pairings from the engine's top-k capabilities for ``need`` (skipping forbidden
-    or existing ones). Returns the new pairings; nothing when the engine is off."""
+    """Create ``suggested`` pairings from the engine's top-k capabilities for ``need`` (skipping forbidden or
+    existing ones and experts at capacity). Returns the new pairings; nothing when the engine is off."""
     from ..matching_service import capabilities_for_need
+    from .assignment import remaining_capacity
     created = []
-    for s in capabilities_for_need(need, k=k):
+    suggestions = capabilities_for_need(need, k=k)
+    capacity = remaining_capacity(s.listing.expert_id for s in suggestions)
+    for s in suggestions:
         cap = s.listing
+        if cap.expert_id is not None and capacity.get(("expert", cap.expert_id), 1) <= 0:
+            continue  # the expert's active pairings are at their maximum
         try:
             check_pairable(need, cap, cap.expert)
         except WorkflowError:
@@ -208,6 +213,8 @@ def suggest_from_engine(need, k: int = 3) -> list[Pairing]:
                 _("Suggested pairing: %(title)s", title=_title(pairing)),
                 _("The matching engine suggests this pairing. Please tell us whether you are interested."))
         created.append(pairing)
+        if cap.expert_id is not None:
+            capacity[("expert", cap.expert_id)] = capacity.get(("expert", cap.expert_id), 1) - 1
     return created
 
 
