@@ -338,8 +338,9 @@ def test_idor_other_org_gets_404(pw, app):
     db.session.refresh(p)
     assert p.state == P.PROPOSED and p.response_of("need") is None
     assert c.get("/pairings/999999").status_code == 404
-    assert p.id not in [int(x) for x in []] and str(p.id) not in c.get("/pairings").get_data(as_text=True).split(
-        'data-pairing-id="')[1:2]
+    assert f'data-pairing-id="{p.id}"' not in c.get("/pairings").get_data(as_text=True)
+    assert f'data-pairing-id="{p.id}"' in login(app.test_client(), pw["enterprise"]).get("/pairings").get_data(
+        as_text=True)
 
 
 def test_full_loop_through_the_pages(pw, app):
