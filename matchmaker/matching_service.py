@@ -76,19 +76,29 @@ def _indexable(model):
     return select(model).where(model.status == ListingStatus.PUBLISHED, model.deleted_at.is_(None))
 
 
+def _published_docs() -> dict[str, dict[int, object]]:
+    """Every published listing as an engine document, read in a short session of its own.
+
+    Embedding takes seconds to minutes; holding a read transaction open meanwhile would block every
+    writer on SQLite, so the rows are copied out and the session closed first.
+    """
+    from sqlalchemy.orm import Session
+    with Session(db.engine) as session:
+        return {kind: {r.id: listing_doc(r) for r in session.scalars(_indexable(model))}
+                for kind, model in _models().items()}
+
+
 def reconcile(engine, progress: bool = False) -> dict[str, dict[str, int]]:
     """Make the index hold exactly the published listings; returns what changed per kind."""
     report = {}
     stale = set(engine.needs_rebuild())
-    for kind, model in _models().items():
-        rows = db.session.scalars(_indexable(model)).all()
+    for kind, wanted in _published_docs().items():
         if kind in stale:
-            engine.rebuild(kind, [listing_doc(r) for r in rows], progress=progress)
-            report[kind] = {"rebuilt": len(rows)}
+            engine.rebuild(kind, list(wanted.values()), progress=progress)
+            report[kind] = {"rebuilt": len(wanted)}
             continue
         in_index = engine.doc_ids(kind)
-        wanted = {r.id: r for r in rows}
-        missing = [listing_doc(r) for i, r in wanted.items() if i not in in_index]
+        missing = [doc for i, doc in wanted.items() if i not in in_index]
         extra = [i for i in in_index if i not in wanted]
         if missing:
             engine.upsert_many(kind, missing, save=False, progress=progress)
@@ -104,8 +114,8 @@ def rebuild_from_db(progress: bool = True) -> dict:
     """`matchmaker reindex`: rebuild every kind from the database and save it atomically."""
     from .matching.engine import MatchEngine
     engine = current_app.extensions.get(EXTENSION_KEY) or MatchEngine(current_app.config["MATCHMAKER_INDEX_DIR"])
-    for kind, model in _models().items():
-        engine.rebuild(kind, [listing_doc(r) for r in db.session.scalars(_indexable(model))], progress=progress)
+    for kind, docs in _published_docs().items():
+        engine.rebuild(kind, list(docs.values()), progress=progress)
     current_app.extensions[EXTENSION_KEY] = engine
     return engine.status()
 
