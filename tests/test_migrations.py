@@ -47,3 +47,24 @@ def test_upgrade_matches_models_and_downgrade_empties(fresh_db_url, db_session):
         upgrade()  # and back up again: the downgrade left nothing behind that blocks a re-run
         assert "needs" in inspect(db.engine).get_table_names()
         db.engine.dispose()
+
+
+def test_upgrade_from_previous_revision_keeps_data(fresh_db_url, db_session):
+    """Upgrading a database at the previous revision to head keeps its rows and ends at the models' schema."""
+    from alembic.script import ScriptDirectory
+    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": fresh_db_url, "MATCHMAKER_MATCHING": False,
+                      "SECRET_KEY": "x" * 40})
+    with app.app_context():
+        script = ScriptDirectory.from_config(app.extensions["migrate"].migrate.get_config())
+        head = script.get_current_head()
+        previous = script.get_revision(head).down_revision
+        assert previous is not None, "only one revision: nothing to upgrade from"
+        upgrade(revision=previous)
+        with db.engine.begin() as conn:
+            conn.execute(text("INSERT INTO organizations (name, kind, hub_city, created_at) "
+                              "VALUES ('旧版本机构', 'enterprise', 'qingdao', CURRENT_TIMESTAMP)"))
+        upgrade()
+        with db.engine.connect() as conn:
+            assert conn.execute(text("SELECT name FROM organizations")).scalar_one() == "旧版本机构"
+            assert compare_metadata(MigrationContext.configure(conn), db.metadata) == []
+        db.engine.dispose()
