@@ -30,24 +30,7 @@ class LexicalIndex:
     # -- mutation --------------------------------------------------------
     def add(self, doc_id: int, text: str) -> None:
         self.remove(doc_id)
-        tf = Counter(tokenize(text))
-        row = len(self.row_ids)
-        self.row_ids.append(int(doc_id))
-        self.row_of[int(doc_id)] = row
-        self.row_terms.append(tuple(tf))
-        if row >= len(self._alive):
-            grow = max(1024, len(self._alive))
-            self._alive = np.concatenate([self._alive, np.zeros(grow, bool)])
-            self._len = np.concatenate([self._len, np.zeros(grow, np.float32)])
-        self._alive[row] = True
-        n = sum(tf.values())
-        self._len[row] = n
-        self.total_len += n
-        for term, c in tf.items():
-            rows, tfs = self._post.setdefault(term, ([], []))
-            rows.append(row)
-            tfs.append(c)
-            self.df[term] += 1
+        self._add_counts(int(doc_id), Counter(tokenize(text)))
 
     def add_many(self, items: Iterable[tuple[int, str]]) -> None:
         for doc_id, text in items:
