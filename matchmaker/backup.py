@@ -1,0 +1,251 @@
+"""`matchmaker backup` / `matchmaker restore`: a portable archive of the SQL database (the source of truth).
+
+The archive is a zip holding one JSON Lines file per table (``tables/<name>.jsonl``, every table of
+``db.metadata`` in dependency order) and ``manifest.json`` (format, Alembic revision, created_at UTC, row
+counts and the sha256 of every table file). Values are portable: datetimes as ISO 8601 UTC, dates ISO,
+Decimals as strings, JSON columns as JSON, binary as base64. It works between SQLite and PostgreSQL.
+
+The FAISS matching index is not in the archive: it is derived data, rebuilt from the database (the app
+reconciles it on first use; ``matchmaker reindex`` rebuilds it at once).
+"""
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import decimal
+import hashlib
+import io
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import click
+from flask.cli import with_appcontext
+from sqlalchemy import JSON, Date, DateTime, LargeBinary, Numeric, TypeDecorator, func, inspect, select, text
+
+from .extensions import db
+
+FORMAT = 1
+MANIFEST = "manifest.json"
+
+
+class BackupError(Exception):
+    """The archive cannot be restored here; the message says why. Nothing was written."""
+
+
+# -- values --------------------------------------------------------------------------------------
+
+def _encode(value):
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:  # UTCDateTime stores UTC; a naive value is UTC by convention
+            value = value.replace(tzinfo=dt.timezone.utc)
+        return value.astimezone(dt.timezone.utc).isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return base64.b64encode(bytes(value)).decode()
+    if hasattr(value, "value") and not isinstance(value, (str, int, float, bool)):  # a Python Enum
+        return value.value
+    return value
+
+
+def _base_type(column):
+    t = column.type
+    return t.impl_instance if isinstance(t, TypeDecorator) else t
+
+
+def _decode(column, value):
+    if value is None:
+        return None
+    t = _base_type(column)
+    if isinstance(t, JSON):
+        return value
+    if isinstance(t, DateTime):
+        parsed = dt.datetime.fromisoformat(value)
+        if not getattr(t, "timezone", False) and parsed.tzinfo is not None:  # a naive column holds UTC
+            return parsed.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        return parsed
+    if isinstance(t, Date):
+        return dt.date.fromisoformat(value)
+    if isinstance(t, Numeric):
+        return decimal.Decimal(value) if getattr(t, "asdecimal", True) else float(value)
+    if isinstance(t, LargeBinary):
+        return base64.b64decode(value)
+    return value
+
+
+# -- helpers --------------------------------------------------------------------------------------
+
+def _tables():
+    return list(db.metadata.sorted_tables)  # parents before children
+
+
+def current_revision(connection) -> str | None:
+    """The Alembic revision the database is stamped with (None when it has no alembic_version table)."""
+    if not inspect(connection).has_table("alembic_version"):
+        return None
+    return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+
+def head_revision() -> str | None:
+    from alembic.script import ScriptDirectory
+    from flask import current_app
+    migrate = current_app.extensions.get("migrate")
+    if migrate is None:
+        return None
+    return ScriptDirectory.from_config(migrate.migrate.get_config()).get_current_head()
+
+
+def _order(table):
+    return list(table.primary_key.columns) or list(table.columns)
+
+
+# -- backup -----------------------------------------------------------------------------------------
+
+def create_backup(path: str | os.PathLike) -> dict:
+    """Write the archive at ``path`` atomically (temp file in the same directory + os.replace)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    manifest = {"format": FORMAT, "app": "matchmaker",
+                "created_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+                "dialect": db.engine.dialect.name, "tables": []}
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        # One read transaction: the archive is a consistent snapshot.
+        with db.engine.connect() as conn, conn.begin():
+            manifest["alembic_revision"] = current_revision(conn)
+            with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+                for table in _tables():
+                    buf = io.BytesIO()
+                    count = 0
+                    for row in conn.execute(select(table).order_by(*_order(table))).mappings():
+                        line = {c.name: _encode(row[c.name]) for c in table.columns}
+                        buf.write(json.dumps(line, ensure_ascii=False, sort_keys=True).encode())
+                        buf.write(b"\n")
+                        count += 1
+                    data = buf.getvalue()
+                    fname = f"tables/{table.name}.jsonl"
+                    zf.writestr(fname, data)
+                    manifest["tables"].append({"name": table.name, "file": fname, "rows": count,
+                                               "sha256": hashlib.sha256(data).hexdigest()})
+                zf.writestr(MANIFEST, json.dumps(manifest, ensure_ascii=False, indent=1))
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return manifest
+
+
+# -- restore ----------------------------------------------------------------------------------------
+
+def read_archive(path: str | os.PathLike) -> tuple[dict, dict[str, bytes]]:
+    """The manifest and verified table files; raises BackupError on anything unexpected."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            manifest = json.loads(zf.read(MANIFEST))
+            files = {}
+            for entry in manifest["tables"]:
+                data = zf.read(entry["file"])
+                if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+                    raise BackupError(f"checksum mismatch in {entry['file']}: the archive is corrupt")
+                files[entry["name"]] = data
+    except BackupError:
+        raise
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+        raise BackupError(f"unreadable archive {path}: {exc}") from exc
+    if manifest.get("format") != FORMAT:
+        raise BackupError(f"archive format {manifest.get('format')!r}, expected {FORMAT}")
+    return manifest, files
+
+
+def restore_backup(path: str | os.PathLike, force: bool = False) -> dict[str, int]:
+    """Load the archive into this database in one transaction; returns rows per table.
+
+    Refuses (BackupError, nothing written) when the archive is corrupt, when its Alembic revision is not
+    this database's revision and the code's head, or when the database holds rows and ``force`` is off.
+    """
+    manifest, files = read_archive(path)
+    tables = {t.name: t for t in _tables()}
+    unknown = [e["name"] for e in manifest["tables"] if e["name"] not in tables]
+    if unknown:
+        raise BackupError(f"archive has tables this schema does not know: {', '.join(unknown)}")
+    head = head_revision()
+    counts: dict[str, int] = {}
+    with db.engine.begin() as conn:  # all or nothing
+        target = current_revision(conn)
+        if target != head:
+            raise BackupError(f"the database is at revision {target}, not the code's head {head}: "
+                              "run `matchmaker init-db` first")
+        if manifest.get("alembic_revision") != head:
+            raise BackupError(f"the archive was made at revision {manifest.get('alembic_revision')}, "
+                              f"this code is at {head}: restore with the matching version of the code")
+        non_empty = [t.name for t in _tables()
+                     if conn.execute(select(func.count()).select_from(t)).scalar()]
+        if non_empty and not force:
+            raise BackupError("the database is not empty (" + ", ".join(non_empty) + "): restore only into an "
+                              "empty database, or pass --force to delete every row first")
+        for table in reversed(_tables()):
+            conn.execute(table.delete())
+        for entry in manifest["tables"]:
+            table = tables[entry["name"]]
+            rows = []
+            for line in files[entry["name"]].splitlines():
+                if not line.strip():
+                    continue
+                raw = json.loads(line)
+                rows.append({c.name: _decode(c, raw[c.name]) for c in table.columns if c.name in raw})
+            if len(rows) != entry["rows"]:
+                raise BackupError(f"{entry['file']}: {len(rows)} rows, manifest says {entry['rows']}")
+            for s in range(0, len(rows), 1000):
+                conn.execute(table.insert(), rows[s:s + 1000])
+            counts[table.name] = len(rows)
+        if conn.dialect.name == "postgresql":
+            _reset_sequences(conn)
+    return counts
+
+
+def _reset_sequences(conn) -> None:
+    """New rows get ids after the restored ones (explicit ids do not advance PostgreSQL sequences)."""
+    for table in _tables():
+        for col in table.primary_key.columns:
+            seq = conn.execute(text("SELECT pg_get_serial_sequence(:t, :c)"),
+                               {"t": table.name, "c": col.name}).scalar()
+            if seq:
+                conn.execute(text(f'SELECT setval(:s, COALESCE((SELECT MAX("{col.name}") FROM "{table.name}"), 0) + 1, '
+                                  "false)"), {"s": seq})
+
+
+# -- CLI ----------------------------------------------------------------------------------------------
+
+@click.command("backup")
+@click.argument("path", type=click.Path(dir_okay=False, writable=True))
+@with_appcontext
+def backup_command(path: str) -> None:
+    """Write a portable archive of the database (zip of JSON Lines + manifest) to PATH."""
+    manifest = create_backup(path)
+    total = sum(t["rows"] for t in manifest["tables"])
+    click.echo(f"Backed up {total} rows in {len(manifest['tables'])} tables "
+               f"(revision {manifest['alembic_revision']}) to {path}.")
+
+
+@click.command("restore")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--force", is_flag=True, help="Delete every row of the database first.")
+@with_appcontext
+def restore_command(path: str, force: bool) -> None:
+    """Restore the archive at PATH into this (empty) database, in one transaction."""
+    try:
+        counts = restore_backup(path, force=force)
+    except BackupError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Restored {sum(counts.values())} rows in {len(counts)} tables.")
+    click.echo("The matching index is not part of the backup: it rebuilds from the database on first use; "
+               "run `matchmaker reindex` to rebuild it now.")

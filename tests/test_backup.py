@@ -1,0 +1,153 @@
+"""Does `matchmaker backup` / `matchmaker restore` carry every row across, refuse bad archives, and write
+nothing when it refuses?"""
+from __future__ import annotations
+
+import os
+import uuid
+import zipfile
+
+import pytest
+from flask_migrate import upgrade
+from sqlalchemy import create_engine, func, select, text
+
+from matchmaker import create_app
+from matchmaker.backup import BackupError, backup_command, create_backup, restore_backup, restore_command
+from matchmaker.core.enums import Role
+from matchmaker.extensions import db
+from matchmaker.notifications.operations import notify
+from matchmaker.pairings import operations as pairing_ops
+
+pytestmark = pytest.mark.slow
+
+
+def _fresh_url(tmp_path, label):
+    """An empty database of the suite's kind: a SQLite file, or a throwaway PostgreSQL database."""
+    base = os.environ.get("TEST_DATABASE_URL")
+    if not base or not base.startswith("postgresql"):
+        return f"sqlite:///{tmp_path / (label + '.sqlite')}", None
+    name = f"mm_bak_{label}_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(base.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+
+    def drop():
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+    return base.rsplit("/", 1)[0] + f"/{name}", drop
+
+
+@pytest.fixture
+def fresh_app(tmp_path):
+    """``fresh_app(label)`` → an app on a new, migrated, empty database (dropped afterwards)."""
+    cleanups, apps = [], []
+
+    def make_app(label):
+        url, drop = _fresh_url(tmp_path, label)
+        if drop:
+            cleanups.append(drop)
+        app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": url, "MATCHMAKER_MATCHING": False,
+                          "SECRET_KEY": "x" * 40, "MAIL_OUTBOX_DIR": str(tmp_path / "outbox"),
+                          "MATCHMAKER_INDEX_DIR": str(tmp_path / f"index-{label}")})
+        with app.app_context():
+            upgrade()
+        apps.append(app)
+        return app
+
+    yield make_app
+    for app in apps:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+    for drop in cleanups:
+        drop()
+
+
+def _dump(app) -> dict[str, list[tuple]]:
+    """Every row of every table, in primary-key order, as Python values."""
+    with app.app_context(), db.engine.connect() as conn:
+        out = {}
+        for table in db.metadata.sorted_tables:
+            order = list(table.primary_key.columns) or list(table.columns)
+            out[table.name] = [tuple(r) for r in conn.execute(select(table).order_by(*order))]
+        return out
+
+
+def _seed(make):
+    """A few rows in every important table, through the factories and the service layer."""
+    firm = make.org(kind="enterprise", name="重庆甲公司")
+    institute = make.org(kind="institute", name="某研究院", hub_city="chengdu")
+    owner = make.user(Role.ENTERPRISE, org=firm)
+    expert = make.user(Role.EXPERT, org=institute)
+    coordinator = make.user(Role.COORDINATOR, hub_city="chongqing")
+    need = make.need(owner, deadline=None)
+    make.need(owner, status="draft", title="草稿需求：氢能储运", industry="new_energy")
+    cap = make.capability(expert)
+    make.capability(expert, status="closed", title="已关闭的成果")
+    pairing_ops.propose_pairing(need, cap, by=coordinator)
+    notify([owner, expert], "test", "测试通知 ✓", "正文", "/")
+    db.session.commit()
+
+
+def test_round_trip_restores_every_row(fresh_app, make, tmp_path, db_session):
+    """Backed up and restored into a fresh empty database, is every row of every table identical, and do
+    new rows get fresh ids afterwards?"""
+    source = fresh_app("src")
+    with source.app_context():
+        _seed(make)
+        archive = tmp_path / "backup.zip"
+        result = source.test_cli_runner().invoke(backup_command, [str(archive)])
+        assert result.exit_code == 0, result.output
+    before = _dump(source)
+    assert sum(bool(rows) for rows in before.values()) >= 8, "seed too thin to prove anything"
+    assert not list(tmp_path.glob(".backup.zip.*")), "temp file left behind"
+
+    target = fresh_app("dst")
+    with target.app_context():  # (the test already holds the suite's app context: push the target's)
+        result = target.test_cli_runner().invoke(restore_command, [str(archive)])
+    assert result.exit_code == 0, result.output
+    assert "reindex" in result.output  # tells the operator the index rebuilds from the database
+    assert _dump(target) == before
+
+    with target.app_context():  # sequences were reset: a new row does not collide with restored ids
+        make.org(name="恢复后新机构")
+        from matchmaker.accounts.models import Organization
+        assert db.session.scalar(select(func.count()).select_from(Organization)) == len(before["organizations"]) + 1
+
+
+def test_corrupt_archive_and_non_empty_target_are_refused(fresh_app, make, tmp_path, db_session):
+    """Is a corrupted archive (bad checksum) refused with a clear error, and a non-empty database refused
+    without --force, both writing nothing; and does --force replace the rows?"""
+    source = fresh_app("src")
+    archive, corrupt = tmp_path / "ok.zip", tmp_path / "corrupt.zip"
+    with source.app_context():
+        _seed(make)
+        create_backup(archive)
+    with zipfile.ZipFile(archive) as zin, zipfile.ZipFile(corrupt, "w") as zout:
+        for item in zin.infolist():
+            data = zin.read(item)
+            if item.filename == "tables/needs.jsonl":
+                data = data.replace("低温".encode(), "高温".encode(), 1)
+            zout.writestr(item, data)
+
+    target = fresh_app("dst")
+    with target.app_context():
+        result = target.test_cli_runner().invoke(restore_command, [str(corrupt)])
+    assert result.exit_code != 0
+    assert "checksum mismatch" in result.output and "needs.jsonl" in result.output
+    assert all(not rows for rows in _dump(target).values()), "a refused restore wrote rows"
+
+    # Non-empty target: the source itself.
+    before = _dump(source)
+    with source.app_context():
+        result = source.test_cli_runner().invoke(restore_command, [str(archive)])
+    assert result.exit_code != 0 and "not empty" in result.output
+    assert _dump(source) == before
+
+    with source.app_context():  # --force deletes first (reverse dependency order), then loads
+        make.org(name="备份之后的机构")
+        restore_backup(archive, force=True)
+    assert _dump(source) == before
+
+    with target.app_context(), pytest.raises(BackupError, match="unreadable archive"):
+        restore_backup(tmp_path / "missing.zip")
