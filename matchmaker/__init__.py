@@ -50,6 +50,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     from .vouchers.views import bp as vouchers_bp
     from .dashboards.views import bp as dashboards_bp
     from .pairings.views import bp as pairings_bp
+    from .bulk.views import bp as bulk_bp
     from .core import errors, security, templating
 
     app.register_blueprint(main_bp)
@@ -66,6 +67,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(vouchers_bp)
     app.register_blueprint(dashboards_bp)
     app.register_blueprint(pairings_bp)
+    app.register_blueprint(bulk_bp)
     errors.register(app)
     security.register(app)
     templating.register(app)

@@ -354,6 +354,14 @@ CASES: list[Case] = [
     Case("pairings.assign", "GET", COORD_GET),
     Case("pairings.assign", "POST", R(LOGIN, 403, 403, 403, REDIR, REDIR)),
     # --- pairings and coordinator workspace (end) ----------------------------------------------------------
+
+    # --- bulk CSV import/export (begin) --------------------------------------------------------------------
+    Case("bulk.export", "GET", COORD_GET, {"kind": "needs"}, "needs"),
+    Case("bulk.export", "GET", COORD_GET, {"kind": "capabilities"}, "capabilities"),
+    Case("bulk.import_csv", "GET", COORD_GET),
+    Case("bulk.import_csv", "POST", R(LOGIN, 403, 403, 403, 400, 400)),
+    Case("bulk.report_csv", "POST", R(LOGIN, 403, 403, 403, 400, 400)),
+    # --- bulk CSV import/export (end) ----------------------------------------------------------------------
 ]
 
 #: a POST "minimal form": one unrelated field, so the form data is not empty (an empty body would make
