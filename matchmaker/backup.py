@@ -219,8 +219,8 @@ def _reset_sequences(conn) -> None:
             seq = conn.execute(text("SELECT pg_get_serial_sequence(:t, :c)"),
                                {"t": table.name, "c": col.name}).scalar()
             if seq:
-                conn.execute(text(f'SELECT setval(:s, COALESCE((SELECT MAX("{col.name}") FROM "{table.name}"), 0) + 1, '
-                                  "false)"), {"s": seq})
+                top = f'(SELECT MAX("{col.name}") FROM "{table.name}")'
+                conn.execute(text(f"SELECT setval(:s, COALESCE({top}, 0) + 1, false)"), {"s": seq})
 
 
 # -- CLI ----------------------------------------------------------------------------------------------
