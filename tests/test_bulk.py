@@ -181,6 +181,9 @@ def test_file_level_problems(client_as, world):
     assert r.errors and not r.created
     r = csvio.run_import(Need, csv_bytes([need_row(org="不存在的公司")]), coord, submit=True)
     assert [(p.row, p.column) for p in r.errors] == [(2, "organization")]
+    ragged = csv_bytes([need_row(title="第一条需求"), need_row(industry="bad")]) + "多,余,的,单,元,格,,,,,,,,,,\n".encode()
+    r = csvio.run_import(Need, ragged, coord, submit=True)
+    assert {(p.row, p.column) for p in r.errors} == {(3, "industry"), (4, "")} and not r.created
 
 
 def test_duplicate_titles_warn_but_import(client_as, world):
@@ -189,3 +192,18 @@ def test_duplicate_titles_warn_but_import(client_as, world):
                          world["coordinator"], submit=False)
     assert r.ok and len(r.created) == 2
     assert [(p.row, p.column) for p in r.warnings] == [(3, "title")]
+
+
+def test_oversized_upload_is_refused_cleanly(client_as):
+    """Is a file over the 2 MB upload limit refused with 413 (never a 500), importing nothing?"""
+    before = count(Need)
+    big = csv_bytes([need_row()]) + b"x" * (2 * 1024 * 1024 + 10)
+    resp = upload(client_as("coordinator"), big)
+    assert resp.status_code == 413 and count(Need) == before
+
+
+def test_import_page_shows_form_and_export_links(client_as):
+    """Does a coordinator see the upload form and both export buttons, and the nav item?"""
+    page = client_as("coordinator").get("/bulk/import").get_data(as_text=True)
+    assert 'enctype="multipart/form-data"' in page and "/bulk/needs.csv" in page
+    assert "/bulk/capabilities.csv" in page and 'id="nav-bulk"' in page

@@ -217,7 +217,7 @@ def run_import(model, data: bytes, importer, submit: bool) -> ImportResult:
     """
     result = ImportResult()
     rows = parse(data, model, result)
-    if result.errors:
+    if not rows:  # a file-level problem: nothing to check row by row
         return result
     scopes = coordinator_scopes(importer)
     orgs: dict[str, Organization | None] = {}
