@@ -116,8 +116,10 @@ def create_backup(path: str | os.PathLike) -> dict:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        # One read transaction: the archive is a consistent snapshot.
-        with db.engine.connect() as conn, conn.begin():
+        # One read transaction: the archive is a consistent snapshot (PostgreSQL needs REPEATABLE READ for
+        # that; SQLite's read transaction already is one).
+        options = {"isolation_level": "REPEATABLE READ"} if db.engine.dialect.name == "postgresql" else {}
+        with db.engine.connect().execution_options(**options) as conn, conn.begin():
             manifest["alembic_revision"] = current_revision(conn)
             with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
                 for table in _tables():
