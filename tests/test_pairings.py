@@ -378,7 +378,7 @@ def test_judging_a_stale_page_is_409(pw, app):
     message and change nothing?"""
     p = _pairing(pw, P.PENDING_REVIEW)
     db.session.commit()
-    r = login(app.test_client(), pw["coord"]).post(f"/pairings/{p.id}/judge",
+    r = login(app.test_client(), pw["coord"]).post(f"/pairings/{p.id}/judge?lang=en",
                                                    data={"decision": "approve", "version": p.version - 1})
     assert r.status_code == 409 and "changed this pairing" in r.get_data(as_text=True)
     db.session.refresh(p)

@@ -19,7 +19,12 @@ def wants_json() -> bool:
 def error_response(status: int, title: str, reason: str | None = None):
     if wants_json():
         return jsonify({"error": title, "reason": reason or title, "status": status}), status
-    return render_template("errors/error.html", status=status, title=title, reason=reason), status
+    try:
+        return render_template("errors/error.html", status=status, title=title, reason=reason), status
+    except Exception:  # the layout itself is broken: still answer with a plain page, never a stack trace
+        from markupsafe import escape
+        return (f"<!doctype html><title>{escape(title)}</title><h1>{status} {escape(title)}</h1>"
+                f"<p>{escape(reason or '')}</p>"), status
 
 
 def register(app) -> None:
