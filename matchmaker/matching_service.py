@@ -16,15 +16,10 @@ from sqlalchemy import or_, select
 
 from .core.enums import ListingStatus
 from .extensions import db
-from .matching.text import detect_lang
 
 log = logging.getLogger(__name__)
 _engine_lock = threading.Lock()
 EXTENSION_KEY = "matchmaker.engine"
-
-
-def detect_language(text: str) -> str:
-    return detect_lang(text)
 
 
 def init_matching(app) -> None:

@@ -15,7 +15,7 @@ from .core.enums import ListingStatus, Role
 from .core.time import utcnow
 from .extensions import db
 from .listings.models import Capability, Need
-from .matching_service import detect_language
+from .matching.text import detect_lang
 
 SEEDS_DIR = Path(__file__).resolve().parent.parent / "seeds"
 DEMO_DOMAIN = "demo.matchmaker.local"
@@ -131,7 +131,7 @@ def load_seeds(demo_password: str, seeds_dir: Path | None = None) -> dict[str, i
                     visibility=row.get("visibility", "public"), contact_name=row.get("contact_name"),
                     contact_phone=row.get("contact_phone"), contact_email=row.get("contact_email"))
         _set_status(need, row.get("status", "published"), reviewer, age_days=n % 9)
-        need.language = detect_language(need.matching_text())
+        need.language = detect_lang(need.matching_text())
         db.session.add(need)
         added["needs"] += 1
 
@@ -148,7 +148,7 @@ def load_seeds(demo_password: str, seeds_dir: Path | None = None) -> dict[str, i
                          coop_modes=row.get("coop_modes", []), hub_city=row.get("hub_city"),
                          region=row.get("region"))
         _set_status(cap, row.get("status", "published"), reviewer, age_days=n % 11)
-        cap.language = row.get("language") or detect_language(cap.matching_text())
+        cap.language = row.get("language") or detect_lang(cap.matching_text())
         db.session.add(cap)
         added["capabilities"] += 1
 

@@ -13,6 +13,7 @@ from ..core.enums import ListingStatus as S
 from ..core.time import utcnow
 from ..core.workflow import WorkflowError, after_commit
 from ..extensions import db
+from ..matching.text import detect_lang
 from .models import Capability, Need
 
 #: allowed transitions: from → to
@@ -68,8 +69,7 @@ def _apply(listing, data: dict) -> None:
     for name in _fields(listing):
         if name in data:
             setattr(listing, name, data[name])
-    from ..matching_service import detect_language
-    listing.language = detect_language(listing.matching_text())
+    listing.language = detect_lang(listing.matching_text())
 
 
 def create_listing(model, user, data: dict, organization=None):
