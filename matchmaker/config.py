@@ -49,6 +49,19 @@ def load_config(instance_path: str) -> dict:
         "PROXY_FIX_HOPS": int(os.environ.get("MATCHMAKER_PROXY_HOPS", "1" if env == "production" else "0")),
         "PERMANENT_SESSION_LIFETIME": 12 * 3600,
         "SESSION_COOKIE_NAME": "__Host-session" if env == "production" else "session",
+        # server-side session timeouts, checked on every request (accounts.sessions)
+        "SESSION_IDLE_MINUTES": float(os.environ.get("MATCHMAKER_SESSION_IDLE_MINUTES", "30")),
+        "SESSION_MAX_HOURS": float(os.environ.get("MATCHMAKER_SESSION_MAX_HOURS", "12")),
+        # Flask-Limiter: memory:// counts per process; several gunicorn workers need a shared redis:// store
+        "RATELIMIT_STORAGE_URI": os.environ.get("RATELIMIT_STORAGE_URI", "memory://"),
+        "RATELIMIT_HEADERS_ENABLED": True,
+        # a storage outage must not turn logins into errors: fall back to per-process counting and log it
+        "RATELIMIT_SWALLOW_ERRORS": True,
+        "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
+        "RATELIMIT_LOGIN": "10 per minute",  # login submissions per client address
+        "RATELIMIT_LOGIN_FAILURES": "10 per 15 minutes",  # wrong passwords per submitted email
+        "RATELIMIT_REGISTER": "10 per hour",  # registrations per client address
+        "RATELIMIT_API_TOKENS": "20 per hour",  # API tokens created per user
     }
 
 

@@ -1,5 +1,8 @@
 """Flask extensions, created unbound and initialised in the app factory."""
+from flask import current_app
 from flask_babel import Babel
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
@@ -26,6 +29,19 @@ migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
 babel = Babel()
+# Limits are declared on the views; storage (RATELIMIT_STORAGE_URI) and on/off (MATCHMAKER_RATE_LIMITS) are config.
+# The client address is the proxy-corrected one (ProxyFix in core.security).
+limiter = Limiter(key_func=get_remote_address)
+
+
+@limiter.request_filter
+def _rate_limits_off() -> bool:
+    return not current_app.config.get("MATCHMAKER_RATE_LIMITS", True)
+
+
+def configured_limit(key: str):
+    """A limit string read from the config at request time (e.g. "10 per minute"), for ``limiter.limit``."""
+    return lambda: current_app.config[key]
 
 
 def configure_sqlite(engine) -> None:

@@ -6,7 +6,6 @@ to one form field).
 """
 from __future__ import annotations
 
-from datetime import timedelta
 from urllib.parse import urlsplit
 
 from argon2 import PasswordHasher
@@ -16,7 +15,6 @@ from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 
 from ..core import audit
-from ..core.audit import AuditEvent
 from ..core.enums import HubCity, Industry, Language, OrgKind, Role
 from ..core.time import utcnow
 from ..core.workflow import WorkflowError
@@ -26,9 +24,6 @@ from .models import ExpertProfile, Membership, Organization, User
 PASSWORD_MIN = 12
 PASSWORD_MAX = 128
 LOCALES = ("zh_CN", "en")
-#: failed logins for one email within the window before further attempts are refused
-MAX_FAILED_LOGINS = 10
-FAILED_LOGIN_WINDOW = timedelta(minutes=15)
 
 #: a small deny-list of passwords that are long enough but still among the most guessed ones
 COMMON_PASSWORDS = frozenset({
@@ -218,19 +213,10 @@ _dummy_hasher = PasswordHasher()
 _DUMMY_HASH = _dummy_hasher.hash("dummy password to spend the same time on unknown emails")
 
 
-def recent_failures(email: str) -> int:
-    since = utcnow() - FAILED_LOGIN_WINDOW
-    return db.session.scalar(db.select(func.count(AuditEvent.id)).where(
-        AuditEvent.action == "auth.login_failed", AuditEvent.comment == normalize_email(email)[:254],
-        AuditEvent.created_at >= since)) or 0
-
-
 def authenticate(email: str, password: str) -> User:
     """The active user with these credentials, or ``WorkflowError`` with a message that does not reveal
     whether the email exists. Failures are audited (actor unknown)."""
     email = normalize_email(email)[:254]
-    if recent_failures(email) >= MAX_FAILED_LOGINS:
-        raise WorkflowError(_("Too many failed attempts. Wait a few minutes and try again."), 429)
     user = db.session.scalar(db.select(User).where(func.lower(User.email) == email)) if email else None
     if user is None:
         try:  # spend the same time as a real check, so response times do not reveal unknown emails
@@ -247,6 +233,12 @@ def authenticate(email: str, password: str) -> User:
         audit.record("auth.login_failed", target=user, comment=email, to_state="inactive")
         raise WorkflowError(_("This account has been deactivated. Contact the programme office."), 403)
     return user
+
+
+def record_login_throttled(email: str | None) -> None:
+    """A login attempt refused by a rate limit (views: Flask-Limiter, RATELIMIT_LOGIN*) before any check."""
+    audit.record("auth.login_throttled", comment=normalize_email(email)[:254] or None)
+    db.session.flush()
 
 
 def record_login(user: User) -> None:

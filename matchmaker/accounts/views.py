@@ -1,28 +1,42 @@
 """Account pages: register, log in/out, password, profile, organizations. Thin: rules live in operations."""
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
+from flask import (Blueprint, abort, flash, make_response, redirect, render_template, request, session,
+                   url_for)
 from flask_babel import gettext as _
-from flask_login import current_user, login_required, login_user, logout_user
+from flask_login import current_user, login_required, logout_user
 
 from ..core.access import get_or_404
 from ..core.enums import OrgKind
 from ..core.workflow import WorkflowError
-from ..extensions import db
+from ..extensions import configured_limit, db, limiter
 from . import operations as ops
+from .sessions import enforce_timeouts, start_session
 from .forms import ChangePasswordForm, LoginForm, OrganizationForm, ProfileForm, RegisterForm
 from .models import Organization
 
 bp = Blueprint("accounts", __name__)
+bp.before_app_request(enforce_timeouts)
 
 
-def _start_session(user, remember: bool = False) -> None:
-    """A fresh session for ``user`` (nothing from the anonymous session survives except the language)."""
-    lang = session.get("lang")
-    session.clear()
-    if lang:
-        session["lang"] = lang
-    login_user(user, remember=remember)
+def _submitted_email() -> str:
+    return "login-email:" + ops.normalize_email(request.form.get("email"))[:254]
+
+
+def _form_again(template: str, form, **context):
+    """A breached limit answers with the same form and the reason (429), not a bare error page."""
+    flash(_("Too many attempts. Wait a few minutes and try again."), "error")
+    return make_response(render_template(template, form=form, **context), 429)
+
+
+def _login_refused(_limit):
+    ops.record_login_throttled(request.form.get("email"))
+    db.session.commit()
+    return _form_again("accounts/login.html", LoginForm(), next_url=ops.safe_next(request.values.get("next")))
+
+
+def _register_refused(_limit):
+    return _form_again("accounts/register.html", RegisterForm(), affiliations=_affiliation_names())
 
 
 def _refuse(form, exc: WorkflowError) -> None:
@@ -41,6 +55,8 @@ def _affiliation_names() -> list[str]:
 
 
 @bp.route("/register", methods=["GET", "POST"])
+@limiter.limit(configured_limit("RATELIMIT_REGISTER"), methods=["POST"],
+               on_breach=_register_refused)
 def register():
     """Create an enterprise-member or expert account and sign in."""
     if current_user.is_authenticated:
@@ -55,7 +71,7 @@ def register():
             _refuse(form, exc)
             status = 400
         else:
-            _start_session(user)
+            start_session(user)
             membership = user.memberships[0] if user.memberships else None
             if membership is not None and not membership.is_manager:
                 flash(_("Welcome! You joined %(org)s as a member. Its manager keeps the organization's details.",
@@ -70,6 +86,9 @@ def register():
 
 
 @bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(configured_limit("RATELIMIT_LOGIN"), methods=["POST"], on_breach=_login_refused)
+@limiter.limit(configured_limit("RATELIMIT_LOGIN_FAILURES"), methods=["POST"], key_func=_submitted_email,
+               deduct_when=lambda response: response.status_code == 401, on_breach=_login_refused)
 def login():
     """Sign in by email and password; ``next`` may only point to a page on this site."""
     next_url = ops.safe_next(request.values.get("next"))
@@ -83,11 +102,11 @@ def login():
         except WorkflowError as exc:
             db.session.commit()  # keep the audit entry of the failure
             flash(exc.reason, "error")
-            status = exc.status if exc.status in (401, 403, 429) else 400
+            status = exc.status if exc.status in (401, 403) else 400
         else:
             ops.record_login(user)
             db.session.commit()
-            _start_session(user, remember=bool(form.remember.data))
+            start_session(user, remember=bool(form.remember.data))
             flash(_("Welcome back, %(name)s.", name=user.name), "success")
             return redirect(next_url or url_for("listings.my_listings"))
     elif request.method == "POST":
@@ -122,7 +141,7 @@ def change_password():
             _refuse(form, exc)
             status = 400 if exc.status != 403 else 403
         else:
-            _start_session(user)
+            start_session(user)
             flash(_("Your password has been changed. Other devices have been signed out."), "success")
             return redirect(url_for("accounts.profile"))
     elif request.method == "POST":

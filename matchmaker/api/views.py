@@ -24,7 +24,7 @@ from ..accounts.tokens import ApiToken
 from ..core.enums import CoopMode, HubCity, Industry, Language
 from ..core.errors import error_response
 from ..core.workflow import WorkflowError
-from ..extensions import csrf, db
+from ..extensions import configured_limit, csrf, db, limiter
 from ..listings import operations as ops
 from ..listings.forms import NeedForm
 from ..listings.models import Capability, Need
@@ -444,6 +444,8 @@ def tokens():
 
 @tokens_bp.post("/profile/tokens")
 @login_required
+@limiter.limit(configured_limit("RATELIMIT_API_TOKENS"), key_func=lambda: f"user:{current_user.id}",
+               error_message=lambda: _("Too many tokens created in a short time. Wait an hour and try again."))
 def create_token():
     form = auth.TokenForm()
     if not form.validate_on_submit():

@@ -35,6 +35,8 @@ def register(app) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
+        if exc.response is not None:  # a page answered for itself (e.g. the login form on a rate limit)
+            return exc.response
         titles = {
             400: _("Bad request"), 401: _("Please sign in"), 403: _("Access denied"),
             404: _("Not found"), 405: _("Method not allowed"), 409: _("Conflict"),

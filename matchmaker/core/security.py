@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from ..extensions import limiter
+
 #: scripts and styles come only from our own static files; no inline code, no framing, no plugins
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
        "connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'")
@@ -30,6 +32,9 @@ def register(app) -> None:
     if app.config.get("PROXY_FIX_HOPS"):
         hops = int(app.config["PROXY_FIX_HOPS"])
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+    # Rate limits are on unless configured off; the test suite turns them on only where it tests them.
+    app.config.setdefault("MATCHMAKER_RATE_LIMITS", not app.testing)
+    limiter.init_app(app)
 
     @app.after_request
     def security_headers(response):

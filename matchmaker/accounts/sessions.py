@@ -1,0 +1,76 @@
+"""Signed-in sessions: start one, and end it server-side after inactivity or a maximum age.
+
+The login time and the last request time live in the signed session cookie, so a copied old cookie is
+expired too. API requests with a bearer token carry no session and are not concerned.
+"""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import current_app, flash, redirect, request, session, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_user, logout_user
+
+from ..core import audit
+from ..core.errors import error_response, wants_json
+from ..core.time import utcnow
+from ..extensions import db
+
+LOGIN_AT = "login_at"
+SEEN_AT = "seen_at"
+#: the last-seen stamp is rewritten at most this often (every write re-sends the cookie)
+SEEN_RESOLUTION = timedelta(minutes=1)
+
+
+def _now() -> float:
+    return utcnow().timestamp()
+
+
+def start_session(user, remember: bool = False) -> None:
+    """A fresh session for ``user`` (nothing from the anonymous session survives except the language)."""
+    lang = session.get("lang")
+    session.clear()
+    if lang:
+        session["lang"] = lang
+    login_user(user, remember=remember)
+    session[LOGIN_AT] = session[SEEN_AT] = _now()
+
+
+def expiry_reason() -> str | None:
+    """'idle' or 'absolute' when the current signed-in session is over, else None (and it is marked seen)."""
+    now = _now()
+    config = current_app.config
+    # sessions begun before timeouts existed, or restored from a remember-me cookie, start their clock now
+    login_at = session.setdefault(LOGIN_AT, now)
+    seen_at = session.get(SEEN_AT, now)
+    if now - login_at > config["SESSION_MAX_HOURS"] * 3600:
+        return "absolute"
+    if now - seen_at > config["SESSION_IDLE_MINUTES"] * 60:
+        return "idle"
+    if SEEN_AT not in session or now - seen_at >= SEEN_RESOLUTION.total_seconds():
+        session[SEEN_AT] = now
+    return None
+
+
+def enforce_timeouts():
+    """Before every request: log out an expired session (audited) and send the user to the login page."""
+    if request.endpoint == "static" or not current_user.is_authenticated or "_user_id" not in session:
+        return None
+    reason = expiry_reason()
+    if reason is None:
+        return None
+    user = current_user._get_current_object()
+    audit.record("auth.session_expired", actor=user, target=user, to_state=reason)
+    db.session.commit()
+    lang = session.get("lang")
+    logout_user()
+    session.pop(LOGIN_AT, None)
+    session.pop(SEEN_AT, None)
+    if lang:
+        session["lang"] = lang
+    message = _("Your session has expired. Please log in again.")
+    if wants_json():
+        return error_response(401, _("Please sign in"), message)
+    flash(message, "warning")
+    next_url = request.full_path.rstrip("?") if request.method == "GET" else None
+    return redirect(url_for("accounts.login", next=next_url))
