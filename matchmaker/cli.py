@@ -23,10 +23,12 @@ def init_db() -> None:
 @main.command("seed")
 @click.option("--demo-password", envvar="MATCHMAKER_DEMO_PASSWORD", default="Matchmaker-demo-2026",
               show_default=True, help="Password for the demo accounts.")
-def seed(demo_password: str) -> None:
+@click.option("--scale", type=click.IntRange(1, 100), default=1, show_default=True,
+              help="Listings at N times the demo size (generated variants; for load tests, not the demo).")
+def seed(demo_password: str, scale: int) -> None:
     """Load the demo data set from seeds/ (idempotent: running it twice changes nothing)."""
     from .seeding import load_seeds
-    report = load_seeds(demo_password=demo_password)
+    report = load_seeds(demo_password=demo_password, scale=scale)
     for key, value in report.items():
         click.echo(f"{key}: {value}")
 

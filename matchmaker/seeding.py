@@ -6,6 +6,8 @@ Idempotent: every seeded row carries a ``seed_key``; rows that exist are left as
 from __future__ import annotations
 
 import json
+import random
+import re
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -54,8 +56,14 @@ def _user(key: str, email: str, name: str, password_hash: str, roles, hub_city=N
     return user
 
 
-def load_seeds(demo_password: str, seeds_dir: Path | None = None) -> dict[str, int]:
-    """Insert whatever part of the seed set is missing; returns how many rows of each kind were added."""
+def load_seeds(demo_password: str, seeds_dir: Path | None = None, scale: int = 1) -> dict[str, int]:
+    """Insert whatever part of the seed set is missing; returns how many rows of each kind were added.
+
+    ``scale`` > 1 adds ``scale - 1`` generated variants of every need and capability (load tests); the
+    organizations and accounts stay those of the demo set.
+    """
+    if scale < 1:
+        raise ValueError("scale must be at least 1")
     seeds_dir = seeds_dir or SEEDS_DIR
     added = {"organizations": 0, "users": 0, "needs": 0, "capabilities": 0}
 
@@ -118,7 +126,8 @@ def load_seeds(demo_password: str, seeds_dir: Path | None = None) -> dict[str, i
     reviewer = users["demo-coordinator"]
     experts = {k: u.expert_profile for k, u in users.items() if u.expert_profile is not None}
     needs = _by_key(Need)
-    for n, row in enumerate(_read_json(seeds_dir, "needs.jsonl")):
+    need_rows = _scaled(_read_json(seeds_dir, "needs.jsonl"), scale, "industry", ("background", "problems"))
+    for n, row in enumerate(need_rows):
         if row["key"] in needs:
             continue
         need = Need(seed_key=row["key"], organization=orgs[row["org"]],
@@ -136,7 +145,8 @@ def load_seeds(demo_password: str, seeds_dir: Path | None = None) -> dict[str, i
         added["needs"] += 1
 
     caps = _by_key(Capability)
-    for n, row in enumerate(_read_json(seeds_dir, "capabilities.jsonl")):
+    cap_rows = _scaled(_read_json(seeds_dir, "capabilities.jsonl"), scale, "field", ("summary", "description"))
+    for n, row in enumerate(cap_rows):
         if row["key"] in caps:
             continue
         expert = experts.get(row.get("owner_expert"))
@@ -169,3 +179,58 @@ def _set_status(listing, status: str, reviewer: User, age_days: int) -> None:
     if status == ListingStatus.PUBLISHED:
         listing.published_at = now - timedelta(days=age_days)
         listing.reviewed_by_id = reviewer.id
+
+
+# --- generated variants for load tests (``matchmaker seed --scale N``) ---------------------------------
+
+TITLE_PREFIXES = {
+    "zh": ["二期项目：", "技改项目：", "新产线配套：", "联合攻关：", "国产化替代：", "智能化升级：", "扩产配套：",
+           "出口型号：", "试点示范："],
+    "en": ["Phase II: ", "Pilot line: ", "Scale-up: ", "Retrofit: ", "Joint project: ", "Field trial: ",
+           "Export variant: ", "Second site: ", "Upgrade: "],
+}
+RESCALED_FIELDS = ("title", "background", "problems", "targets", "summary", "description")
+_NUMBER = re.compile(r"(?<![A-Za-z0-9.])\d+(?:\.\d+)?(?![A-Za-z0-9.])")
+_SENTENCE_END = re.compile(r"(?<=[。！？；.!?])\s*")
+
+
+def _scaled(rows: list[dict], scale: int, group_field: str, text_fields: tuple[str, str]) -> list[dict]:
+    """The seed rows followed by ``scale - 1`` deterministic variants of each (same order every run)."""
+    out = list(rows)
+    for copy in range(1, scale):
+        out.extend(_variant(row, copy, rows, group_field, text_fields) for row in rows)
+    return out
+
+
+def _variant(row: dict, copy: int, rows: list[dict], group_field: str, text_fields: tuple[str, str]) -> dict:
+    """A plausible sibling listing: another project context, other figures, a sentence borrowed from a
+    listing of the same field, a later deadline. Seeded by key and copy, so reruns give the same rows."""
+    rng = random.Random(f"{row['key']}/{copy}")
+    lang = row.get("language") or detect_lang(row["title"])
+    factor = rng.choice([0.6, 0.75, 0.8, 1.2, 1.25, 1.5, 2.0])
+    variant = {k: (_rescale(v, factor) if k in RESCALED_FIELDS and v else v) for k, v in row.items()}
+    variant["key"] = f"{row['key']}-x{copy}"
+    prefixes = TITLE_PREFIXES["en" if lang == "en" else "zh"]
+    variant["title"] = (prefixes[(copy - 1) % len(prefixes)] + variant["title"])[:200]
+    peers = [r for r in rows if r[group_field] == row[group_field] and r["key"] != row["key"]
+             and (r.get("language") or detect_lang(r["title"])) == lang]
+    if peers:
+        donor = rng.choice(peers)
+        sentences = [s for s in _SENTENCE_END.split(donor.get(text_fields[1], "")) if s.strip()]
+        if sentences:
+            joiner = " " if lang == "en" else ""
+            variant[text_fields[0]] = joiner.join([variant.get(text_fields[0], ""), rng.choice(sentences)]).strip()
+    for key in ("budget_min", "budget_max"):
+        if row.get(key) is not None:
+            variant[key] = int(round(row[key] * factor))
+    if row.get("deadline"):
+        variant["deadline"] = (date.fromisoformat(row["deadline"]) + timedelta(days=30 * copy)).isoformat()
+    return variant
+
+
+def _rescale(text: str, factor: float) -> str:
+    """Scale the stand-alone figures of a text (not model numbers like 20CrMnTi or 1200V)."""
+    def scaled(m: re.Match) -> str:
+        value = float(m.group()) * factor
+        return f"{value:.1f}" if "." in m.group() else str(max(1, int(round(value))))
+    return _NUMBER.sub(scaled, text)
