@@ -29,11 +29,17 @@ coordinator_required = roles_required(Role.COORDINATOR)
 admin_required = roles_required(Role.ADMIN)
 
 
+#: the largest id any table can hold (BIGINT); larger ones overflow the database driver
+MAX_ID = 2**63 - 1
+
+
 def get_or_404(model, ident):
-    """Fetch by primary key; forged or non-integer ids give 404, never a 500."""
+    """Fetch by primary key; forged, non-integer or out-of-range ids give 404, never a 500."""
     try:
         ident = int(ident)
     except (TypeError, ValueError):
+        abort(404)
+    if not 0 < ident <= MAX_ID:
         abort(404)
     from ..extensions import db
     obj = db.session.get(model, ident)

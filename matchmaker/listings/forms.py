@@ -31,6 +31,17 @@ def clean_text(value):
     return value
 
 
+class WholeNumberField(IntegerField):
+    """An IntegerField that refuses numbers too long to compare: wtforms' NumberRange converts the value to a
+    float and raised OverflowError (a server error) on inputs such as 10**400."""
+
+    def process_formdata(self, valuelist):
+        super().process_formdata(valuelist)
+        if self.data is not None and abs(self.data) > 2**53:
+            self.data = None
+            raise ValueError(self.gettext("Not a valid integer value."))
+
+
 def programme_today() -> date:
     """Today in the programme's time zone (deadlines are calendar dates in China)."""
     return datetime.now(ZoneInfo("Asia/Shanghai")).date()
@@ -100,10 +111,10 @@ class NeedForm(ListingForm):
     background = _text(_l("Background"))
     problems = _text(_l("Key technical problems"), _l("Describe the technical problems to solve."))
     targets = _text(_l("Targets and indicators"), _l("State the technical targets or indicators."))
-    budget_min = IntegerField(_l("Budget from (10k CNY)"), validators=[
+    budget_min = WholeNumberField(_l("Budget from (10k CNY)"), validators=[
         Optional(), NumberRange(min=0, max=BUDGET_MAX,
                                 message=_l("Enter a whole number from 0 to %(max)d.", max=BUDGET_MAX))])
-    budget_max = IntegerField(_l("Budget up to (10k CNY)"), validators=[
+    budget_max = WholeNumberField(_l("Budget up to (10k CNY)"), validators=[
         Optional(), NumberRange(min=0, max=BUDGET_MAX,
                                 message=_l("Enter a whole number from 0 to %(max)d.", max=BUDGET_MAX))])
     deadline = DateField(_l("Deadline"), validators=[Optional()])
@@ -149,7 +160,7 @@ class CapabilityForm(ListingForm):
     description = _text(_l("Description"), _l("Describe the capability."))
     field = SelectField(_l("Field"), choices=_choose(Industry), validators=[
         _required(_l("Choose a field."))])
-    trl = IntegerField(_l("Technology readiness level (TRL)"), validators=[
+    trl = WholeNumberField(_l("Technology readiness level (TRL)"), validators=[
         Optional(), NumberRange(min=1, max=9, message=_l("The TRL must be between 1 and 9."))])
     ip = _text(_l("Intellectual property (patent numbers)"), max_len=2000)
 
