@@ -111,6 +111,7 @@ PAIRING = {
                 "contract_type": st.sampled_from(["license", "x"]),
                 "amount": st.sampled_from(["100", "-1", "1e400", "NaN", "sNaN", "0.001"]), "note": text},
 }
+MONEY = st.sampled_from(["100", "0.001", "-1", "1e400", "NaN", "sNaN", "-sNaN", "Infinity", "1" * 400])
 ANYONE = [None, "enterprise", "other_enterprise", "expert", "coordinator", "admin"]
 
 
@@ -167,6 +168,23 @@ FORMS = {
             "need_id": st.integers(-2, 2**70).map(str), "capability_id": st.integers(-2, 2**70).map(str),
             "score": st.sampled_from(["0.5", "NaN", "inf", "1e400", "x"]), "message": text},
             ["enterprise", "expert", "coordinator"]),
+    },
+    "programme": {
+        "fair_new": (lambda w, m, p: ("/fairs/new", None), {
+            "title": st.just("重庆供需对接会"), "description": text, "mode": st.sampled_from(["onsite", "online", "x"]),
+            "starts_at": st.sampled_from(["2027-03-01T09:00", "2027-02-30T09:00", "x"]),
+            "ends_at": st.sampled_from(["2027-03-01T17:00", "2026-01-01T00:00"]),
+            "registration_deadline": st.sampled_from(["2027-02-20T17:00", ""]), "place": text,
+            "video_url": st.sampled_from(["https://example.test/v", "javascript:x"]), "hub_city": choice(HubCity),
+            "organizer_id": st.sampled_from(["1", "x", "99999999999999999999"]),
+            "slot_minutes": st.sampled_from(["30", "0", "1" * 400]), "tables": st.sampled_from(["10", "1" * 400])},
+            ["coordinator", "admin", "expert"]),
+        "challenge_new": (lambda w, m, p: (f"/challenges/new/{p.need_id}", None), {
+            "reward": MONEY, "deadline": st.dates().map(str), "terms": text},
+            ["enterprise", "other_enterprise", "coordinator"]),
+        "voucher_issue": (lambda w, m, p: ("/vouchers/issue", None), {
+            "organization_id": st.sampled_from(["1", "2", "x"]), "hub_city": choice(HubCity), "amount": MONEY,
+            "expires_on": st.dates().map(str), "note": text}, ["coordinator", "admin", "enterprise"]),
     },
 }
 

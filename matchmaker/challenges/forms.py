@@ -3,14 +3,14 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import DateField, DecimalField, IntegerField, SubmitField, TextAreaField
+from wtforms import DateField, SubmitField, TextAreaField
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
-from ..listings.forms import clean_text
+from ..listings.forms import FiniteDecimalField, WholeNumberField, clean_text
 
 
 class ChallengeForm(FlaskForm):
-    reward = DecimalField(_l("Reward (CNY)"), places=2, validators=[
+    reward = FiniteDecimalField(_l("Reward (CNY)"), places=2, validators=[
         DataRequired(message=_l("Give the reward.")),
         NumberRange(min=1, max=10**11, message=_l("The reward must be more than zero."))])
     deadline = DateField(_l("Bidding deadline"), validators=[DataRequired(message=_l("Give a deadline."))])
@@ -24,9 +24,9 @@ class BidForm(FlaskForm):
         DataRequired(message=_l("Describe your approach.")), Length(max=10000)])
     team_members = TextAreaField(_l("Team members"), filters=[clean_text], validators=[Optional(),
                                                                                        Length(max=3000)])
-    budget = DecimalField(_l("Budget (CNY)"), places=2, validators=[
+    budget = FiniteDecimalField(_l("Budget (CNY)"), places=2, validators=[
         DataRequired(message=_l("Give a budget.")), NumberRange(min=0, max=10**11)])
-    timeline_months = IntegerField(_l("Timeline (months)"), validators=[
+    timeline_months = WholeNumberField(_l("Timeline (months)"), validators=[
         DataRequired(message=_l("Give a timeline.")),
         NumberRange(min=1, max=120, message=_l("Between 1 and 120 months."))])
     submit = SubmitField(_l("Submit bid"))

@@ -6,11 +6,11 @@ from zoneinfo import ZoneInfo
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import DateTimeLocalField, IntegerField, SelectField, StringField, TextAreaField
+from wtforms import DateTimeLocalField, SelectField, StringField, TextAreaField
 from wtforms.validators import URL, DataRequired, Length, NumberRange, Optional
 
 from ..core.enums import HubCity
-from ..listings.forms import clean_text
+from ..listings.forms import WholeNumberField, clean_text
 from .models import FairMode
 
 PROGRAMME_TZ = ZoneInfo("Asia/Shanghai")
@@ -37,9 +37,9 @@ class FairForm(FlaskForm):
                             validators=[Optional(), URL(require_tld=False), Length(max=500)])
     hub_city = SelectField(_l("Hub city"), choices=[("", "—")] + HubCity.choices(), validators=[Optional()])
     organizer_id = SelectField(_l("Organizer"), coerce=int, validators=[Optional()])
-    slot_minutes = IntegerField(_l("Minutes per meeting"), default=30, validators=[DataRequired(),
+    slot_minutes = WholeNumberField(_l("Minutes per meeting"), default=30, validators=[DataRequired(),
                                                                                   NumberRange(5, 240)])
-    tables = IntegerField(_l("Tables"), default=10, validators=[DataRequired(), NumberRange(1, 500)])
+    tables = WholeNumberField(_l("Tables"), default=10, validators=[DataRequired(), NumberRange(1, 500)])
 
     def data_for_ops(self) -> dict:
         return {

@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import (DateField, HiddenField, IntegerField, SelectField, SelectMultipleField, StringField,
-                     SubmitField, TextAreaField)
+from wtforms import (DateField, DecimalField, HiddenField, IntegerField, SelectField, SelectMultipleField,
+                     StringField, SubmitField, TextAreaField)
 from wtforms.validators import (DataRequired, Email, Length, NumberRange, Optional, Regexp,
                                 ValidationError)
 from wtforms.widgets import CheckboxInput, ListWidget
@@ -40,6 +40,16 @@ class WholeNumberField(IntegerField):
         if self.data is not None and abs(self.data) > 2**53:
             self.data = None
             raise ValueError(self.gettext("Not a valid integer value."))
+
+
+class FiniteDecimalField(DecimalField):
+    """A DecimalField that refuses NaN and infinities: NumberRange raised ValueError on "sNaN" (a server error)."""
+
+    def process_formdata(self, valuelist):
+        super().process_formdata(valuelist)
+        if self.data is not None and not self.data.is_finite():
+            self.data = None
+            raise ValueError(self.gettext("Not a valid decimal value."))
 
 
 def programme_today() -> date:
