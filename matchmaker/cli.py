@@ -71,11 +71,13 @@ _register_matching_commands()
 def _register_domain_commands() -> None:
     from .fairs.cli import fairs_expire
     from .backup import backup_command, restore_command
+    from .indexing.cli import worker_command
     from .pairings.cli import digest_command
     main.add_command(fairs_expire)
     main.add_command(digest_command)
     main.add_command(backup_command)
     main.add_command(restore_command)
+    main.add_command(worker_command)
 
 
 _register_domain_commands()

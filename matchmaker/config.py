@@ -33,6 +33,8 @@ def load_config(instance_path: str) -> dict:
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "MATCHMAKER_INDEX_DIR": os.environ.get("MATCHMAKER_INDEX_DIR", str(REPO_ROOT / "embeddings")),
         "MATCHMAKER_MATCHING": _bool("MATCHMAKER_MATCHING", True),
+        # who embeds published listings: "thread" in each web process, "external" = `matchmaker worker`
+        "MATCHMAKER_INDEX_WORKER": os.environ.get("MATCHMAKER_INDEX_WORKER", "thread").strip().lower(),
         "BABEL_DEFAULT_LOCALE": "zh_CN",
         "BABEL_DEFAULT_TIMEZONE": "Asia/Shanghai",
         "LANGUAGES": ["zh_CN", "en"],

@@ -2,7 +2,9 @@
 
 The SQL database is the source of truth: the engine's indexes are reconciled with the published listings
 when the engine is first used in a process (missing, corrupt, stale or other-model indexes are rebuilt),
-kept current after each committed publish/close/delete, and `matchmaker reindex` rebuilds them from scratch.
+kept current by index jobs (``matchmaker.indexing``) written with each publish/edit/close/delete and
+processed in the background, and `matchmaker reindex` rebuilds them from scratch. Whoever writes index
+files holds the index folder's write lock; other processes pick new versions up in `get_engine()`.
 Hard filters (published, visibility, facets, not the same organization) are SQL; the engine ranks.
 """
 from __future__ import annotations
@@ -16,6 +18,7 @@ from sqlalchemy import or_, select
 
 from .core.enums import ListingStatus
 from .extensions import db
+from .indexing.lock import index_write_lock
 
 log = logging.getLogger(__name__)
 _engine_lock = threading.Lock()
@@ -24,7 +27,11 @@ EXTENSION_KEY = "matchmaker.engine"
 
 def init_matching(app) -> None:
     # The engine (and its model, seconds to load) is built on first use, not at import or app start.
+    from .indexing.worker import MODES
     app.extensions[EXTENSION_KEY] = None
+    if app.config.get("MATCHMAKER_INDEX_WORKER", "thread") not in MODES:
+        raise RuntimeError(f"MATCHMAKER_INDEX_WORKER must be one of {', '.join(MODES)}, "
+                           f"not {app.config['MATCHMAKER_INDEX_WORKER']!r}")
 
 
 def enabled() -> bool:
@@ -43,8 +50,12 @@ def get_engine(reconcile_db: bool = True):
                 from .matching.engine import MatchEngine
                 engine = MatchEngine(current_app.config["MATCHMAKER_INDEX_DIR"])
                 if reconcile_db:
-                    reconcile(engine)
+                    with index_write_lock(engine.index_dir):
+                        engine.refresh_if_changed()  # another process may have saved while the model loaded
+                        reconcile(engine)
                 current_app.extensions[EXTENSION_KEY] = engine
+                from .indexing.worker import start_thread_if_serving
+                start_thread_if_serving(current_app._get_current_object())
     else:
         engine.refresh_if_changed()  # another worker or `matchmaker reindex` saved a newer version
     return engine
@@ -106,32 +117,55 @@ def reconcile(engine, progress: bool = False) -> dict[str, dict[str, int]]:
 
 
 def rebuild_from_db(progress: bool = True) -> dict:
-    """`matchmaker reindex`: rebuild every kind from the database and save it atomically."""
+    """`matchmaker reindex`: rebuild every kind from the database and save it atomically. Index jobs
+    committed before the rows were read are covered by the rebuild and marked done."""
+    from sqlalchemy.orm import Session
+
+    from .indexing import queue
     from .matching.engine import MatchEngine
-    engine = current_app.extensions.get(EXTENSION_KEY) or MatchEngine(current_app.config["MATCHMAKER_INDEX_DIR"])
-    for kind, docs in _published_docs().items():
-        engine.rebuild(kind, list(docs.values()), progress=progress)
-    current_app.extensions[EXTENSION_KEY] = engine
+    index_dir = current_app.config["MATCHMAKER_INDEX_DIR"]
+    with index_write_lock(index_dir):
+        engine = current_app.extensions.get(EXTENSION_KEY) or MatchEngine(index_dir)
+        with Session(db.engine, join_transaction_mode="create_savepoint") as session:
+            covered = queue.pending_ids(session)  # read before the listings: their changes are visible below
+        for kind, docs in _published_docs().items():
+            engine.rebuild(kind, list(docs.values()), progress=progress)
+        current_app.extensions[EXTENSION_KEY] = engine
+    with Session(db.engine, join_transaction_mode="create_savepoint") as session:
+        queue.settle(session, covered)
     return engine.status()
 
 
-def snapshot_for_sync(listing):
-    """What the index must hold for ``listing`` once the transaction commits (taken before commit,
-    because committed objects are expired and must not be reloaded inside the commit hook)."""
-    doc = listing_doc(listing) if listing.is_published else None
-    return listing.kind_name, listing.id, doc
+def sync_listings(keys: set[tuple[str, int]]) -> None:
+    """Index jobs' work: make the index hold each listing as it is in the database now (published →
+    embedded and added or replaced, anything else → removed). The state is read under the write lock,
+    so of two workers the later writer always writes the later state."""
+    engine = get_engine()  # loads and reconciles on first use; outside the lock, which it takes itself
+    if engine is None:
+        return
+    with index_write_lock(engine.index_dir):
+        engine.refresh_if_changed()
+        current = _current_docs(keys)
+        for kind in sorted({kind for kind, _ in keys}):
+            docs = [doc for (k, _), doc in current.items() if k == kind and doc is not None]
+            gone = [i for (k, i), doc in current.items() if k == kind and doc is None]
+            engine.upsert_many(kind, docs, save=False)
+            removed = [i for i in gone if engine.remove(kind, i, save=False)]
+            if docs or removed:
+                engine.save(kind)
 
 
-def apply_sync(app, kind: str, listing_id: int, doc) -> None:
-    """Post-commit: index a published listing or drop an unpublished one, without a rebuild."""
-    with app.app_context():
-        engine = current_app.extensions.get(EXTENSION_KEY)
-        if engine is None or not enabled():
-            return  # not loaded in this process: it reconciles with the database when first used
-        if doc is not None:
-            engine.upsert(kind, doc)
-        else:
-            engine.remove(kind, listing_id)
+def _current_docs(keys: set[tuple[str, int]]) -> dict[tuple[str, int], object]:
+    """(kind, id) → the engine document if the listing is published now, else None; short session."""
+    from sqlalchemy.orm import Session
+    out: dict[tuple[str, int], object] = {key: None for key in keys}
+    with Session(db.engine, join_transaction_mode="create_savepoint") as session:
+        for kind, model in _models().items():
+            ids = sorted(i for k, i in keys if k == kind)
+            if ids:
+                for row in session.scalars(_indexable(model).where(model.id.in_(ids))):
+                    out[(kind, row.id)] = listing_doc(row)
+    return out
 
 
 # -- queries used by the pages --------------------------------------------------------------------

@@ -47,6 +47,9 @@ def app():
         "WTF_CSRF_ENABLED": False,
         "MATCHMAKER_MATCHING": False,
         "MATCHMAKER_INDEX_DIR": str(Path(tmp) / "embeddings"),
+        # other connections cannot see this rolled-back transaction: index jobs run right after each commit
+        # (tests/test_index_jobs.py covers the thread and `matchmaker worker` on committed data)
+        "MATCHMAKER_INDEX_WORKER": "inline",
     })
     app.test_client_class = IsolatedClient
     with app.app_context():

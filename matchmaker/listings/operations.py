@@ -56,12 +56,18 @@ def _transition(listing, to: str, actor, comment: str | None = None) -> None:
 
 
 def _sync_index_after_commit(listing) -> None:
+    """Queue an index job in this transaction (it commits or rolls back with the change); the model
+    never runs in the request."""
     from flask import current_app
 
-    from ..matching_service import apply_sync, snapshot_for_sync
+    from ..indexing.queue import enqueue
+    from ..indexing.worker import after_enqueue_commit
+    from ..matching_service import enabled
+    if not enabled():
+        return  # the first engine use reconciles with the database anyway
     app = current_app._get_current_object()
-    kind, listing_id, doc = snapshot_for_sync(listing)
-    after_commit(db.session(), lambda: apply_sync(app, kind, listing_id, doc))
+    enqueue(db.session, listing.kind_name, listing.id)
+    after_commit(db.session(), lambda: after_enqueue_commit(app))
 
 
 def _apply(listing, data: dict) -> None:
