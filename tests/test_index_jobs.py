@@ -122,6 +122,16 @@ def close(ids: dict) -> None:
     db.session.commit()
 
 
+def wait_for(predicate, timeout: float = WAIT, step: float = 0.02) -> float:
+    """Poll until ``predicate()``; returns the monotonic time it first held."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return time.monotonic()
+        time.sleep(step)
+    raise AssertionError(f"not reached within {timeout}s")
+
+
 def embedding_seconds(engine: MatchEngine) -> float:
     """What embedding the test capability once takes with this model on this machine right now."""
     text_ = "\n".join([CAPABILITY["title"], CAPABILITY["summary"], CAPABILITY["description"]])
