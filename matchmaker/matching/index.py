@@ -4,7 +4,9 @@ Small collections use an exact IndexFlatIP; past `approx_threshold` vectors the
 index switches itself to IVF with 8-bit scalar-quantised codes (4x smaller than
 float32), whose shortlist is scored from codes within ~1e-3 of the float
 cosine; the ranking stage re-scores its shortlist from reconstructed vectors.
-Measured recall and memory: docs/benchmarks.md. Files are saved atomically, with a
+Past `large_threshold` the IVF centroids are 8-bit coded too and fewer lists are
+probed: scanning the float centroids (15 MB at 4096x896) is what dominated
+single-query latency at 1M. Measured recall, latency and memory: docs/benchmarks.md. Files are saved atomically, with a
 JSON sidecar (model id, dim, count, checksum, version) that is the commit point.
 """
 from __future__ import annotations
@@ -24,6 +26,8 @@ import numpy as np
 
 FORMAT_VERSION = 1
 DEFAULT_APPROX_THRESHOLD = 50_000
+DEFAULT_LARGE_THRESHOLD = 500_000
+NPROBE_MEDIUM, NPROBE_LARGE = 32, 16
 
 
 class IndexLoadError(RuntimeError):
@@ -59,6 +63,10 @@ class IndexMeta:
         return dict(self.__dict__)
 
 
+def _ivf_nprobe(n: int, large_threshold: int) -> int:
+    return NPROBE_LARGE if n > large_threshold else NPROBE_MEDIUM
+
+
 def _ivf_nlist(n: int) -> int:
     # ~4*sqrt(n) lists, power of two, bounded: standard IVF sizing
     nlist = 2 ** round(np.log2(4 * np.sqrt(max(n, 1))))
@@ -69,16 +77,27 @@ class VectorIndex:
     """Inner-product index over L2-normalised vectors with int64 doc ids."""
 
     def __init__(self, dim: int, model_id: str, approx_threshold: int = DEFAULT_APPROX_THRESHOLD,
-                 nprobe: int = 32) -> None:
+                 nprobe: int | None = None, large_threshold: int = DEFAULT_LARGE_THRESHOLD) -> None:
+        """`nprobe=None` uses the one chosen for the collection size when the IVF index was built."""
         self.dim, self.model_id = int(dim), model_id
         self.approx_threshold = int(approx_threshold)
-        self.nprobe = int(nprobe)
+        self.large_threshold = int(large_threshold)
+        self.nprobe = None if nprobe is None else int(nprobe)
         self.index: faiss.Index = faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
 
     # -- state -----------------------------------------------------------
     @property
     def index_type(self) -> str:
-        return "ivf-sq8" if isinstance(self.index, faiss.IndexIVF) else "flat"
+        if not isinstance(self.index, faiss.IndexIVF):
+            return "flat"
+        coarse = faiss.downcast_index(self.index.quantizer)
+        return "ivf-sq8-coarse-sq8" if isinstance(coarse, faiss.IndexScalarQuantizer) else "ivf-sq8"
+
+    @property
+    def effective_nprobe(self) -> int | None:
+        if not isinstance(self.index, faiss.IndexIVF):
+            return None
+        return self.nprobe or int(self.index.nprobe)
 
     def __len__(self) -> int:
         return int(self.index.ntotal)
@@ -121,25 +140,34 @@ class VectorIndex:
 
     def _to_ivf(self, new_ids: np.ndarray, new_vecs: np.ndarray) -> None:
         old_ids = self.ids()
-        old = self.reconstruct(old_ids) if len(old_ids) else np.zeros((0, self.dim), np.float32)
-        all_ids = np.concatenate([old_ids, new_ids])
-        all_vecs = np.vstack([old, new_vecs])
-        self.index = self.build_ivf(self.dim, all_vecs, all_ids, nprobe=self.nprobe)
+        if len(old_ids):
+            all_ids = np.concatenate([old_ids, new_ids])
+            all_vecs = np.vstack([self.reconstruct(old_ids), new_vecs])
+        else:  # one big first add (bench, import): no copy of the vectors
+            all_ids, all_vecs = new_ids, new_vecs
+        self.index = self.build_ivf(self.dim, all_vecs, all_ids, nprobe=self.nprobe,
+                                    large_threshold=self.large_threshold)
 
     @staticmethod
-    def build_ivf(dim: int, vecs: np.ndarray, ids: np.ndarray, nprobe: int = 32,
-                  nlist: int | None = None, train_size: int = 64 * 1024) -> faiss.Index:
-        nlist = nlist or _ivf_nlist(len(vecs))
+    def build_ivf(dim: int, vecs: np.ndarray, ids: np.ndarray, nprobe: int | None = None,
+                  nlist: int | None = None, train_size: int = 64 * 1024,
+                  large_threshold: int = DEFAULT_LARGE_THRESHOLD) -> faiss.Index:
+        """IVF,SQ8 sized for len(vecs); past `large_threshold` its centroids are 8-bit coded too."""
+        n = len(vecs)
+        nlist = nlist or _ivf_nlist(n)
         # index_factory owns its coarse quantizer (a Python-held one would be freed under it)
         ivf = faiss.index_factory(dim, f"IVF{nlist},SQ8", faiss.METRIC_INNER_PRODUCT)  # already downcast
         rng = np.random.default_rng(0)
-        sample = vecs if len(vecs) <= train_size else vecs[rng.choice(len(vecs), train_size, replace=False)]
+        sample = vecs if n <= train_size else vecs[np.sort(rng.choice(n, train_size, replace=False))]
         ivf.cp.niter = 10
         ivf.train(sample)
         ivf.set_direct_map_type(faiss.DirectMap.Hashtable)  # reconstruct + remove by id
-        ivf.nprobe = nprobe
-        for s in range(0, len(vecs), 100_000):
-            ivf.add_with_ids(vecs[s:s + 100_000], ids[s:s + 100_000])
+        ivf.nprobe = nprobe or _ivf_nprobe(n, large_threshold)
+        # bulk assignment against the float centroids is one BLAS product per batch
+        for s in range(0, n, 100_000):
+            ivf.add_with_ids(np.ascontiguousarray(vecs[s:s + 100_000]), ids[s:s + 100_000])
+        if n > large_threshold:
+            _code_centroids(ivf)
         return ivf
 
     # -- query -----------------------------------------------------------
@@ -156,11 +184,11 @@ class VectorIndex:
             if not len(allowed):
                 return np.zeros((len(queries), k), np.float32), -np.ones((len(queries), k), np.int64)
             sel = faiss.IDSelectorBatch(allowed)
-            params = (faiss.SearchParametersIVF(sel=sel, nprobe=self.nprobe)
+            params = (faiss.SearchParametersIVF(sel=sel, nprobe=self.effective_nprobe)
                       if self.index_type != "flat" else faiss.SearchParameters(sel=sel))
             params._keep = sel  # the selector must outlive the call
         elif self.index_type != "flat":
-            params = faiss.SearchParametersIVF(nprobe=self.nprobe)
+            params = faiss.SearchParametersIVF(nprobe=self.effective_nprobe)
         scores, ids = self.index.search(queries, k, params=params)
         return scores, ids
 
@@ -198,7 +226,8 @@ class VectorIndex:
 
     @classmethod
     def load(cls, directory: Path, kind: str, model_id: str | None = None, dim: int | None = None,
-             approx_threshold: int = DEFAULT_APPROX_THRESHOLD, nprobe: int = 32
+             approx_threshold: int = DEFAULT_APPROX_THRESHOLD, nprobe: int | None = None,
+             large_threshold: int = DEFAULT_LARGE_THRESHOLD
              ) -> tuple["VectorIndex", IndexMeta, dict[str, bytes]]:
         meta = read_meta(directory, kind)
         if meta.format != FORMAT_VERSION:
@@ -223,11 +252,26 @@ class VectorIndex:
         if index.d != meta.dim or index.ntotal != meta.count:
             raise IndexCorrupt(f"{kind}: index holds {index.ntotal}x{index.d}, sidecar says "
                                f"{meta.count}x{meta.dim}")
-        self = cls(meta.dim, meta.model_id, approx_threshold=approx_threshold, nprobe=nprobe)
-        self.index = index  # deserialize_index returns the concrete class
-        if isinstance(index, faiss.IndexIVF):
-            index.nprobe = nprobe
+        self = cls(meta.dim, meta.model_id, approx_threshold=approx_threshold, nprobe=nprobe,
+                   large_threshold=large_threshold)
+        self.index = index  # deserialize_index returns the concrete class; IVF files keep their nprobe
         return self, meta, blobs
+
+
+def _code_centroids(ivf: faiss.IndexIVF) -> None:
+    """Swap the float coarse quantizer for an SQ8 one over the same centroids (4x less to scan per query).
+
+    Centroid scores then carry the same ~1e-3 error as the codes; list contents are unchanged.
+    """
+    centroids = ivf.quantizer.reconstruct_n(0, ivf.nlist)
+    coded = faiss.IndexScalarQuantizer(ivf.d, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT)
+    coded.train(centroids)
+    coded.add(centroids)
+    old = ivf.quantizer
+    old.this.acquire()  # the IVF owned it: let Python free it
+    coded.this.disown()  # and the IVF owns (and serialises) the new one
+    ivf.quantizer = coded
+    ivf.own_fields = True
 
 
 def read_meta(directory: Path, kind: str) -> IndexMeta:
