@@ -21,6 +21,7 @@ from werkzeug.datastructures import MultiDict
 
 from ..accounts.models import ExpertProfile
 from ..accounts.tokens import ApiToken
+from ..core.access import MAX_ID
 from ..core.enums import CoopMode, HubCity, Industry, Language
 from ..core.errors import error_response
 from ..core.workflow import WorkflowError
@@ -405,7 +406,7 @@ def list_pairings():
 @bp.get("/pairings/<int:pairing_id>")
 def get_pairing(pairing_id: int):
     """One pairing; 404 unless the caller is a party or a coordinator in scope (no existence leak)."""
-    pairing = db.session.get(Pairing, pairing_id) if 0 < pairing_id <= 2**63 - 1 else None
+    pairing = db.session.get(Pairing, pairing_id) if 0 < pairing_id <= MAX_ID else None
     if pairing is None or not pairing.can_view(current_user):
         abort(404)
     return jsonify(dump_pairing(pairing, current_user))
@@ -463,7 +464,7 @@ def create_token():
 @tokens_bp.post("/profile/tokens/<int:token_id>/revoke")
 @login_required
 def revoke_token(token_id: int):
-    token = db.session.get(ApiToken, token_id) if 0 < token_id <= 2**63 - 1 else None
+    token = db.session.get(ApiToken, token_id) if 0 < token_id <= MAX_ID else None
     if token is None or token.user_id != current_user.id:
         abort(404)
     if not auth.RevokeForm().validate_on_submit():

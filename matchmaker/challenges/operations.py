@@ -6,6 +6,7 @@ from decimal import Decimal
 from flask_babel import gettext as _
 
 from ..core import audit
+from ..core.access import MAX_ID
 from ..core.time import utcnow
 from ..core.workflow import WorkflowError
 from ..extensions import db
@@ -105,7 +106,7 @@ def start_shortlisting(challenge: Challenge, user) -> None:
 
 def _bid_of(challenge: Challenge, bid_id) -> Bid:
     if isinstance(bid_id, int):
-        bid = db.session.get(Bid, bid_id) if 0 < bid_id < 2**63 else None
+        bid = db.session.get(Bid, bid_id) if 0 < bid_id <= MAX_ID else None
     else:
         bid = bid_id
     if bid is None or bid.challenge_id != challenge.id:

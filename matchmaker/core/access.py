@@ -29,8 +29,8 @@ coordinator_required = roles_required(Role.COORDINATOR)
 admin_required = roles_required(Role.ADMIN)
 
 
-#: the largest id any table can hold (BIGINT); larger ones overflow the database driver
-MAX_ID = 2**63 - 1
+#: the largest id a table can hold (INTEGER primary keys: PostgreSQL refuses larger values with an error)
+MAX_ID = 2**31 - 1
 
 
 def get_or_404(model, ident):

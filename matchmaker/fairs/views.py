@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
 from ..accounts.models import Organization
-from ..core.access import coordinator_required
+from ..core.access import MAX_ID, coordinator_required
 from ..core.enums import ListingStatus
 from ..core.time import utcnow
 from ..core.workflow import WorkflowError
@@ -23,7 +23,6 @@ from .models import Fair, FairStatus, Meeting, MeetingRequest, RequestStatus
 
 bp = Blueprint("fairs", __name__, url_prefix="/fairs")
 
-MAX_ID = 2**63 - 1
 
 @bp.app_template_filter("fair_label")
 def fair_label(value, enum_name: str):

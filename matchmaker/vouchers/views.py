@@ -9,7 +9,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from ..accounts.models import Organization
-from ..core.access import get_or_404
+from ..core.access import MAX_ID, get_or_404
 from ..core.enums import HubCity, Role
 from ..core.workflow import WorkflowError
 from ..extensions import db
@@ -122,7 +122,7 @@ def redeem(voucher_id: int):
     if not form.validate_on_submit():
         return _render(voucher, form=form, status=400)
     pid = form.pairing_id.data
-    pairing = db.session.get(Pairing, pid) if 0 < pid < 2**63 else None
+    pairing = db.session.get(Pairing, pid) if 0 < pid <= MAX_ID else None
     try:
         entry = ops.redeem(voucher, pairing, form.amount.data, current_user)
         amount = entry.amount
