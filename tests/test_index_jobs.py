@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from conftest import Factory, login
+from conftest import PASSWORD, Factory, login
 from matchmaker import create_app
 from matchmaker import matching_service as ms
 from matchmaker.accounts.models import User
@@ -348,3 +348,101 @@ def test_unknown_worker_mode_is_refused_at_start():
     with pytest.raises(RuntimeError, match="MATCHMAKER_INDEX_WORKER"):
         create_app({"TESTING": True, "SECRET_KEY": "x" * 40, "SQLALCHEMY_DATABASE_URI": "sqlite://",
                     "MATCHMAKER_INDEX_WORKER": "threads"})
+
+
+def _free_port() -> int:
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _signed_in(base: str, email: str):
+    """A requests session logged in through the real form (CSRF on), and its CSRF token."""
+    import re
+
+    import requests
+    session = requests.Session()
+    token = re.search(r'name="csrf-token" content="([^"]+)"', session.get(f"{base}/login?lang=en", timeout=60).text)[1]
+    response = session.post(f"{base}/login", data={"email": email, "password": PASSWORD, "csrf_token": token},
+                            allow_redirects=False, timeout=60)
+    assert response.status_code in (302, 303), response.text[-500:]
+    token = re.search(r'name="csrf-token" content="([^"]+)"', session.get(f"{base}/my", timeout=60).text)[1]
+    session.headers["X-CSRFToken"] = token
+    return session, token
+
+
+def test_gunicorn_workers_pick_up_what_the_worker_process_indexed(live, tmp_path):
+    """Real deployment shape: gunicorn with 2 web workers (external mode: they only enqueue) and one
+    `matchmaker worker`. Is a need published through HTTP found by the posting assistant in BOTH web
+    workers (their pids in the access log), without any restart?"""
+    from concurrent.futures import ThreadPoolExecutor
+
+    make = Factory()
+    with in_app(live):
+        firm_user = make.user(Role.ENTERPRISE, org=make.org())
+        other = make.user(Role.ENTERPRISE, org=make.org(name="另一家公司"))
+        need = make.need(firm_user, status="submitted", **NEED)
+        ids = {"need": need.id, "version": need.version, "other": other.email,
+               "moderator": make.moderator().email}
+    env = dict(os.environ, DATABASE_URL=live.config["SQLALCHEMY_DATABASE_URI"],
+               MATCHMAKER_INDEX_DIR=live.config["MATCHMAKER_INDEX_DIR"], MATCHMAKER_MATCHING="1",
+               MATCHMAKER_INDEX_WORKER="external", SECRET_KEY="gunicorn-test-secret-key-long-enough-0123456789",
+               PYTHONUNBUFFERED="1")
+    env.pop("TEST_DATABASE_URL", None)
+    port, access_log = _free_port(), tmp_path / "access.log"
+    base = f"http://127.0.0.1:{port}"
+    repo = Path(__file__).resolve().parents[1]
+    worker = subprocess.Popen([sys.executable, "-c", "from matchmaker.cli import main; main()", "worker",
+                               "--max-seconds", str(3 * WAIT), "--poll", "0.2"],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    web = subprocess.Popen([sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{port}",
+                            "--timeout", str(WAIT), "--access-logfile", str(access_log),
+                            "--access-logformat", "%(p)s %(m)s %(U)s %(s)s", "wsgi:app"],
+                           cwd=repo, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for_line(worker, "started", WAIT)
+        import requests
+        wait_for(lambda: _answers(requests, f"{base}/login"), timeout=60, step=0.2)
+        asker, _ = _signed_in(base, ids["other"])
+        query = {"title": NEED["title"], "problems": NEED["problems"], "targets": NEED["targets"]}
+
+        def similar_ids() -> list[int]:
+            response = asker.post(f"{base}/assist/need", json=query, timeout=WAIT)
+            assert response.status_code == 200, response.text[-500:]
+            return [s["id"] for s in response.json()["similar"]]
+
+        def served_by() -> set[str]:
+            return {line.split()[0] for line in access_log.read_text().splitlines() if "/assist/need 200" in line}
+
+        with ThreadPoolExecutor(2) as pool:  # two at a time until both web workers have loaded the model
+            wait_for(lambda: list(pool.map(lambda _: similar_ids(), range(2))) and len(served_by()) == 2,
+                     timeout=WAIT, step=0)
+        assert ids["need"] not in similar_ids()
+        coordinator, token = _signed_in(base, ids["moderator"])
+        response = coordinator.post(f"{base}/review/needs/{ids['need']}/publish",
+                                    data={"version": str(ids["version"]), "csrf_token": token},
+                                    allow_redirects=False, timeout=60)
+        assert response.status_code == 303, response.text[-500:]
+        committed = time.monotonic()
+        wait_for(lambda: ids["need"] in similar_ids(), timeout=30, step=0.5)  # each ask embeds: CPU
+        print(f"\ngunicorn: publish → found by the assistant after {(time.monotonic() - committed) * 1000:.0f} ms")
+        lines_before = len(access_log.read_text().splitlines())
+        with ThreadPoolExecutor(2) as pool:
+            answers = list(pool.map(lambda _: similar_ids(), range(12)))
+        assert all(ids["need"] in answer for answer in answers)
+        after = access_log.read_text().splitlines()[lines_before:]
+        assert len({line.split()[0] for line in after if "/assist/need 200" in line}) == 2, after
+    finally:
+        for proc in (web, worker):
+            proc.terminate()
+        for proc in (web, worker):
+            proc.communicate(timeout=60)
+    assert worker.returncode == 0
+
+
+def _answers(requests, url: str) -> bool:
+    try:
+        return requests.get(url, timeout=5).status_code == 200
+    except requests.ConnectionError:
+        return False
