@@ -111,6 +111,8 @@ PAIRING = {
                 "contract_type": st.sampled_from(["license", "x"]),
                 "amount": st.sampled_from(["100", "-1", "1e400", "NaN", "sNaN", "0.001"]), "note": text},
 }
+IDS = st.one_of(st.integers(-1, 30), st.integers(2**31 - 2, 2**70))
+SCORES = st.sampled_from(["0.5", "NaN", "inf", "-inf", "1e400", "x", ""])
 MONEY = st.sampled_from(["100", "0.001", "-1", "1e400", "NaN", "sNaN", "-sNaN", "Infinity", "1" * 400])
 ANYONE = [None, "enterprise", "other_enterprise", "expert", "coordinator", "admin"]
 
@@ -165,9 +167,13 @@ FORMS = {
                                ["enterprise", "expert", "coordinator", "other_enterprise"])
            for name, fields in PAIRING.items()},
         "propose": (lambda w, m, p: ("/pairings/propose", None), {
-            "need_id": st.integers(-2, 2**70).map(str), "capability_id": st.integers(-2, 2**70).map(str),
-            "score": st.sampled_from(["0.5", "NaN", "inf", "1e400", "x"]), "message": text},
+            "need_id": IDS.map(str), "capability_id": IDS.map(str),
+            "score": SCORES, "message": text},
             ["enterprise", "expert", "coordinator"]),
+        "assign": (lambda w, m, p: ("/coordinate/assign", None), {
+            "pick": st.lists(st.one_of(text, st.builds("{}:{}:{}".format, IDS, IDS, SCORES)), max_size=3),
+            "slots": st.sampled_from(["3", "0", "x"]), "hub_city": choice(HubCity, "x")},
+            ["coordinator", "admin", "expert"]),
     },
     "programme": {
         "fair_new": (lambda w, m, p: ("/fairs/new", None), {

@@ -16,7 +16,8 @@ REDIS_URI = "redis://127.0.0.1:6379/15"  # a database number no one else uses; f
 
 @pytest.fixture(autouse=True)
 def english(app, monkeypatch):
-    monkeypatch.setitem(app.config, "BABEL_DEFAULT_LOCALE", "en")
+    """Messages in English, whatever the catalogue holds."""
+    monkeypatch.setattr(app.extensions["babel"], "locale_selector", lambda: "en")
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
+from ..core.access import MAX_ID
 from ..extensions import db
 from .models import Notification
 from .operations import mark_read
@@ -34,7 +35,7 @@ def read_all():
 @login_required
 def open_note(note_id: int):
     """Open one notification: mark it read and follow its link (local paths only)."""
-    note = db.session.get(Notification, note_id)
+    note = db.session.get(Notification, note_id) if note_id <= MAX_ID else None
     if note is None or note.user_id != current_user.id:
         return render_template("errors/error.html", status=404, title="404"), 404
     mark_read(current_user, [note.id])

@@ -243,12 +243,10 @@ def _confirm_assignment():
     for value in chosen[:200]:
         try:
             need_id, cap_id, score = value.split(":")
-            need, cap = db.session.get(Need, int(need_id)), db.session.get(Capability, int(cap_id))
-            score = float(score)
+            need_id, cap_id, score = int(need_id), int(cap_id), float(score)
         except (ValueError, TypeError):
             abort(400, _("Malformed selection."))
-        if need is None or cap is None:
-            abort(404)
+        need, cap = get_or_404(Need, need_id), get_or_404(Capability, cap_id)  # 404 also past the id range
         sp = db.session.begin_nested()
         try:
             ops.propose_pairing(need, cap, by=current_user, origin="coordinator", score=score)
