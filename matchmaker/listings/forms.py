@@ -39,7 +39,7 @@ class WholeNumberField(IntegerField):
         super().process_formdata(valuelist)
         if self.data is not None and abs(self.data) > 2**53:
             self.data = None
-            raise ValueError(self.gettext("Not a valid integer value."))
+            raise ValueError(_l("Expected a whole number."))
 
 
 class FiniteDecimalField(DecimalField):
@@ -49,7 +49,7 @@ class FiniteDecimalField(DecimalField):
         super().process_formdata(valuelist)
         if self.data is not None and not self.data.is_finite():
             self.data = None
-            raise ValueError(self.gettext("Not a valid decimal value."))
+            raise ValueError(_l("Enter a finite amount."))
 
 
 def programme_today() -> date:
