@@ -7,11 +7,19 @@ from ..core.enums import ListingStatus, Visibility
 from .models import Need
 
 
+def visibility_scope(model, user) -> tuple | None:
+    """What decides which published listings ``user`` sees: None = all of them, else the organization ids
+    whose coordinators-only needs are visible besides the public ones."""
+    if model is not Need or (getattr(user, "is_authenticated", False) and user.is_coordinator):
+        return None
+    return tuple(sorted(user.organization_ids)) if getattr(user, "is_authenticated", False) else ()
+
+
 def visible_listings(model, user) -> Select:
     """Published, not deleted listings ``user`` may see (coordinators-only needs need a coordinator or owner)."""
     stmt = select(model).where(model.status == ListingStatus.PUBLISHED, model.deleted_at.is_(None))
-    if model is Need and not (getattr(user, "is_authenticated", False) and user.is_coordinator):
-        own = list(user.organization_ids) if getattr(user, "is_authenticated", False) else []
+    own = visibility_scope(model, user)
+    if own is not None:
         stmt = stmt.where(or_(Need.visibility == Visibility.PUBLIC, Need.organization_id.in_(own)))
     return stmt
 
@@ -100,6 +108,37 @@ def facet_counts(base: Select, model, filters: dict[str, str], q: str | None) ->
     row = db.session.execute(select(*sums)).one()
     counts["coop"] = {m.value: int(n) for m, n in zip(CoopMode, row)}
     return counts
+
+
+#: (model, visibility scope, filters, q, data version) → (total, facet counts); cleared when full
+_BROWSE_COUNTS: dict[tuple, tuple[int, dict[str, dict[str, int]]]] = {}
+MAX_BROWSE_COUNTS = 2048
+
+
+def data_version(model) -> tuple:
+    """Changes whenever a row of ``model`` is added, changed (updated_at) or removed."""
+    from ..extensions import db
+    return tuple(db.session.execute(select(func.count(model.id), func.max(model.updated_at))).one())
+
+
+def browse_counts(model, user, filters: dict[str, str], q: str | None) -> tuple[int, dict[str, dict[str, int]]]:
+    """The number of results and the facet counts of a browse page, computed once per state of the table.
+
+    Counting runs one aggregate per facet over every visible listing, the same for every visitor with the
+    same scope until a listing changes; the version check is one indexed aggregate.
+    """
+    from ..extensions import db
+    key = (model.__name__, visibility_scope(model, user), tuple(sorted(filters.items())), q or "",
+           data_version(model))
+    found = _BROWSE_COUNTS.get(key)
+    if found is None:
+        base = visible_listings(model, user)
+        total = db.session.scalar(select(func.count()).select_from(apply_filters(base, model, filters, q).subquery()))
+        found = (total, facet_counts(base, model, filters, q))
+        if len(_BROWSE_COUNTS) >= MAX_BROWSE_COUNTS:
+            _BROWSE_COUNTS.clear()
+        _BROWSE_COUNTS[key] = found
+    return found
 
 
 def coordinator_scopes(user) -> set[str | None] | None:

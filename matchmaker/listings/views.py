@@ -19,7 +19,7 @@ from ..extensions import db
 from . import operations as ops
 from .forms import CapabilityForm, ConfirmForm, ListingForm, NeedForm
 from .models import Capability, Need
-from .queries import FACETS, apply_filters, facet_counts, owned_listings, search_terms, visible_listings
+from .queries import FACETS, apply_filters, browse_counts, owned_listings, search_terms, visible_listings
 
 bp = Blueprint("listings", __name__)
 
@@ -151,8 +151,8 @@ def _browse(kind: Kind):
     base = visible_listings(model, current_user)
     stmt = apply_filters(base, model, filters, q).order_by(model.published_at.desc(), model.id.desc())
     pagination = db.paginate(stmt, page=page, per_page=current_app.config.get("PAGE_SIZE", 20),
-                             error_out=False, count=True)
-    counts = facet_counts(base, model, filters, q)
+                             error_out=False, count=False)
+    pagination.total, counts = browse_counts(model, current_user, filters, q)
     facets = [(arg, facet_enums[arg]) for arg in list(facet_enums)]
     return render_template(
         "listings/browse.html", kind=kind, q=q, terms=search_terms(q), filters=filters, ignored=ignored,

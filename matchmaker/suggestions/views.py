@@ -7,6 +7,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 
 from .. import matching_service as ms
+from . import cache as match_cache
 from ..core.enums import CoopMode, HubCity, Industry, Language
 from ..listings.models import Need
 from ..listings.views import load_listing
@@ -47,9 +48,8 @@ def need_matches(listing_id: int):
                "field_code": _choice("field", Industry), "language": _choice("language", Language)}
     if request.args.get("fragment"):  # the preview on the need's own page
         return render_template("suggestions/_preview.html", need=need,
-                               capabilities=ms.capabilities_for_need(need, k=5))
-    capabilities = ms.capabilities_for_need(need, k=20, **filters)
-    experts = ms.experts_for_need(need, k=8)
+                               capabilities=match_cache.need_matches(need, k=5)[0])
+    capabilities, experts = match_cache.need_matches(need, k=20, experts_k=8, filters=filters)
     return render_template("suggestions/need_matches.html", need=need, capabilities=capabilities,
                            experts=experts, filters=filters, engine_on=ms.enabled())
 
