@@ -65,14 +65,16 @@ def run_until(stop: threading.Event, worker_id: str, poll: float = POLL_SECONDS,
     """Process batches until ``stop`` is set, the time is up, or (``once``) nothing is due; returns jobs claimed."""
     deadline = None if max_seconds is None else time.monotonic() + max_seconds
     waiter = wake or stop  # whoever sets ``stop`` in the thread also sets ``wake``
-    total = 0
+    total = failures = 0
     while not stop.is_set():
         if wake is not None:
             wake.clear()
         try:
             claimed = run_batch(worker_id, **batch_options)
-        except Exception:  # e.g. the database is briefly unreachable: keep the worker alive
-            log.exception("index worker %s: batch failed", worker_id)
+            failures = 0
+        except Exception:  # e.g. the database is unreachable: keep the worker alive, back off, keep logging
+            failures += 1
+            log.exception("index worker %s: batch failed (%d in a row)", worker_id, failures)
             claimed = 0
         finally:
             db.session.remove()
@@ -81,7 +83,8 @@ def run_until(stop: threading.Event, worker_id: str, poll: float = POLL_SECONDS,
             continue
         if once or (deadline is not None and time.monotonic() >= deadline):
             break
-        waiter.wait(poll if deadline is None else max(0.0, min(poll, deadline - time.monotonic())))
+        pause = poll * 2 ** min(failures, 6)
+        waiter.wait(pause if deadline is None else max(0.0, min(pause, deadline - time.monotonic())))
     return total
 
 
