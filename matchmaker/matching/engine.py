@@ -22,6 +22,8 @@ from .ranking import Evidence, Match, RankParams, aggregate, fuse
 from .text import detect_lang, key_terms, split_sentences, tokenize, vagueness  # noqa: F401 (re-export)
 
 KINDS = ("need", "capability")
+DOC_SENTENCES = 40    # sentences of a doc considered for evidence
+QUERY_SENTENCES = 20
 
 
 @dataclass
@@ -45,6 +47,7 @@ class _Kind:
         self.lexical = LexicalIndex()
         self.texts: dict[int, str] = {}
         self.langs: dict[int, str] = {}
+        self.sentences: dict[int, np.ndarray] = {}  # doc id -> float16 vectors of its evidence sentences
         self.version: str | None = None
         self._bg: dict[str, tuple[np.ndarray, np.ndarray]] | None = None  # group -> (lexical rows, vectors)
 
@@ -74,9 +77,14 @@ class _Kind:
 class MatchEngine:
     def __init__(self, index_dir: str | Path | None = None, embedder: Embedder | None = None,
                  params: RankParams | None = None,
-                 approx_threshold: int = DEFAULT_APPROX_THRESHOLD) -> None:
-        """`index_dir=None` keeps everything in memory (evaluation, tests)."""
+                 approx_threshold: int = DEFAULT_APPROX_THRESHOLD, sentence_vectors: bool = True) -> None:
+        """`index_dir=None` keeps everything in memory (evaluation, tests).
+
+        sentence_vectors: embed each doc's sentences when it is indexed, so the evidence of a match page
+        costs no model call (the background indexer pays instead); evaluation runs without evidence skip it.
+        """
         self.index_dir = Path(index_dir) if index_dir is not None else None
+        self.sentence_vectors = sentence_vectors
         self.embedder = embedder or load_embedder()
         self.params = params or RankParams()
         self.approx_threshold = approx_threshold
@@ -103,6 +111,7 @@ class MatchEngine:
             state = pickle.loads(blobs["docs"])
             st = self._new_kind()
             st.vectors, st.lexical, st.texts, st.langs = vectors, state["lexical"], state["texts"], state["langs"]
+            st.sentences = state.get("sentences", {})  # indexes saved before sentence vectors: computed on use
             st.version = meta.version
             if len(st.texts) != len(vectors):
                 raise IndexLoadError(f"{kind}: {len(st.texts)} texts but {len(vectors)} vectors")
@@ -121,8 +130,8 @@ class MatchEngine:
             return
         with self._lock:
             st = self._kinds[kind]
-            docs = pickle.dumps({"lexical": st.lexical, "texts": st.texts, "langs": st.langs},
-                                protocol=pickle.HIGHEST_PROTOCOL)
+            docs = pickle.dumps({"lexical": st.lexical, "texts": st.texts, "langs": st.langs,
+                                 "sentences": st.sentences}, protocol=pickle.HIGHEST_PROTOCOL)
             meta = st.vectors.save(self.index_dir, kind, extra_files={"docs": docs})
             st.version = meta.version
             self.load_status[kind] = "ok"
@@ -163,12 +172,17 @@ class MatchEngine:
             chunk = docs[s:s + batch]
             texts = [d.full_text for d in chunk]
             vecs = self.embedder.encode_documents(texts)  # slow part: outside the lock
+            sentences = self._embed_sentences(texts) if self.sentence_vectors else [None] * len(texts)
             with self._lock:
                 st.vectors.add([d.id for d in chunk], vecs)
-                for d, text in zip(chunk, texts):
+                for d, text, sv in zip(chunk, texts, sentences):
                     st.lexical.add(int(d.id), text)
                     st.texts[int(d.id)] = text
                     st.langs[int(d.id)] = d.lang or detect_lang(text)
+                    if sv is None:
+                        st.sentences.pop(int(d.id), None)
+                    else:
+                        st.sentences[int(d.id)] = sv
                 st.invalidate()
             bar.update(len(chunk))
         bar.close()
@@ -182,6 +196,7 @@ class MatchEngine:
             st.lexical.remove(int(doc_id))
             st.texts.pop(int(doc_id), None)
             st.langs.pop(int(doc_id), None)
+            st.sentences.pop(int(doc_id), None)
             st.invalidate()
         if save and found:
             self.save(kind)
@@ -304,17 +319,33 @@ class MatchEngine:
                 self._sentence_cache[s] = v
         return np.stack([self._sentence_cache[s] for s in sentences])
 
+    def _embed_sentences(self, texts: Sequence[str]) -> list[np.ndarray]:
+        """Per text, float16 vectors of its evidence sentences (one model call for the whole batch)."""
+        split = [split_sentences(t, limit=DOC_SENTENCES) for t in texts]
+        flat = [s for parts in split for s in parts]
+        vecs = self.embedder.encode_documents(flat).astype(np.float16) if flat else None
+        out, pos = [], 0
+        for parts in split:
+            out.append(vecs[pos:pos + len(parts)] if vecs is not None else np.zeros((0, self.embedder.dim),
+                                                                                   np.float16))
+            pos += len(parts)
+        return out
+
+    def _doc_sentence_vectors(self, st: _Kind, doc_id: int, sentences: list[str]) -> np.ndarray:
+        stored = st.sentences.get(doc_id)
+        if stored is not None and len(stored) == len(sentences):
+            return stored.astype(np.float32)
+        return self._sentence_vectors(sentences)
+
     def _evidence(self, st: _Kind, doc_id: int, query_texts: Sequence[str], text_index: int) -> Evidence:
-        qs = split_sentences(query_texts[text_index], limit=20)
-        ds = split_sentences(st.texts.get(doc_id, ""), limit=40)
-        if len(qs) * len(ds) == 1:
-            best, sim = (0, 0), None
-        else:
-            sims = self._sentence_vectors(qs) @ self._sentence_vectors(ds).T
+        qs = split_sentences(query_texts[text_index], limit=QUERY_SENTENCES)
+        ds = split_sentences(st.texts.get(doc_id, ""), limit=DOC_SENTENCES)
+        if qs and ds:
+            sims = self._sentence_vectors(qs) @ self._doc_sentence_vectors(st, doc_id, ds).T
             best = np.unravel_index(int(np.argmax(sims)), sims.shape)
             sim = float(sims[best])
-        if sim is None:
-            sim = float(self._sentence_vectors(qs[:1])[0] @ self._sentence_vectors(ds[:1])[0])
+        else:
+            best, sim = (0, 0), 0.0
         terms = key_terms(" ".join(query_texts), st.lexical.terms_of(doc_id))[:10]
         return Evidence(query_sentence=qs[best[0]] if qs else "", doc_sentence=ds[best[1]] if ds else "",
                         sentence_similarity=round(sim, 4), shared_terms=terms, query_text_index=text_index)

@@ -190,7 +190,7 @@ def pairwise_accuracy(scores: dict[str, float], rel: dict[str, int]) -> tuple[fl
 def evaluate(data: BeirData, embedder: Embedder, params: RankParams | None = None,
              rerank_judged: bool = False, progress: bool = False) -> dict:
     t0 = time.time()
-    engine = MatchEngine(None, embedder=embedder, params=params)
+    engine = MatchEngine(None, embedder=embedder, params=params, sentence_vectors=False)
     engine.rebuild("capability", data.docs, progress=progress)
     index_of = {d: i for i, d in enumerate(data.doc_ids)}
     judged = [q for q in data.queries if any(g > 0 for g in data.qrels.get(q, {}).values())]

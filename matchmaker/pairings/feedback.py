@@ -160,7 +160,7 @@ def simulate(seeds_dir="seeds", top: int = 3, k: int = 20, floors=(0.5, 0.6, 0.7
     embedder = load_embedder()
     if cache_dir:
         embedder = CachedEmbedder(embedder, Path(cache_dir))
-    engine = MatchEngine(tempfile.mkdtemp(prefix="feedback-sim-"), embedder=embedder)
+    engine = MatchEngine(tempfile.mkdtemp(prefix="feedback-sim-"), embedder=embedder, sentence_vectors=False)
     engine.rebuild("need", [Doc(nid[n["key"]], n["title"], need_text(n)) for n in needs])
     engine.rebuild("capability", [Doc(cid[c["key"]], c["title"], cap_text(c)) for c in caps])
     full = {nid[n["key"]]: n["title"] + "\n" + need_text(n) for n in needs}

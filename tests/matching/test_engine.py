@@ -134,3 +134,40 @@ def test_vagueness_codes():
     good = "我们的锂电池在零下20℃时放电容量只有常温的50%，希望提升到80%以上，以满足北方冬季储能需求。"
     assert vagueness([good]) == []
     assert "no_measurable_target" in vagueness("我们希望提升锂电池在低温环境下的放电性能，解决北方冬季储能设备效率低的问题")
+
+
+class _CountingEmbedder:
+    """The real embedder, recording which texts it is asked to embed as documents."""
+
+    def __init__(self, inner):
+        self.inner, self.model_id, self.dim = inner, inner.model_id, inner.dim
+        self.documents: list[str] = []
+
+    def encode_queries(self, texts):
+        return self.inner.encode_queries(texts)
+
+    def encode_documents(self, texts):
+        self.documents.extend(texts)
+        return self.inner.encode_documents(texts)
+
+
+def test_evidence_reuses_sentence_vectors_stored_at_index_time(tmp_path, default_embedder):
+    """Does another worker's match evidence come from the sentence vectors saved with the index, with no
+    model call on the doc's sentences, and agree with evidence computed on the fly?"""
+    from matchmaker.matching.text import split_sentences
+
+    MatchEngine(tmp_path, embedder=default_embedder).rebuild("capability", CAPS)
+    spy = _CountingEmbedder(default_embedder)
+    worker = MatchEngine(tmp_path, embedder=spy)
+    need = "钢结构焊缝需要自动化无损检测。希望检测效率提高一倍。"
+    stored = worker.search("capability", [need], k=3)
+    assert stored[0].doc_id == 5 and "焊缝" in stored[0].evidence.doc_sentence
+    doc_sentences = {s for d in CAPS for s in split_sentences(d.full_text)}
+    assert spy.documents and not doc_sentences & set(spy.documents)
+
+    on_the_fly = MatchEngine(None, embedder=default_embedder, sentence_vectors=False)
+    on_the_fly.rebuild("capability", CAPS)
+    fresh = on_the_fly.search("capability", [need], k=3)
+    for a, b in zip(stored, fresh):
+        assert a.evidence.doc_sentence == b.evidence.doc_sentence
+        assert abs(a.evidence.sentence_similarity - b.evidence.sentence_similarity) < 0.01  # float16 storage
