@@ -50,6 +50,10 @@ class LiveServer:
             self._server.server_close()
         if self._thread is not None:
             self._thread.join(timeout=10)
+        from matchmaker.indexing.worker import RUNNER_KEY
+        index_worker = self.app.extensions.get(RUNNER_KEY)
+        if index_worker is not None:  # else it keeps polling the deleted database until the process exits
+            index_worker.stop()
         from matchmaker.extensions import db
         with self.app.app_context():
             db.session.remove()
