@@ -46,6 +46,7 @@ def load_config(instance_path: str) -> dict:
         "REMEMBER_COOKIE_HTTPONLY": True,
         "REMEMBER_COOKIE_SAMESITE": "Lax",
         "REMEMBER_COOKIE_SECURE": env == "production",
+        "REMEMBER_COOKIE_DURATION": 7 * 24 * 3600,  # Flask-Login's default is a year
         "PAGE_SIZE": 20,
         # behind nginx or another proxy: how many hops of X-Forwarded-* to trust (0 = none)
         "PROXY_FIX_HOPS": int(os.environ.get("MATCHMAKER_PROXY_HOPS", "1" if env == "production" else "0")),

@@ -13,6 +13,7 @@ from flask_login import current_user, login_required
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
+from ..core.access import MAX_ID  # the INTEGER primary keys' range (PostgreSQL)
 from ..core.enums import CoopMode, ListingStatus, OrgKind, Role
 from ..core.workflow import WorkflowError
 from ..extensions import db
@@ -23,7 +24,6 @@ from .queries import FACETS, apply_filters, browse_counts, owned_listings, searc
 
 bp = Blueprint("listings", __name__)
 
-MAX_ID = 2**63 - 1
 MAX_PAGE = 10_000
 
 
