@@ -82,16 +82,22 @@ def _indexable(model):
     return select(model).where(model.status == ListingStatus.PUBLISHED, model.deleted_at.is_(None))
 
 
-def _published_docs() -> dict[str, dict[int, object]]:
-    """Every published listing as an engine document, read in a short session of its own.
+def _published_docs(only: set[tuple[str, int]] | None = None) -> dict[str, dict[int, object]]:
+    """Every published listing (or those of ``only``'s (kind, id) keys) as an engine document, per kind,
+    read in a short session of its own.
 
     Embedding takes seconds to minutes; holding a read transaction open meanwhile would block every
     writer on SQLite, so the rows are copied out and the session closed first.
     """
     from sqlalchemy.orm import Session
-    with Session(db.engine) as session:
-        return {kind: {r.id: listing_doc(r) for r in session.scalars(_indexable(model))}
-                for kind, model in _models().items()}
+    out: dict[str, dict[int, object]] = {}
+    with Session(db.engine, join_transaction_mode="create_savepoint") as session:
+        for kind, model in _models().items():
+            stmt = _indexable(model)
+            if only is not None:
+                stmt = stmt.where(model.id.in_(sorted(i for k, i in only if k == kind)))
+            out[kind] = {r.id: listing_doc(r) for r in session.scalars(stmt)}
+    return out
 
 
 def reconcile(engine, progress: bool = False) -> dict[str, dict[str, int]]:
@@ -145,27 +151,14 @@ def sync_listings(keys: set[tuple[str, int]]) -> None:
         return
     with index_write_lock(engine.index_dir):
         engine.refresh_if_changed()
-        current = _current_docs(keys)
+        published = _published_docs(only=keys)
         for kind in sorted({kind for kind, _ in keys}):
-            docs = [doc for (k, _), doc in current.items() if k == kind and doc is not None]
-            gone = [i for (k, i), doc in current.items() if k == kind and doc is None]
+            docs = list(published[kind].values())
+            gone = [i for k, i in keys if k == kind and i not in published[kind]]
             engine.upsert_many(kind, docs, save=False)
             removed = [i for i in gone if engine.remove(kind, i, save=False)]
             if docs or removed:
                 engine.save(kind)
-
-
-def _current_docs(keys: set[tuple[str, int]]) -> dict[tuple[str, int], object]:
-    """(kind, id) → the engine document if the listing is published now, else None; short session."""
-    from sqlalchemy.orm import Session
-    out: dict[tuple[str, int], object] = {key: None for key in keys}
-    with Session(db.engine, join_transaction_mode="create_savepoint") as session:
-        for kind, model in _models().items():
-            ids = sorted(i for k, i in keys if k == kind)
-            if ids:
-                for row in session.scalars(_indexable(model).where(model.id.in_(ids))):
-                    out[(kind, row.id)] = listing_doc(row)
-    return out
 
 
 # -- queries used by the pages --------------------------------------------------------------------

@@ -52,10 +52,10 @@ def _transition(listing, to: str, actor, comment: str | None = None) -> None:
     listing.status = to
     audit.record(f"{listing.kind_name}.{to}", actor=actor, target=listing, from_state=frm, to_state=to,
                  comment=comment)
-    _sync_index_after_commit(listing)
+    _queue_index_job(listing)
 
 
-def _sync_index_after_commit(listing) -> None:
+def _queue_index_job(listing) -> None:
     """Queue an index job in this transaction (it commits or rolls back with the change); the model
     never runs in the request."""
     from flask import current_app
@@ -153,4 +153,4 @@ def delete_listing(listing, user) -> None:
         raise WorkflowError(_("You cannot delete this listing."), 403)
     listing.deleted_at = utcnow()
     audit.record(f"{listing.kind_name}.delete", actor=user, target=listing, from_state=listing.status)
-    _sync_index_after_commit(listing)
+    _queue_index_job(listing)

@@ -13,7 +13,7 @@ from flask_login import current_user, login_required
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
-from ..core.access import MAX_ID  # the INTEGER primary keys' range (PostgreSQL)
+from ..core.access import get_or_404
 from ..core.enums import CoopMode, ListingStatus, OrgKind, Role
 from ..core.workflow import WorkflowError
 from ..extensions import db
@@ -58,10 +58,8 @@ def listing_url(listing, action: str = "detail", **kw) -> str:
 
 def load_listing(model, listing_id: int):
     """The listing if it exists and the current user may see it; 404 otherwise (no existence leak)."""
-    if not 0 < listing_id <= MAX_ID:
-        abort(404)
-    listing = db.session.get(model, listing_id)
-    if listing is None or not listing.can_view(current_user):
+    listing = get_or_404(model, listing_id)
+    if not listing.can_view(current_user):
         abort(404)
     return listing
 
