@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 from flask import request, url_for
-from flask_babel import get_locale
+from flask_babel import get_locale, get_translations
+from jinja2 import pass_context
+from markupsafe import Markup
 
 from . import enums
 
@@ -10,9 +12,13 @@ from . import enums
 def register(app) -> None:
     @app.context_processor
     def inject_globals():
+        translations = get_translations()
         return {
             "enums": enums,
             "current_locale": "en" if getattr(get_locale(), "language", "zh") == "en" else "zh_CN",
+            # a page calls _() a hundred times or more; Flask-Babel's global looks the catalogue up per call
+            "gettext": _gettext_with(translations),
+            "ngettext": _ngettext_with(translations),
         }
 
     @app.template_global()
@@ -38,3 +44,21 @@ def register(app) -> None:
             return ""
         from flask_babel import to_user_timezone
         return to_user_timezone(value).strftime(fmt)
+
+
+# Jinja's "newstyle" gettext semantics (autoescape-aware, always %-formatted), bound to one catalogue.
+def _gettext_with(translations):
+    @pass_context
+    def gettext(context, string, **variables):
+        text = translations.ugettext(string)
+        return (Markup(text) if context.eval_ctx.autoescape else text) % variables
+    return gettext
+
+
+def _ngettext_with(translations):
+    @pass_context
+    def ngettext(context, singular, plural, num, **variables):
+        variables.setdefault("num", num)
+        text = translations.ungettext(singular, plural, num)
+        return (Markup(text) if context.eval_ctx.autoescape else text) % variables
+    return ngettext
