@@ -51,7 +51,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     from .dashboards.views import bp as dashboards_bp
     from .pairings.views import bp as pairings_bp
     from .bulk.views import bp as bulk_bp
-    from .core import errors, security, templating
+    from .core import errors, pagecache, security, templating
 
     app.register_blueprint(main_bp)
     app.register_blueprint(accounts_bp)
@@ -71,6 +71,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     errors.register(app)
     security.register(app)
     templating.register(app)
+    pagecache.register(app)
 
     from .matching_service import init_matching
     init_matching(app)

@@ -80,8 +80,12 @@ def _decode(column, value):
 
 # -- helpers --------------------------------------------------------------------------------------
 
+#: coordination state, not records: a restore moves the data version on instead (stale cached pages go)
+NOT_BACKED_UP = {"data_version"}
+
+
 def _tables():
-    return list(db.metadata.sorted_tables)  # parents before children
+    return [t for t in db.metadata.sorted_tables if t.name not in NOT_BACKED_UP]  # parents before children
 
 
 def current_revision(connection) -> str | None:
@@ -211,6 +215,9 @@ def restore_backup(path: str | os.PathLike, force: bool = False) -> dict[str, in
             counts[table.name] = len(rows)
         if conn.dialect.name == "postgresql":
             _reset_sequences(conn)
+        from .core.data_version import DataVersion
+        version = DataVersion.__table__
+        conn.execute(version.update().values(n=version.c.n + 1))
     return counts
 
 

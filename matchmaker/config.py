@@ -48,6 +48,10 @@ def load_config(instance_path: str) -> dict:
         "REMEMBER_COOKIE_SECURE": env == "production",
         "REMEMBER_COOKIE_DURATION": 7 * 24 * 3600,  # Flask-Login's default is a year
         "PAGE_SIZE": 20,
+        # rendered-page cache for repeat views (core.pagecache): on/off, entry lifetime, memory per process
+        "PAGE_CACHE": _bool("MATCHMAKER_PAGE_CACHE", True),
+        "PAGE_CACHE_SECONDS": float(os.environ.get("MATCHMAKER_PAGE_CACHE_SECONDS", "300")),
+        "PAGE_CACHE_MB": float(os.environ.get("MATCHMAKER_PAGE_CACHE_MB", "64")),
         # behind nginx or another proxy: how many hops of X-Forwarded-* to trust (0 = none)
         "PROXY_FIX_HOPS": int(os.environ.get("MATCHMAKER_PROXY_HOPS", "1" if env == "production" else "0")),
         "PERMANENT_SESSION_LIFETIME": 12 * 3600,

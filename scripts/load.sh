@@ -9,6 +9,7 @@
 #          --match-needs K (needs whose match pages are in the mix, default 6)  --warmup S (mixed warm-up)
 #          --dir PATH (throwaway SQLite database + index, default /tmp/matchmaker-load)
 #          --fresh (rebuild the data even if the stamp matches)  --check (exit 1 when a goal is missed)
+#          --no-page-cache (every page rendered afresh: MATCHMAKER_PAGE_CACHE=0, for comparison)
 # Environment: LOAD_MODEL (embedding model, default the app's), LOAD_USER (login, default the demo firm).
 #
 # The server runs with MATCHMAKER_ENV=production and a throwaway SECRET_KEY, so cookies are Secure and the
@@ -19,7 +20,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
-DURATION=60; CLIENTS=50; WORKERS=2; SCALE=10; WARMUP=10; MATCH_NEEDS=6; DIR=/tmp/matchmaker-load; FRESH=0; CHECK=0
+DURATION=60; CLIENTS=50; WORKERS=2; SCALE=10; WARMUP=10; MATCH_NEEDS=6; DIR=/tmp/matchmaker-load; FRESH=0; CHECK=0; PAGE_CACHE=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) DURATION=$2; shift 2 ;;
@@ -31,7 +32,8 @@ while [ $# -gt 0 ]; do
     --dir) DIR=$2; shift 2 ;;
     --fresh) FRESH=1; shift ;;
     --check) CHECK=1; shift ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    --no-page-cache) PAGE_CACHE=0; shift ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "load.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -119,7 +121,7 @@ PY
 
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "== Matchmaker: gunicorn -w $WORKERS, $CLIENTS clients for ${DURATION}s (load average $LOAD_BEFORE)"
-MATCHMAKER_ENV=production SECRET_KEY=$(python -c 'import secrets; print(secrets.token_urlsafe(48))') \
+MATCHMAKER_PAGE_CACHE=$PAGE_CACHE MATCHMAKER_ENV=production SECRET_KEY=$(python -c 'import secrets; print(secrets.token_urlsafe(48))') \
   MATCHMAKER_PROXY_HOPS=0 start_server wsgi:app "$ROOT"
 COOKIE=$(python scripts/load/login.py 127.0.0.1 "$PORT" "${LOAD_USER:-firm@demo.matchmaker.local}" \
   "${MATCHMAKER_DEMO_PASSWORD:-Matchmaker-demo-2026}")
@@ -141,9 +143,9 @@ measure minimal
 stop_server
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
-python - "$DIR" "$DURATION" "$CLIENTS" "$WORKERS" "$SCALE" "$LOAD_BEFORE" "$LOAD_AFTER" "$CHECK" <<'PY'
+python - "$DIR" "$DURATION" "$CLIENTS" "$WORKERS" "$SCALE" "$LOAD_BEFORE" "$LOAD_AFTER" "$CHECK" "$PAGE_CACHE" <<'PY'
 import json, sys
-d, duration, clients, workers, scale, load_before, load_after, check = sys.argv[1:]
+d, duration, clients, workers, scale, load_before, load_after, check, page_cache = sys.argv[1:]
 mm, ref = (json.load(open(f"{d}/{name}.json")) for name in ("matchmaker", "minimal"))
 rows = []
 for name, r in (("Matchmaker (browse, listing, match)", mm), ("minimal Flask app", ref)):
@@ -156,13 +158,15 @@ ratio = mm["rps"] / ref["rps"]
 goals = {"0 errors": mm["errors"] == 0, "p95 <= 150 ms": mm["p95_ms"] <= 150, "ratio >= 40 %": ratio >= 0.40}
 text = "\n".join([
     f"{clients} clients, {duration} s per app, gunicorn -w {workers} sync, {scale}x demo data (SQLite), "
-    f"load average before {load_before}, after {load_after}",
+    f"page cache {'on' if page_cache == '1' else 'off'}, load average before {load_before}, after {load_after}",
     "",
     "| app | requests | errors | req/s | p50 ms | p95 ms | p99 ms | client CPU (cores) | server CPU (cores) |",
     "|---|---|---|---|---|---|---|---|---|",
     *rows,
     "",
     f"throughput ratio Matchmaker / minimal: {ratio:.1%}",
+    f"Matchmaker answers served by the page cache: {mm['page_cache_hits']} of {mm['requests']} "
+    f"({mm['page_cache_hits'] / max(mm['requests'], 1):.1%})",
     "goals: " + ", ".join(f"{g} {'met' if ok else 'NOT met'}" for g, ok in goals.items()),
     f"non-200 answers by status: {mm['non_200_codes'] or 'none'}",
 ])

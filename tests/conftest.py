@@ -16,6 +16,7 @@ from flask.testing import FlaskClient
 
 from matchmaker import create_app
 from matchmaker.accounts.models import ExpertProfile, Membership, Organization, User
+from matchmaker.core import pagecache
 from matchmaker.core.enums import Role
 from matchmaker.extensions import db
 from matchmaker.listings import operations as ops
@@ -64,6 +65,8 @@ def app():
 def db_session(app):
     """Everything a test (and the requests it makes) writes lives in one transaction, rolled back after."""
     with app.app_context():
+        # the rollback below takes the data version back too: pages cached by an earlier test must go
+        pagecache.store().clear()
         engines = db.engines  # Flask-SQLAlchemy picks binds from here, ignoring a session-level bind
         engine = engines[None]
         connection = engine.connect()

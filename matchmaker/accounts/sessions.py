@@ -52,6 +52,18 @@ def expiry_reason() -> str | None:
     return None
 
 
+def current_and_settled() -> bool:
+    """A signed-in session that is neither over nor due a last-seen update: a request may be answered
+    without touching the session (the page cache serves only these, and anonymous visitors)."""
+    login_at, seen_at = session.get(LOGIN_AT), session.get(SEEN_AT)
+    if login_at is None or seen_at is None:
+        return False
+    now, config = _now(), current_app.config
+    return (now - login_at <= config["SESSION_MAX_HOURS"] * 3600
+            and now - seen_at <= config["SESSION_IDLE_MINUTES"] * 60
+            and now - seen_at < SEEN_RESOLUTION.total_seconds())
+
+
 def enforce_timeouts():
     """Before every request: log out an expired session (audited) and send the user to the login page."""
     if request.endpoint == "static" or not current_user.is_authenticated or "_user_id" not in session:

@@ -15,6 +15,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from ..core.access import get_or_404
 from ..core.enums import CoopMode, ListingStatus, OrgKind, Role
+from ..core.pagecache import cached_page
 from ..core.workflow import WorkflowError
 from ..extensions import db
 from . import operations as ops
@@ -159,12 +160,14 @@ def _browse(kind: Kind):
 
 
 @bp.get("/needs")
+@cached_page
 def browse_needs():
     """Published technology needs the visitor may see, with keyword search and facets."""
     return _browse(KINDS["needs"])
 
 
 @bp.get("/capabilities")
+@cached_page
 def browse_capabilities():
     """Published capabilities (achievements, expertise, instruments, platforms)."""
     return _browse(KINDS["capabilities"])
@@ -173,6 +176,7 @@ def browse_capabilities():
 # --- detail ---------------------------------------------------------------------------------------------
 
 @bp.get("/<any(needs, capabilities):kind>/<int:listing_id>")
+@cached_page
 def detail(kind: str, listing_id: int):
     k = KINDS[kind]
     listing = load_listing(k.model, listing_id)

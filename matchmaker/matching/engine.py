@@ -227,6 +227,10 @@ class MatchEngine:
         with self._lock:
             return set(self._kind(kind).texts)
 
+    def versions(self) -> tuple:
+        """(kind, version) of every loaded index: changes whenever what a search can return may change."""
+        return tuple((kind, st.version) for kind, st in self._kinds.items())
+
     def status(self) -> dict[str, dict]:
         return {kind: {"count": len(st.vectors), "model_id": st.vectors.model_id, "dim": st.vectors.dim,
                        "index_type": st.vectors.index_type, "version": st.version,

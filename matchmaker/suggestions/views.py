@@ -9,6 +9,7 @@ from flask_login import current_user, login_required
 from .. import matching_service as ms
 from . import cache as match_cache
 from ..core.enums import CoopMode, HubCity, Industry, Language
+from ..core.pagecache import cached_page
 from ..listings.models import Need
 from ..listings.views import load_listing
 
@@ -38,6 +39,7 @@ def _choice(name: str, enum_cls):
 
 
 @bp.get("/needs/<int:listing_id>/matches")
+@cached_page(uses_index=True)
 def need_matches(listing_id: int):
     """Ranked capabilities and experts for a need, with filters and the evidence for each match."""
     need = load_listing(Need, listing_id)
