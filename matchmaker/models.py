@@ -1,5 +1,6 @@
 """Import every model so the metadata (and Alembic autogenerate) sees all tables."""
-from .accounts.models import ExpertProfile, Membership, Organization, User, UserRole  # noqa: F401
+from .accounts.models import (ExpertProfile, Membership, MembershipRequest, Organization, User,  # noqa: F401
+                              UserRole)
 from .accounts.tokens import ApiToken  # noqa: F401
 from .challenges.models import Bid, Challenge  # noqa: F401
 from .vouchers.models import Voucher, VoucherEntry  # noqa: F401

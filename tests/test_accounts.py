@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from matchmaker.accounts.models import ExpertProfile, Membership, Organization, User
+from matchmaker.accounts.models import ExpertProfile, Membership, MembershipRequest, Organization, User
 from matchmaker.core.audit import AuditEvent
 from matchmaker.core.enums import Role
 from matchmaker.extensions import db
@@ -72,15 +72,75 @@ def test_register_enterprise_creates_org_and_manager(client):
     assert "auth.register" in audit_actions() and "org.create" in audit_actions()
 
 
-def test_register_joining_existing_org_is_not_manager(client, make):
-    """Does joining an existing enterprise by exact name make the user a plain member (no manager rights)?"""
+def test_register_naming_an_existing_org_only_asks_to_join(client, make):
+    """Does registering with an existing enterprise's exact name give a pending request and no membership:
+    none of its coordinators-only needs, no posting for it, no manager rights?"""
     firm = make.org(kind="enterprise", name="已有公司")
+    manager = make.user(Role.ENTERPRISE, org=firm)
+    private = make.need(manager, title="仅协调员可见的需求", visibility="coordinators")
     response = client.post("/register", data=enterprise_form(org_name="已有公司", hub_city=""))
     assert response.status_code == 302
     user = user_by_email("zhang.manager@example.com")
-    assert user.memberships[0].organization_id == firm.id and user.memberships[0].is_manager is False
-    assert not firm.can_edit(user)
+    assert user.memberships == [] and not firm.can_edit(user)
+    [join_request] = db.session.scalars(db.select(MembershipRequest).filter_by(user_id=user.id)).all()
+    assert join_request.organization_id == firm.id and join_request.status == "pending"
+    assert client.get(f"/needs/{private.id}").status_code == 404
+    assert client.get("/needs/new").status_code == 403
     assert client.get(f"/organizations/{firm.id}/edit").status_code == 403
+    assert "org.join_requested" in audit_actions()
+    from matchmaker.notifications.models import Notification
+    assert db.session.scalars(db.select(Notification.kind).filter_by(user_id=manager.id)).all() == [
+        "org.join_requested"]
+
+
+def _requester(client, make):
+    firm = make.org(kind="enterprise", name="已有公司")
+    manager = make.user(Role.ENTERPRISE, org=firm)
+    client.post("/register", data=enterprise_form(org_name="已有公司", hub_city=""))
+    user = user_by_email("zhang.manager@example.com")
+    join_request = db.session.scalars(db.select(MembershipRequest).filter_by(user_id=user.id)).one()
+    return firm, manager, user, join_request
+
+
+def test_manager_approves_a_join_request(app, client, make):
+    """Once a manager approves, is the requester a plain member who sees the firm's coordinators-only needs,
+    and is a second decision on the same request refused?"""
+    firm, manager, user, join_request = _requester(client, make)
+    private = make.need(manager, title="仅协调员可见的需求", visibility="coordinators")
+    as_manager = login(app.test_client(), manager)
+    assert "zhang.manager@example.com" in as_manager.get(f"/organizations/{firm.id}").get_data(as_text=True)
+    url = f"/organizations/{firm.id}/join-requests/{join_request.id}/approve"
+    assert as_manager.post(url).status_code == 302
+    db.session.refresh(user)
+    db.session.refresh(join_request)
+    assert [(m.organization_id, m.is_manager) for m in user.memberships] == [(firm.id, False)]
+    assert join_request.status == "approved" and join_request.decided_by_id == manager.id
+    assert client.get(f"/needs/{private.id}").status_code == 200
+    assert "org.join_approved" in audit_actions()
+    before = count(Membership)
+    as_manager.post(f"/organizations/{firm.id}/join-requests/{join_request.id}/decline")
+    db.session.refresh(join_request)
+    assert count(Membership) == before and join_request.status == "approved"
+
+
+def test_join_request_is_decided_by_the_firms_managers_only(app, client, make):
+    """Can a member who is not a manager, or another firm's manager, decide a request? And a decline
+    leaves the requester outside?"""
+    firm, manager, user, join_request = _requester(client, make)
+    outsider = make.user(Role.ENTERPRISE, org=make.org(kind="enterprise", name="别家公司"))
+    plain_member = make.user(Role.ENTERPRISE)
+    plain_member.memberships.append(Membership(organization=firm, is_manager=False))
+    db.session.commit()
+    url = f"/organizations/{firm.id}/join-requests/{join_request.id}/approve"
+    assert login(app.test_client(), outsider).post(url).status_code == 403
+    assert login(app.test_client(), plain_member).post(url).status_code == 403
+    other_org_url = f"/organizations/{outsider.memberships[0].organization_id}/join-requests/{join_request.id}/approve"
+    assert login(app.test_client(), outsider).post(other_org_url).status_code == 404
+    assert join_request.status == "pending" and user.memberships == []
+    login(app.test_client(), manager).post(f"/organizations/{firm.id}/join-requests/{join_request.id}/decline")
+    db.session.refresh(user)
+    db.session.refresh(join_request)
+    assert join_request.status == "declined" and user.memberships == []
 
 
 def test_register_cannot_join_non_enterprise_org(client, make):

@@ -106,6 +106,15 @@ CASES: list[Case] = [
     Case("accounts.edit_organization", "POST", R(LOGIN, 400, 403, 403, 403, 400), {"org_id": "@firm"}, "firm"),
     Case("accounts.edit_organization", "POST", R(LOGIN, 403, 400, 403, 403, 400),
          {"org_id": "@other_firm"}, "other_firm"),
+    # a stranger asked to join 重庆甲公司: only its managers (and admins) decide
+    Case("accounts.decide_join_request", "POST", R(LOGIN, REDIR, 403, 403, 403, REDIR),
+         {"org_id": "@firm", "request_id": "@join_request", "decision": "approve"}, "firm"),
+    Case("accounts.decide_join_request", "POST", R(LOGIN, REDIR, 403, 403, 403, REDIR),
+         {"org_id": "@firm", "request_id": "@join_request", "decision": "decline"}, "firm decline"),
+    Case("accounts.decide_join_request", "POST", R(LOGIN, 404, 404, 404, 404, 404),
+         {"org_id": "@other_firm", "request_id": "@join_request", "decision": "approve"}, "wrong org"),
+    Case("accounts.decide_join_request", "POST", R(LOGIN, 404, 404, 404, 404, 404),
+         {"org_id": "@firm", "request_id": MISSING_ID, "decision": "approve"}, "missing"),
 
     # --- listings: my listings and posting ------------------------------------------------------------------
     Case("listings.my_listings", "GET", SIGNED_IN_GET),
@@ -426,8 +435,17 @@ def objs(make, world):
     ids.update(_fair_objs(made, world))  # docking fairs
     ids.update(_programme_objs(made, world))  # challenges, vouchers
     ids.update(firm=world["firm"].id, other_firm=world["other_firm"].id, institute=world["institute"].id,
-               enterprise_user=ent.id, enterprise_note=note.id)
+               enterprise_user=ent.id, enterprise_note=note.id, join_request=_join_request(make, world))
     return ids
+
+
+def _join_request(make, world) -> int:
+    from matchmaker.accounts.models import MembershipRequest
+    stranger = make.user(Role.ENTERPRISE)
+    join_request = MembershipRequest(user=stranger, organization=world["firm"])
+    db.session.add(join_request)
+    db.session.commit()
+    return join_request.id
 
 
 def _programme_objs(made, world) -> dict:

@@ -160,6 +160,35 @@ class Membership(db.Model):
     organization: Mapped[Organization] = relationship(back_populates="memberships", lazy="joined")
 
 
+class MembershipRequest(db.Model):
+    """Someone asks to join an existing organization. Until a manager of it (or an admin) approves, they are
+    not a member: they see and do nothing on its behalf. One request per person and organization."""
+
+    __tablename__ = "membership_requests"
+    __table_args__ = (
+        CheckConstraint("status IN ('pending', 'approved', 'declined')", name="known_status"),
+        CheckConstraint("(status = 'pending') = (decided_at IS NULL)", name="decided_when_not_pending"),
+        UniqueConstraint("user_id", "organization_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"),
+                                                 nullable=False, index=True)
+    status: Mapped[str] = mapped_column(String(10), default="pending", nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+    user: Mapped[User] = relationship(foreign_keys=[user_id])
+    organization: Mapped[Organization] = relationship()
+    decided_by: Mapped[User | None] = relationship(foreign_keys=[decided_by_id])
+
+    @property
+    def is_pending(self) -> bool:
+        return self.status == "pending"
+
+
 class ExpertProfile(db.Model):
     __tablename__ = "expert_profiles"
 

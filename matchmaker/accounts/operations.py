@@ -19,7 +19,7 @@ from ..core.enums import HubCity, Industry, Language, OrgKind, Role
 from ..core.time import utcnow
 from ..core.workflow import WorkflowError
 from ..extensions import db
-from .models import ExpertProfile, Membership, Organization, User
+from .models import ExpertProfile, Membership, MembershipRequest, Organization, User
 
 PASSWORD_MIN = 12
 PASSWORD_MAX = 128
@@ -146,9 +146,14 @@ def register_user(data: dict) -> User:
     user.add_role(account_type)
     db.session.add(user)
 
+    join_request = None
     if account_type == Role.ENTERPRISE:
         org, created = _enterprise_organization(data)
-        user.memberships.append(Membership(organization=org, is_manager=created))
+        if created:
+            user.memberships.append(Membership(organization=org, is_manager=True))
+        else:  # anyone can type a firm's name: its managers decide who acts and sees for it
+            join_request = MembershipRequest(user=user, organization=org)
+            db.session.add(join_request)
     else:
         user.expert_profile = ExpertProfile(fields=[], languages=[])
         apply_expert_profile(user.expert_profile, data)
@@ -159,11 +164,51 @@ def register_user(data: dict) -> User:
         raise WorkflowError(_("This email or organization was registered at the same moment. Please try again."),
                             409)
     audit.record("auth.register", actor=user, target=user, to_state=account_type)
-    membership = user.memberships[0] if user.memberships else None
-    if membership is not None:
-        audit.record("org.create" if membership.is_manager else "org.join", actor=user,
-                     target=membership.organization)
+    if user.memberships:
+        audit.record("org.create", actor=user, target=user.memberships[0].organization)
+    if join_request is not None:
+        _ask_managers(join_request)
     return user
+
+
+def _ask_managers(join_request: MembershipRequest) -> None:
+    from ..notifications.operations import notify
+    org = join_request.organization
+    db.session.flush()  # the request's id, for the audit entry
+    audit.record("org.join_requested", actor=join_request.user, target=join_request)
+    managers = [m.user for m in org.memberships if m.is_manager]
+    notify(managers, "org.join_requested",
+           _("%(name)s asks to join %(org)s", name=join_request.user.name, org=org.name),
+           _("Approve or decline the request on the organization's page."),
+           link=f"/organizations/{org.id}")
+
+
+def pending_join_request(user: User) -> MembershipRequest | None:
+    """The user's open request to join an organization, if any (shown on their pages until decided)."""
+    return db.session.scalar(db.select(MembershipRequest).where(
+        MembershipRequest.user_id == user.id, MembershipRequest.status == "pending"))
+
+
+def decide_join_request(join_request: MembershipRequest, actor: User, approve: bool) -> None:
+    """A manager of the organization (or an admin) lets the requester in as a plain member, or declines."""
+    org = join_request.organization
+    if not org.can_edit(actor):
+        raise WorkflowError(_("Only the organization's managers can decide who joins it."), 403)
+    if not join_request.is_pending:
+        raise WorkflowError(_("This request has already been decided."), 409)
+    join_request.status = "approved" if approve else "declined"
+    join_request.decided_at = utcnow()
+    join_request.decided_by = actor
+    if approve:
+        db.session.add(Membership(user=join_request.user, organization=org, is_manager=False))
+    audit.record("org.join_approved" if approve else "org.join_declined", actor=actor, target=join_request,
+                 from_state="pending", to_state=join_request.status)
+    from ..notifications.operations import notify
+    notify([join_request.user], "org.join_decided",
+           _("You are now a member of %(org)s", org=org.name) if approve
+           else _("Your request to join %(org)s was declined", org=org.name),
+           link=f"/organizations/{org.id}")
+    db.session.flush()
 
 
 def _enterprise_organization(data: dict) -> tuple[Organization, bool]:

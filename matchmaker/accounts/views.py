@@ -13,7 +13,7 @@ from ..extensions import configured_limit, db, limiter
 from . import operations as ops
 from .sessions import enforce_timeouts, start_session
 from .forms import ChangePasswordForm, LoginForm, OrganizationForm, ProfileForm, RegisterForm
-from .models import Organization
+from .models import MembershipRequest, Organization
 
 bp = Blueprint("accounts", __name__)
 bp.before_app_request(enforce_timeouts)
@@ -72,10 +72,11 @@ def register():
             status = 400
         else:
             start_session(user)
-            membership = user.memberships[0] if user.memberships else None
-            if membership is not None and not membership.is_manager:
-                flash(_("Welcome! You joined %(org)s as a member. Its manager keeps the organization's details.",
-                        org=membership.organization.name), "success")
+            join_request = ops.pending_join_request(user)
+            if join_request is not None:
+                flash(_("Welcome! Your request to join %(org)s has been sent to its managers. Until one of them "
+                        "approves it, you cannot post or see anything on its behalf.",
+                        org=join_request.organization.name), "info")
             else:
                 flash(_("Welcome! Your account is ready."), "success")
             return redirect(url_for("listings.my_listings"))
@@ -187,7 +188,31 @@ def profile():
 def organization(org_id: int):
     """Public page of an organization."""
     org = get_or_404(Organization, org_id)
-    return render_template("accounts/organization.html", org=org, can_edit=org.can_edit(current_user))
+    can_edit = org.can_edit(current_user)
+    join_requests = db.session.scalars(db.select(MembershipRequest).filter_by(
+        organization_id=org.id, status="pending").order_by(MembershipRequest.created_at)).all() if can_edit else []
+    return render_template("accounts/organization.html", org=org, can_edit=can_edit, join_requests=join_requests)
+
+
+@bp.post("/organizations/<int:org_id>/join-requests/<int:request_id>/<any(approve, decline):decision>")
+@login_required
+def decide_join_request(org_id: int, request_id: int, decision: str):
+    """A manager of the organization (or an admin) lets a requester in as a member, or declines."""
+    join_request = get_or_404(MembershipRequest, request_id)
+    if join_request.organization_id != org_id:
+        abort(404)
+    if not join_request.organization.can_edit(current_user):
+        abort(403, _("Only the organization's managers can decide who joins it."))
+    try:
+        ops.decide_join_request(join_request, current_user._get_current_object(), decision == "approve")
+        db.session.commit()
+    except WorkflowError as exc:
+        db.session.rollback()
+        flash(exc.reason, "error")
+    else:
+        flash(_("%(name)s is now a member.", name=join_request.user.name) if decision == "approve"
+              else _("The request of %(name)s was declined.", name=join_request.user.name), "success")
+    return redirect(url_for("accounts.organization", org_id=org_id))
 
 
 @bp.route("/organizations/<int:org_id>/edit", methods=["GET", "POST"])
