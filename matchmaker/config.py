@@ -48,6 +48,13 @@ def load_config(instance_path: str) -> dict:
         "REMEMBER_COOKIE_SECURE": env == "production",
         "REMEMBER_COOKIE_DURATION": 7 * 24 * 3600,  # Flask-Login's default is a year
         "PAGE_SIZE": 20,
+        # mail: SMTP when MAIL_SERVER is set, else .eml files in MAIL_OUTBOX_DIR (default instance/outbox);
+        # links in mail start with PUBLIC_URL (never with the request's Host header: reset-link poisoning)
+        "MAIL_SERVER": os.environ.get("MATCHMAKER_MAIL_SERVER", ""),
+        "MAIL_PORT": int(os.environ.get("MATCHMAKER_MAIL_PORT", "25")),
+        "MAIL_FROM": os.environ.get("MATCHMAKER_MAIL_FROM", "matchmaker@localhost"),
+        "MAIL_OUTBOX_DIR": os.environ.get("MATCHMAKER_MAIL_OUTBOX_DIR", ""),
+        "PUBLIC_URL": os.environ.get("MATCHMAKER_PUBLIC_URL", "").rstrip("/"),
         # rendered-page cache for repeat views (core.pagecache): on/off, entry lifetime, memory per process
         "PAGE_CACHE": _bool("MATCHMAKER_PAGE_CACHE", True),
         "PAGE_CACHE_SECONDS": float(os.environ.get("MATCHMAKER_PAGE_CACHE_SECONDS", "300")),
@@ -68,6 +75,7 @@ def load_config(instance_path: str) -> dict:
         "RATELIMIT_LOGIN": "10 per minute",  # login submissions per client address
         "RATELIMIT_LOGIN_FAILURES": "10 per 15 minutes",  # wrong passwords per submitted email
         "RATELIMIT_REGISTER": "10 per hour",  # registrations per client address
+        "RATELIMIT_PASSWORD_RESET": "5 per hour",  # reset emails asked for, per client address and per email
         "RATELIMIT_API_TOKENS": "20 per hour",  # API tokens created per user
     }
 

@@ -89,6 +89,11 @@ CASES: list[Case] = [
     Case("accounts.register", "GET", GUEST_ONLY_GET),
     Case("accounts.register", "POST", GUEST_ONLY_POST),
     Case("accounts.logout", "POST", ALL(REDIR)),
+    Case("accounts.forgot_password", "GET", GUEST_ONLY_GET),
+    Case("accounts.forgot_password", "POST", GUEST_ONLY_POST),
+    # a link that is not a valid signed token: back to "forgot password" with a message, for everyone
+    Case("accounts.reset_password", "GET", ALL(REDIR), {"token": "not-a-token"}, "bad token"),
+    Case("accounts.reset_password", "POST", ALL(REDIR), {"token": "not-a-token"}, "bad token"),
     Case("accounts.profile", "GET", SIGNED_IN_GET),
     Case("accounts.profile", "POST", SIGNED_IN_POST_INVALID),
     Case("accounts.change_password", "GET", SIGNED_IN_GET),

@@ -156,3 +156,16 @@ def test_failed_logins_counted_in_redis(app, make, limits_on, monkeypatch):
         store.flushdb()
         monkeypatch.setitem(app.config, "RATELIMIT_STORAGE_URI", "memory://")
         limiter.init_app(app)
+
+
+def test_password_reset_requests_are_limited(client, make, limits_on, monkeypatch, tmp_path):
+    """Can one client send one address more than the allowed reset emails (a mail bomb), and is the refusal a 429
+    with the form and its message?"""
+    monkeypatch.setitem(limits_on.config, "RATELIMIT_PASSWORD_RESET", "2 per hour")
+    monkeypatch.setitem(limits_on.config, "MAIL_OUTBOX_DIR", str(tmp_path / "outbox"))
+    make.user(email="bombed@example.com")
+    for _ in range(2):
+        assert client.post("/password/forgot", data={"email": "bombed@example.com"}).status_code == 302
+    refused = client.post("/password/forgot", data={"email": "Bombed@example.com"})
+    assert refused.status_code == 429 and "Too many attempts" in refused.get_data(as_text=True)
+    assert len(list((tmp_path / "outbox").glob("*.eml"))) == 2

@@ -6,6 +6,7 @@ to one form field).
 """
 from __future__ import annotations
 
+import hashlib
 from urllib.parse import urlsplit
 
 from argon2 import PasswordHasher
@@ -309,6 +310,79 @@ def change_password(user: User, current: str, new: str) -> None:
     _check_password_policy(new, user.email)
     user.set_password(new)  # also rotates the session token: every other session ends
     audit.record("auth.password_change", actor=user, target=user)
+    db.session.flush()
+
+
+# -- password reset by email ---------------------------------------------------------------------------
+
+RESET_MAX_AGE = 3600  # seconds a reset link works
+_RESET_SALT = "matchmaker.password-reset"
+
+
+def _reset_serializer():
+    from flask import current_app
+    from itsdangerous import URLSafeTimedSerializer
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=_RESET_SALT)
+
+
+def _password_fingerprint(user: User) -> str:
+    # part of the link: once the password changes (this link used, or any other change) the link is dead
+    return hashlib.sha256(user.password_hash.encode()).hexdigest()[:24]
+
+
+def password_reset_token(user: User) -> str:
+    return _reset_serializer().dumps({"uid": user.id, "fp": _password_fingerprint(user)})
+
+
+def request_password_reset(email: str) -> User | None:
+    """The active account with this email, with a reset link mailed to it after commit; None when there is
+    no such account. The caller answers the same either way, so the form does not reveal who has one."""
+    user = db.session.scalar(db.select(User).filter_by(email=normalize_email(email)))
+    if user is None or not user.active:
+        return None
+    from flask import current_app, url_for
+    from ..core.workflow import after_commit
+    from ..notifications.operations import send_email
+    path = url_for("accounts.reset_password", token=password_reset_token(user))
+    base = current_app.config.get("PUBLIC_URL") or ""
+    if not base and current_app.config.get("ENV_NAME") != "production":
+        from flask import request
+        base = request.host_url.rstrip("/")  # development convenience; production links use PUBLIC_URL only
+    link = base + path
+    subject = _("Choose a new Matchmaker password")
+    body = _("Someone (hopefully you) asked to reset the password of this Matchmaker account. Open this link "
+             "within one hour to choose a new one:\n\n%(link)s\n\nIf it was not you, ignore this email: your "
+             "password stays as it is.", link=link)
+    audit.record("auth.password_reset_requested", actor=None, target=user)
+    app, to = current_app._get_current_object(), user.email
+
+    def send() -> None:
+        with app.app_context():
+            send_email(to, subject, body)
+    after_commit(db.session(), send)
+    return user
+
+
+def user_for_reset_token(token: str) -> User:
+    """The account a reset link is for; WorkflowError (400) when it is forged, expired, used or superseded."""
+    from itsdangerous import BadSignature, SignatureExpired
+    try:
+        data = _reset_serializer().loads(token, max_age=RESET_MAX_AGE)
+    except SignatureExpired:
+        raise WorkflowError(_("This link has expired. Ask for a new one."), 400)
+    except BadSignature:
+        raise WorkflowError(_("This link is not valid. Ask for a new one."), 400)
+    uid = data.get("uid") if isinstance(data, dict) else None
+    user = db.session.get(User, uid) if isinstance(uid, int) else None
+    if user is None or not user.active or data.get("fp") != _password_fingerprint(user):
+        raise WorkflowError(_("This link has already been used or is no longer valid. Ask for a new one."), 400)
+    return user
+
+
+def reset_password(user: User, new: str) -> None:
+    _check_password_policy(new, user.email)
+    user.set_password(new)  # also rotates the session token: every session of the account ends
+    audit.record("auth.password_reset", actor=user, target=user)
     db.session.flush()
 
 

@@ -12,7 +12,8 @@ from ..core.workflow import WorkflowError
 from ..extensions import configured_limit, db, limiter
 from . import operations as ops
 from .sessions import enforce_timeouts, start_session
-from .forms import ChangePasswordForm, LoginForm, OrganizationForm, ProfileForm, RegisterForm
+from .forms import (ChangePasswordForm, ForgotPasswordForm, LoginForm, OrganizationForm, ProfileForm,
+                    RegisterForm, ResetPasswordForm)
 from .models import MembershipRequest, Organization
 
 bp = Blueprint("accounts", __name__)
@@ -125,6 +126,60 @@ def logout():
     session.clear()
     flash(_("You have been logged out."), "info")
     return redirect(url_for("main.index"))
+
+
+def _forgot_refused(_limit):
+    return _form_again("accounts/forgot_password.html", ForgotPasswordForm())
+
+
+def _submitted_reset_email() -> str:
+    return "reset-email:" + ops.normalize_email(request.form.get("email"))[:254]
+
+
+@bp.route("/password/forgot", methods=["GET", "POST"])
+@limiter.limit(configured_limit("RATELIMIT_PASSWORD_RESET"), methods=["POST"], on_breach=_forgot_refused)
+@limiter.limit(configured_limit("RATELIMIT_PASSWORD_RESET"), methods=["POST"], key_func=_submitted_reset_email,
+               on_breach=_forgot_refused)
+def forgot_password():
+    """Ask for a password reset link by email; the answer is the same whether the account exists or not."""
+    if current_user.is_authenticated:
+        return redirect(url_for("accounts.change_password"))
+    form = ForgotPasswordForm()
+    if form.validate_on_submit():
+        ops.request_password_reset(form.email.data)
+        db.session.commit()
+        flash(_("If an account uses this address, we have sent it a link to choose a new password. The link "
+                "works for one hour."), "info")
+        return redirect(url_for("accounts.login"))
+    return render_template("accounts/forgot_password.html", form=form), 400 if request.method == "POST" else 200
+
+
+@bp.route("/password/reset/<token>", methods=["GET", "POST"])
+def reset_password(token: str):
+    """Choose a new password from an emailed link; every session of the account ends."""
+    try:
+        user = ops.user_for_reset_token(token)
+    except WorkflowError as exc:
+        flash(exc.reason, "error")
+        return redirect(url_for("accounts.forgot_password"))
+    form = ResetPasswordForm(email=user.email)
+    if form.validate_on_submit():
+        try:
+            ops.reset_password(user, form.password.data)
+            db.session.commit()
+        except WorkflowError as exc:
+            _refuse(form, exc)
+        else:
+            if current_user.is_authenticated:
+                logout_user()
+            lang = session.get("lang")
+            session.clear()
+            if lang:
+                session["lang"] = lang
+            flash(_("Your password has been changed. Log in with the new one."), "success")
+            return redirect(url_for("accounts.login"))
+    return render_template("accounts/reset_password.html", form=form, token=token), (
+        400 if request.method == "POST" else 200)
 
 
 @bp.route("/profile/password", methods=["GET", "POST"])
