@@ -194,3 +194,16 @@ def test_committed_writes_reach_a_server_without_the_test_transaction(fresh_app)
         state, page = _view(visitor, "/needs")
         assert state == "miss" and "氢燃料电池双极板防腐涂层" in page and "碳纤维复合材料回收工艺" in page
         assert _view(visitor, "/needs")[0] == "hit"
+
+
+def test_a_session_seen_from_another_browser_takes_the_normal_path(client_as, firm_and_need):
+    """When the session cookie arrives from another browser (Flask-Login's session identifier differs), is the
+    page rendered by the normal path (which marks the session non-fresh) instead of replayed?"""
+    _firm, need = firm_and_need
+    client = _settled(client_as("expert"))
+    assert [_view(client, f"/needs/{need.id}")[0] for _ in range(2)] == ["miss", "hit"]
+    with client.session_transaction() as session:
+        session["_id"] = "identifier-of-another-browser"
+    assert [_view(client, f"/needs/{need.id}")[0] for _ in range(2)] == [None, None]
+    with client.session_transaction() as session:
+        assert session.get("_fresh") is False

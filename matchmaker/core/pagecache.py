@@ -113,7 +113,10 @@ def _session_is_cacheable() -> bool:
     if "_flashes" in session:
         return False
     if "_user_id" in session:
-        return current_and_settled()
+        # Flask-Login's session protection would mark a session seen from another address/browser
+        # non-fresh (a session change): leave those to the normal path
+        identifier = current_app.login_manager._session_identifier_generator()
+        return current_and_settled() and session.get("_id", identifier) == identifier
     # a remember-me cookie without a session signs the visitor in on this request: the session will change
     return current_app.config.get("REMEMBER_COOKIE_NAME", COOKIE_NAME) not in request.cookies
 
