@@ -62,4 +62,21 @@ def configure_sqlite(engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):
-        conn.exec_driver_sql("BEGIN")
+        # A request that may write takes the write lock when its transaction starts. Begun as a read, a
+        # transaction that writes later cannot wait for the lock (SQLite reports the deadlock at once as
+        # "database is locked") whenever another connection, e.g. the index worker, is committing.
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if _request_may_write() else "BEGIN")
+
+
+def read_only_request(view):
+    """Mark a POST view that never writes (e.g. it runs the model for seconds): on SQLite it must not hold
+    the write lock meanwhile."""
+    view.read_only_request = True
+    return view
+
+
+def _request_may_write() -> bool:
+    from flask import has_request_context, request
+    if not has_request_context() or request.method in ("GET", "HEAD", "OPTIONS"):
+        return False
+    return not getattr(current_app.view_functions.get(request.endpoint), "read_only_request", False)

@@ -10,6 +10,7 @@ from .. import matching_service as ms
 from . import cache as match_cache
 from ..core.enums import CoopMode, HubCity, Industry, Language
 from ..core.pagecache import cached_page
+from ..extensions import read_only_request
 from ..listings.models import Need
 from ..listings.views import load_listing
 
@@ -67,6 +68,7 @@ def for_me():
 
 @bp.post("/assist/need")
 @login_required
+@read_only_request
 def assist_need():
     """Posting assistant (JSON): possible duplicates among published needs and vagueness warnings."""
     from ..matching.text import vagueness
