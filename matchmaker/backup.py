@@ -215,9 +215,8 @@ def restore_backup(path: str | os.PathLike, force: bool = False) -> dict[str, in
             counts[table.name] = len(rows)
         if conn.dialect.name == "postgresql":
             _reset_sequences(conn)
-        from .core.data_version import DataVersion
-        version = DataVersion.__table__
-        conn.execute(version.update().values(n=version.c.n + 1))
+        from .core import data_version
+        data_version.bump(conn)
     return counts
 
 

@@ -11,14 +11,16 @@ from urllib.parse import urlsplit
 
 from argon2 import PasswordHasher
 from argon2.exceptions import VerificationError
+from flask import current_app, request, url_for
 from flask_babel import gettext as _
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 
 from ..core import audit
 from ..core.enums import HubCity, Industry, Language, OrgKind, Role
 from ..core.time import utcnow
-from ..core.workflow import WorkflowError
+from ..core.workflow import WorkflowError, after_commit
 from ..extensions import db
 from .models import ExpertProfile, Membership, MembershipRequest, Organization, User
 
@@ -320,8 +322,6 @@ _RESET_SALT = "matchmaker.password-reset"
 
 
 def _reset_serializer():
-    from flask import current_app
-    from itsdangerous import URLSafeTimedSerializer
     return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=_RESET_SALT)
 
 
@@ -340,13 +340,10 @@ def request_password_reset(email: str) -> User | None:
     user = db.session.scalar(db.select(User).filter_by(email=normalize_email(email)))
     if user is None or not user.active:
         return None
-    from flask import current_app, url_for
-    from ..core.workflow import after_commit
     from ..notifications.operations import send_email
     path = url_for("accounts.reset_password", token=password_reset_token(user))
     base = current_app.config.get("PUBLIC_URL") or ""
     if not base and current_app.config.get("ENV_NAME") != "production":
-        from flask import request
         base = request.host_url.rstrip("/")  # development convenience; production links use PUBLIC_URL only
     link = base + path
     subject = _("Choose a new Matchmaker password")
@@ -365,7 +362,6 @@ def request_password_reset(email: str) -> User | None:
 
 def user_for_reset_token(token: str) -> User:
     """The account a reset link is for; WorkflowError (400) when it is forged, expired, used or superseded."""
-    from itsdangerous import BadSignature, SignatureExpired
     try:
         data = _reset_serializer().loads(token, max_age=RESET_MAX_AGE)
     except SignatureExpired:

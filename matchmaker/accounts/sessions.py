@@ -26,30 +26,45 @@ def _now() -> float:
     return utcnow().timestamp()
 
 
-def start_session(user, remember: bool = False) -> None:
-    """A fresh session for ``user`` (nothing from the anonymous session survives except the language)."""
+def clear_keeping_language() -> None:
+    """Empty the session; only the visitor's language choice survives."""
     lang = session.get("lang")
     session.clear()
     if lang:
         session["lang"] = lang
+
+
+def start_session(user, remember: bool = False) -> None:
+    """A fresh session for ``user`` (nothing from the anonymous session survives except the language)."""
+    clear_keeping_language()
     login_user(user, remember=remember)
     session[LOGIN_AT] = session[SEEN_AT] = _now()
+
+
+def _over(login_at: float, seen_at: float, now: float) -> str | None:
+    """'absolute' or 'idle' when a session with these stamps has ended, else None."""
+    config = current_app.config
+    if now - login_at > config["SESSION_MAX_HOURS"] * 3600:
+        return "absolute"
+    if now - seen_at > config["SESSION_IDLE_MINUTES"] * 60:
+        return "idle"
+    return None
+
+
+def _seen_update_due(seen_at: float, now: float) -> bool:
+    return now - seen_at >= SEEN_RESOLUTION.total_seconds()
 
 
 def expiry_reason() -> str | None:
     """'idle' or 'absolute' when the current signed-in session is over, else None (and it is marked seen)."""
     now = _now()
-    config = current_app.config
     # sessions begun before timeouts existed, or restored from a remember-me cookie, start their clock now
     login_at = session.setdefault(LOGIN_AT, now)
     seen_at = session.get(SEEN_AT, now)
-    if now - login_at > config["SESSION_MAX_HOURS"] * 3600:
-        return "absolute"
-    if now - seen_at > config["SESSION_IDLE_MINUTES"] * 60:
-        return "idle"
-    if SEEN_AT not in session or now - seen_at >= SEEN_RESOLUTION.total_seconds():
+    reason = _over(login_at, seen_at, now)
+    if reason is None and (SEEN_AT not in session or _seen_update_due(seen_at, now)):
         session[SEEN_AT] = now
-    return None
+    return reason
 
 
 def current_and_settled() -> bool:
@@ -58,10 +73,8 @@ def current_and_settled() -> bool:
     login_at, seen_at = session.get(LOGIN_AT), session.get(SEEN_AT)
     if login_at is None or seen_at is None:
         return False
-    now, config = _now(), current_app.config
-    return (now - login_at <= config["SESSION_MAX_HOURS"] * 3600
-            and now - seen_at <= config["SESSION_IDLE_MINUTES"] * 60
-            and now - seen_at < SEEN_RESOLUTION.total_seconds())
+    now = _now()
+    return _over(login_at, seen_at, now) is None and not _seen_update_due(seen_at, now)
 
 
 def enforce_timeouts():

@@ -11,7 +11,7 @@ from ..core.enums import OrgKind
 from ..core.workflow import WorkflowError
 from ..extensions import configured_limit, db, limiter
 from . import operations as ops
-from .sessions import enforce_timeouts, start_session
+from .sessions import clear_keeping_language, enforce_timeouts, start_session
 from .forms import (ChangePasswordForm, ForgotPasswordForm, LoginForm, OrganizationForm, ProfileForm,
                     RegisterForm, ResetPasswordForm)
 from .models import MembershipRequest, Organization
@@ -172,10 +172,7 @@ def reset_password(token: str):
         else:
             if current_user.is_authenticated:
                 logout_user()
-            lang = session.get("lang")
-            session.clear()
-            if lang:
-                session["lang"] = lang
+            clear_keeping_language()
             flash(_("Your password has been changed. Log in with the new one."), "success")
             return redirect(url_for("accounts.login"))
     return render_template("accounts/reset_password.html", form=form, token=token), (

@@ -33,7 +33,13 @@ event.listen(DataVersion.__table__, "after_create",
              DDL("INSERT INTO data_version (id, n) VALUES (1, 0)"))
 
 
-_READ = select(DataVersion.__table__.c.n).where(DataVersion.__table__.c.id == 1)
+_TABLE = DataVersion.__table__
+_READ = select(_TABLE.c.n).where(_TABLE.c.id == 1)
+
+
+def bump(connection) -> None:
+    """Move the counter on in ``connection``'s transaction (every kept page becomes stale)."""
+    connection.execute(update(_TABLE).where(_TABLE.c.id == 1).values(n=_TABLE.c.n + 1))
 
 
 class _Reader:
@@ -43,6 +49,7 @@ class _Reader:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        # id(engine) → (pid, engine, connection); the engine is held so its id cannot pass to another one
         self._connections: dict[int, tuple[int, Engine, object]] = {}
 
     def read(self, engine: Engine) -> int | None:
@@ -60,7 +67,6 @@ class _Reader:
                 conn.invalidate()
                 del self._connections[id(engine)]
                 raise
-
 
     def _forget(self, engine: Engine) -> None:
         """engine.dispose() closes our connection too (a database being dropped must have none open)."""
@@ -107,8 +113,7 @@ def _bump(session):
     # before_commit runs before the final autoflush, so changes still pending count too
     if session.info.get(_CHANGED) or _pending_changes(session):
         # on the connection, not session.execute: an ORM UPDATE would mark the session changed again
-        session.connection().execute(update(DataVersion.__table__).where(DataVersion.__table__.c.id == 1)
-                                     .values(n=DataVersion.__table__.c.n + 1))
+        bump(session.connection())
 
 
 @event.listens_for(Session, "after_commit")
