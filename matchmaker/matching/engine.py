@@ -15,15 +15,18 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .embedders import Embedder, load_embedder
+from .embedders import Embedder, load_embedder, segments_of
 from .index import DEFAULT_APPROX_THRESHOLD, IndexLoadError, IndexMissing, VectorIndex, read_meta
 from .lexical import LexicalIndex
-from .ranking import Evidence, Match, RankParams, aggregate, fuse
+from .ranking import Evidence, Match, RankParams, aggregate, centre, fuse, neighbour_bonus
 from .text import detect_lang, key_terms, split_sentences, tokenize, vagueness  # noqa: F401 (re-export)
 
 KINDS = ("need", "capability")
 DOC_SENTENCES = 40    # sentences of a doc considered for evidence
 QUERY_SENTENCES = 20
+QUERY_MEAN_SAMPLE = 256   # listings per language encoded as queries for the query-side mean
+QUERY_MEAN_DRIFT = 0.25   # recompute a group's query-side mean once its size moved this much
+QUERY_MEAN_MIN = 20       # fewer listings than this estimate no mean (a handful would hold the query itself)
 
 
 @dataclass
@@ -48,28 +51,42 @@ class _Kind:
         self.texts: dict[int, str] = {}
         self.langs: dict[int, str] = {}
         self.sentences: dict[int, np.ndarray] = {}  # doc id -> float16 vectors of its evidence sentences
+        # language group ('*' = all) -> mean of a sample of this kind's texts encoded as *queries*, and
+        # the group's size then: the query-side population mean when this kind's listings search
+        self.query_means: dict[str, np.ndarray] = {}
+        self.query_means_size: dict[str, int] = {}
         self.version: str | None = None
-        self._bg: dict[str, tuple[np.ndarray, np.ndarray]] | None = None  # group -> (lexical rows, vectors)
+        # group -> (lexical rows, centred vectors, mean vector) of the background sample
+        self._bg: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
 
     def invalidate(self) -> None:
         self._bg = None
 
-    def background(self, size: int, min_group: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """Per language group: (lexical rows, vectors) of a fixed random sample; '*' pools all groups."""
+    def groups(self, min_group: int) -> dict[str, list[int]]:
+        """Doc ids per language group large enough to stand alone, plus '*' with every doc."""
+        by_lang: dict[str, list[int]] = {}
+        for doc_id, lang in self.langs.items():
+            by_lang.setdefault(lang, []).append(doc_id)
+        groups = {g: ids for g, ids in by_lang.items() if len(ids) >= min_group}
+        groups["*"] = list(self.langs)
+        return groups
+
+    def background(self, size: int, min_group: int, segments, centred: bool
+                   ) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
+        """Per language group: (lexical rows, vectors, mean) of a fixed random sample; '*' pools all.
+
+        With `centred` the vectors come back centred on the sample's mean (which estimates the group's)."""
         if self._bg is None:
             rng = np.random.default_rng(0)
-            by_lang: dict[str, list[int]] = {}
-            for doc_id, lang in self.langs.items():
-                by_lang.setdefault(lang, []).append(doc_id)
-            groups = {g: ids for g, ids in by_lang.items() if len(ids) >= min_group}
-            groups["*"] = list(self.langs)
             bg = {}
-            for g, ids in groups.items():
+            for g, ids in self.groups(min_group).items():
                 ids_arr = np.asarray(sorted(ids), np.int64)
                 if len(ids_arr) > size:
                     ids_arr = np.sort(rng.choice(ids_arr, size, replace=False))
                 rows = np.asarray([self.lexical.row_of[int(i)] for i in ids_arr], np.int64)
-                bg[g] = (rows, self.vectors.reconstruct(ids_arr))
+                vecs = self.vectors.reconstruct(ids_arr)
+                mean = vecs.mean(0) if centred and len(vecs) else None
+                bg[g] = (rows, centre(vecs, mean, segments), mean)
             self._bg = bg
         return self._bg
 
@@ -112,6 +129,8 @@ class MatchEngine:
             st = self._new_kind()
             st.vectors, st.lexical, st.texts, st.langs = vectors, state["lexical"], state["texts"], state["langs"]
             st.sentences = state.get("sentences", {})  # indexes saved before sentence vectors: computed on use
+            st.query_means = state.get("query_means", {})  # saved before centring: computed on first search
+            st.query_means_size = state.get("query_means_size", {})
             st.version = meta.version
             if len(st.texts) != len(vectors):
                 raise IndexLoadError(f"{kind}: {len(st.texts)} texts but {len(vectors)} vectors")
@@ -131,7 +150,8 @@ class MatchEngine:
         with self._lock:
             st = self._kinds[kind]
             docs = pickle.dumps({"lexical": st.lexical, "texts": st.texts, "langs": st.langs,
-                                 "sentences": st.sentences}, protocol=pickle.HIGHEST_PROTOCOL)
+                                 "sentences": st.sentences, "query_means": st.query_means,
+                                 "query_means_size": st.query_means_size}, protocol=pickle.HIGHEST_PROTOCOL)
             meta = st.vectors.save(self.index_dir, kind, extra_files={"docs": docs})
             st.version = meta.version
             self.load_status[kind] = "ok"
@@ -187,7 +207,48 @@ class MatchEngine:
             bar.update(len(chunk))
         bar.close()
         if save:
+            self.save(kind)  # the new docs are matchable now; the query-side means may follow
+        if self._refresh_query_means(st) and save:
             self.save(kind)
+
+    def _refresh_query_means(self, st: _Kind) -> bool:
+        """Re-encode (as queries) a sample of each language whose size drifted since its mean was taken.
+
+        Sampling by a fixed hash of the id keeps the sample stable as listings come and go, so a
+        mean changes only when the population does."""
+        if not self.params.centre:
+            return False
+        with self._lock:
+            by_lang: dict[str, list[int]] = {}
+            for doc_id, lang in st.langs.items():
+                by_lang.setdefault(lang, []).append(doc_id)
+            stale = {lang: sorted(ids, key=lambda i: (i * 2654435761) % 4294967296)[:QUERY_MEAN_SAMPLE]
+                     for lang, ids in by_lang.items()
+                     if lang not in st.query_means
+                     or abs(len(ids) - st.query_means_size.get(lang, 0)) > QUERY_MEAN_DRIFT * st.query_means_size[lang]}
+            texts = {lang: [st.texts[i] for i in ids] for lang, ids in stale.items()}
+            gone = set(st.query_means) - set(by_lang)
+        if not stale and not gone:
+            return False
+        means = {lang: self.embedder.encode_queries(t).mean(0) for lang, t in texts.items()}  # outside the lock
+        with self._lock:
+            for lang in gone:
+                st.query_means.pop(lang, None)
+                st.query_means_size.pop(lang, None)
+            for lang, mean in means.items():
+                st.query_means[lang] = mean.astype(np.float32)
+                st.query_means_size[lang] = len(by_lang[lang])
+        return True
+
+    def _query_mean(self, st: _Kind, lang: str) -> np.ndarray | None:
+        """The query-side population mean for a query text of `lang`: its language's, if that group is
+        large enough, else the size-weighted mean of all languages; None while the population is small."""
+        if sum(st.query_means_size.values()) < QUERY_MEAN_MIN:
+            return None
+        if st.query_means_size.get(lang, 0) >= QUERY_MEAN_MIN:
+            return st.query_means[lang]
+        sizes = np.array([st.query_means_size[g] for g in st.query_means], np.float32)
+        return (np.stack(list(st.query_means.values())) * sizes[:, None]).sum(0) / max(float(sizes.sum()), 1.0)
 
     def remove(self, kind: str, doc_id: int, save: bool = True) -> bool:
         st = self._kind(kind)
@@ -199,6 +260,8 @@ class MatchEngine:
             st.sentences.pop(int(doc_id), None)
             st.invalidate()
         if save and found:
+            self.save(kind)
+        if found and self._refresh_query_means(st) and save:
             self.save(kind)
         return found
 
@@ -239,11 +302,14 @@ class MatchEngine:
 
     def search(self, kind: str, query_texts: Sequence[str] | str, k: int = 10,
                allowed_ids: Iterable[int] | None = None, query_lang: str | None = None,
-               evidence: bool = True, query_vectors: np.ndarray | None = None) -> list[Match]:
+               evidence: bool = True, query_vectors: np.ndarray | None = None,
+               query_kind: str | None = None) -> list[Match]:
         """Rank docs of `kind` for a query made of one or several texts (a profile).
 
         allowed_ids: the hard filters, computed by the caller (None = everything).
         query_lang: informational; each doc is calibrated against its own language group.
+        query_kind: the population the query comes from, whose mean centres the query; by default
+        the other kind (a need searching capabilities is centred on the needs).
         """
         if isinstance(query_texts, str):
             query_texts = [query_texts]
@@ -253,37 +319,49 @@ class MatchEngine:
             return []
         qv = query_vectors if query_vectors is not None else self.embedder.encode_queries(query_texts)
         p = self.params
+        segments = segments_of(self.embedder)
         allowed = None if allowed_ids is None else {int(i) for i in allowed_ids}
+        qst = self._kind(query_kind or next(k_ for k_ in KINDS if k_ != kind))
+        if p.centre and qst.texts and not qst.query_means:
+            self._refresh_query_means(qst)  # an index saved before centring existed
         with self._lock:
             lex = [st.lexical.score_rows(text) for text in query_texts]
             cand = self._candidates(st, qv, lex, allowed, p)
             if not len(cand):
                 return []
-            bg = st.background(p.background, p.min_group)
+            bg = st.background(p.background, p.min_group, segments, p.centre)
             cvecs = st.vectors.reconstruct(cand)
             groups = np.array([st.langs.get(int(i), "other") for i in cand])
             rows_c = np.array([st.lexical.row_of[int(i)] for i in cand])
+            raw_cos = qv @ cvecs.T                                     # (texts, cands), shown as evidence
+            if p.centre:
+                cvecs = centre(cvecs, np.stack([bg[g if g in bg else "*"][2] for g in groups]), segments)
+                zero = np.zeros(qv.shape[1], np.float32)
+                qv = centre(qv, np.stack([_or(self._query_mean(qst, detect_lang(text)), zero)
+                                          for text in query_texts]), segments)
             per_text = []
-            raw_dense, raw_lex = [], []
+            raw_lex = []
             dense_all = qv @ cvecs.T                                   # (texts, cands)
-            bg_dense_all = {g: qv @ v.T for g, (rows, v) in bg.items()}  # one product per group
+            bg_dense_all = {g: qv @ v.T for g, (rows, v, mean) in bg.items()}  # one product per group
             for t, lex_rows in enumerate(lex):
                 dense_c, lex_c = dense_all[t], lex_rows[rows_c]
                 bg_d = {g: m[t] for g, m in bg_dense_all.items()}
-                bg_l = {g: lex_rows[rows] for g, (rows, v) in bg.items()}
+                bg_l = {g: lex_rows[rows] for g, (rows, v, mean) in bg.items()}
                 per_text.append(fuse(dense_c, lex_c, groups, bg_d, bg_l, p))
-                raw_dense.append(dense_c)
                 raw_lex.append(lex_c)
             agg = aggregate(per_text, p.aggregate)
+            agg["neighbours"] = neighbour_bonus(agg["score"], cvecs, p)
+            agg["score"] = agg["score"] + agg["neighbours"]
             order = np.argsort(-agg["score"], kind="stable")[:k]
             best_text = np.stack([pt["score"] for pt in per_text]).argmax(0)
             matches = []
             for j in order:
                 doc_id, bt = int(cand[j]), int(best_text[j])
                 m = Match(doc_id=doc_id, score=float(agg["score"][j]),
-                          components={c: float(agg[c][j]) for c in ("dense", "lexical", "calibration")},
+                          components={c: float(agg[c][j])
+                                      for c in ("dense", "lexical", "calibration", "neighbours")},
                           lang=str(groups[j]),
-                          raw={"cosine": float(raw_dense[bt][j]), "bm25": float(raw_lex[bt][j])})
+                          raw={"cosine": float(raw_cos[bt][j]), "bm25": float(raw_lex[bt][j])})
                 if evidence:
                     m.evidence = self._evidence(st, doc_id, query_texts, bt)
                 matches.append(m)
@@ -353,6 +431,10 @@ class MatchEngine:
         terms = key_terms(" ".join(query_texts), st.lexical.terms_of(doc_id))[:10]
         return Evidence(query_sentence=qs[best[0]] if qs else "", doc_sentence=ds[best[1]] if ds else "",
                         sentence_similarity=round(sim, 4), shared_terms=terms, query_text_index=text_index)
+
+
+def _or(value: np.ndarray | None, default: np.ndarray) -> np.ndarray:
+    return default if value is None else value
 
 
 def _count(values: Iterable[str]) -> dict[str, int]:

@@ -187,11 +187,22 @@ def pairwise_accuracy(scores: dict[str, float], rel: dict[str, int]) -> tuple[fl
     return correct, pairs
 
 
+def build_engine(data: BeirData, embedder: Embedder, params: RankParams | None = None,
+                 progress: bool = False) -> MatchEngine:
+    """An in-memory engine with the corpus as capabilities and the queries as the needs.
+
+    The queries play the platform's needs: as there, their population's mean centres each query."""
+    engine = MatchEngine(None, embedder=embedder, params=params, sentence_vectors=False)
+    engine.rebuild("capability", data.docs, progress=progress)
+    population = [t for texts in data.queries.values() for t in texts]
+    engine.rebuild("need", [Doc(i, "", t) for i, t in enumerate(population)], progress=progress)
+    return engine
+
+
 def evaluate(data: BeirData, embedder: Embedder, params: RankParams | None = None,
              rerank_judged: bool = False, progress: bool = False) -> dict:
     t0 = time.time()
-    engine = MatchEngine(None, embedder=embedder, params=params, sentence_vectors=False)
-    engine.rebuild("capability", data.docs, progress=progress)
+    engine = build_engine(data, embedder, params, progress)
     index_of = {d: i for i, d in enumerate(data.doc_ids)}
     judged = [q for q in data.queries if any(g > 0 for g in data.qrels.get(q, {}).values())]
     flat = [t for q in judged for t in data.queries[q]]

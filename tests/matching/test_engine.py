@@ -1,5 +1,6 @@
 import time
 
+import numpy as np
 import pytest
 
 from matchmaker.matching.engine import Doc, MatchEngine, detect_lang, vagueness
@@ -32,7 +33,7 @@ def test_search_finds_cross_language_match_with_evidence(engine):
     res = engine.search("capability", ["希望用深度学习机器视觉代替人工目检，自动发现产品表面缺陷"], k=3)
     assert res[0].doc_id == 2 and res[0].lang == "en"
     m = res[0].to_dict()
-    assert set(m["components"]) == {"dense", "lexical", "calibration"}
+    assert set(m["components"]) == {"dense", "lexical", "calibration", "neighbours"}
     assert m["score"] == pytest.approx(sum(m["components"].values()), abs=1e-4)
     ev = m["evidence"]
     assert ev["doc_sentence"].startswith("Our lab builds") and ev["query_sentence"]
@@ -93,6 +94,44 @@ def test_status_and_refresh_between_workers(engine, default_embedder):
     assert other.refresh_if_changed() == ["capability"]
     assert other.status()["capability"]["count"] == len(CAPS) + 1
     engine.remove("capability", 7)
+
+
+NEEDS = [Doc(100 + i, "", t) for i, t in enumerate([
+    "锂电池低温放电性能差，需要改进电解液", "产品表面划痕靠人工目检，漏检多", "印染废水色度超标，需要脱色技术",
+    "中药材有效成分提取率低", "光伏板积灰导致发电量下降", "鱼塘缺氧导致鱼类死亡", "注塑件缩痕翘曲严重",
+    "风电叶片人工巡检危险", "合同风险条款需要自动识别", "果园打药人工成本高", "锅炉氮氧化物排放超标",
+    "餐厨垃圾需要资源化利用", "汽车零部件需要减重", "冷链运输中水果损耗大", "泵的轴承经常突然损坏",
+    "钢结构焊缝检测效率低", "芯片封装散热不足", "污泥脱水能耗高", "茶叶加工品质不稳定", "数控机床精度下降",
+    "建筑工地安全帽佩戴难监管", "变压器故障难以提前发现"])]
+
+
+def test_query_side_mean_comes_from_the_other_kind_and_is_saved(tmp_path, default_embedder):
+    """Is a need centred on the needs' population (encoded as queries) once that population is large
+    enough, kept across a reload, and recomputed only when a language group grew by over a quarter?"""
+    eng = MatchEngine(tmp_path, embedder=default_embedder)
+    eng.rebuild("capability", CAPS)
+    eng.rebuild("need", NEEDS[:6])
+    need = eng._kinds["need"]
+    assert need.query_means_size == {"zh": 6} and eng._query_mean(need, "zh") is None  # too few to estimate
+    before = eng.search("capability", ["产品表面划痕靠人工目检"], k=3, evidence=False)
+
+    eng.rebuild("need", NEEDS)
+    assert need is not eng._kinds["need"]
+    need = eng._kinds["need"]
+    assert need.query_means_size == {"zh": 22}
+    expected = default_embedder.encode_queries([d.text for d in NEEDS]).mean(0)
+    assert np.allclose(eng._query_mean(need, "zh"), expected, atol=1e-5)
+    assert np.allclose(eng._query_mean(need, "en"), expected, atol=1e-5)  # no English needs: the pooled mean
+    after = eng.search("capability", ["产品表面划痕靠人工目检"], k=3, evidence=False)
+    assert before[0].doc_id == after[0].doc_id == 2 and after[0].score != before[0].score
+
+    reloaded = MatchEngine(tmp_path, embedder=default_embedder)
+    assert np.array_equal(reloaded._kinds["need"].query_means["zh"], need.query_means["zh"])
+
+    eng.upsert_many("need", [Doc(130 + i, "", f"需求{i}：提高生产线良品率") for i in range(5)])  # 27 vs 22
+    assert need.query_means_size == {"zh": 22}
+    eng.upsert("need", Doc(140, "", "需要降低污水处理电耗"))                                   # 28 > 22 x 1.25
+    assert need.query_means_size == {"zh": 28}
 
 
 def test_model_change_forces_rebuild(engine, use_embedder):

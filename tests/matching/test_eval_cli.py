@@ -68,6 +68,20 @@ def test_eval_rerank_judged_pairwise(beir, default_embedder):
     assert out["pairwise_accuracy"] == 1.0 and out["ndcg@10"] == 1.0
 
 
+def test_eval_param_overrides_reach_the_ranking(beir, default_embedder):
+    """Does `--param` switch a ranking parameter (the ablations in docs/benchmarks.md) and refuse unknown
+    names or values with a usage error?"""
+    args = ["--corpus", beir / "corpus.jsonl", "--queries", beir / "queries.jsonl", "--qrels", beir / "qrels.tsv",
+            "--json", "--rerank-judged"]
+    ok = _run(args + ["--param", "w_dense=0", "--param", "centre=false", "--param", "smooth_weight=0"])
+    assert ok.exit_code == 0, ok.output
+    assert json.loads(ok.stdout.strip().splitlines()[-1])["pairwise_accuracy"] == 1.0  # words alone order q2
+    for bad, needle in (("smoothness=1", "NAME one of"), ("centre=maybe", "not a bool"), ("w_dense=high", "float"),
+                        ("w_dense", "NAME=VALUE")):
+        res = _run(args + ["--param", bad])
+        assert res.exit_code == 2 and needle in res.output and "Traceback" not in res.output, res.output
+
+
 @pytest.mark.parametrize("corpus,queries,qrels,needle", [
     ('{"_id": "d1", "text": "ok"}\n{"_id": "d2", "text": \n', None, None, "corpus.jsonl:2"),
     ('{"_id": "d1", "text": 5}\n', None, None, "corpus.jsonl:1"),
