@@ -389,7 +389,7 @@ class MatchEngine:
         allowed = None
         if exclude_id is not None:
             allowed = [i for i in self._kind(kind).texts if i != int(exclude_id)]
-        return self.search(kind, [text], k=k, allowed_ids=allowed)
+        return self.search(kind, [text], k=k, allowed_ids=allowed, query_kind=kind)  # a draft of the same kind
 
     # -- evidence --------------------------------------------------------
     def _sentence_vectors(self, sentences: list[str]) -> np.ndarray:
