@@ -262,6 +262,44 @@ def bench_embed(texts_path, n, model, as_json):
            "load_s": round(load_s, 1)}, as_json)
 
 
+@bench_group.command("rank")
+@click.option("--corpus", required=True, type=click.Path(dir_okay=False), help="BEIR corpus.jsonl (the capabilities)")
+@click.option("--queries", required=True, type=click.Path(dir_okay=False), help="BEIR queries.jsonl (the needs)")
+@click.option("--n", "n", type=click.IntRange(1), default=300, show_default=True, help="queries timed")
+@click.option("--evidence", is_flag=True,
+              help="include the evidence step (docs' sentences embedded at build time, as the indexer does)")
+@click.option("--model", default=None, help="embedder spec (default: the platform default)")
+@click.option("--embed-cache", default=None, type=click.Path(file_okay=False),
+              help=f"reuse vectors across runs (env {ENV_EMBED_CACHE})")
+@click.option("--param", "overrides", multiple=True, metavar="NAME=VALUE", help="ranking parameter override")
+@click.option("--json", "as_json", is_flag=True)
+def bench_rank(corpus, queries, n, evidence, model, embed_cache, overrides, as_json):
+    """Latency of one ranking (shortlists, centring, fusion, smoothing) with the query already embedded."""
+    from .evaluation import BeirData, EvalInputError, build_engine, load_corpus, load_queries
+    from .ranking import RankParams
+
+    params = _rank_params(RankParams(), overrides)
+    try:
+        doc_ids, docs, notes = load_corpus(Path(corpus))
+        qs = load_queries(Path(queries), notes)
+    except EvalInputError as exc:
+        raise click.UsageError(str(exc)) from None
+    emb = _embedder(model, embed_cache)
+    engine = build_engine(BeirData(doc_ids, docs, qs, {}, notes), emb, params, sentence_vectors=evidence)
+    texts = [t for t in (ts[0] for ts in qs.values() if ts)][:n + 10]
+    vecs = emb.encode_queries(texts)
+    times = []
+    for i, text in enumerate(texts):
+        t = time.perf_counter()
+        engine.search("capability", [text], k=10, evidence=evidence, query_vectors=vecs[i:i + 1])
+        times.append((time.perf_counter() - t) * 1000)
+    ms = np.asarray(times[10:] if len(times) > 10 else times)  # the first ten warm caches up
+    _emit({"docs": len(docs), "queries": int(len(ms)), "p50_ms": round(float(np.percentile(ms, 50)), 2),
+           "p95_ms": round(float(np.percentile(ms, 95)), 2), "mean_ms": round(float(ms.mean()), 2),
+           "evidence": evidence, "model": emb.model_id,
+           "load_avg": [round(x, 2) for x in os.getloadavg()]}, as_json)
+
+
 @click.group("matching")
 def matching_cli():
     """Standalone entry point: python -m matchmaker.matching.cli eval|bench ..."""

@@ -72,6 +72,13 @@ def _str(value, what: str, path: Path, lineno: int) -> str:
 
 
 def load_beir(corpus: Path, queries: Path, qrels: Path) -> BeirData:
+    doc_ids, docs, notes = load_corpus(corpus)
+    qs = load_queries(queries, notes)
+    return BeirData(doc_ids, docs, qs, load_qrels(qrels, qs, set(doc_ids), notes), notes)
+
+
+def load_corpus(corpus: Path) -> tuple[list[str], list[Doc], list[str]]:
+    """(BEIR ids, docs numbered 0.., notes) of a corpus file."""
     notes: list[str] = []
     doc_ids: list[str] = []
     docs: list[Doc] = []
@@ -95,7 +102,11 @@ def load_beir(corpus: Path, queries: Path, qrels: Path) -> BeirData:
         notes.append(f"{empty_docs} empty documents")
     if dup_docs:
         notes.append(f"{dup_docs} repeated corpus ids ignored (first occurrence kept)")
+    return doc_ids, docs, notes
 
+
+def load_queries(queries: Path, notes: list[str]) -> dict[str, list[str]]:
+    """Query id -> its texts (several for a profile); repeats and oddities are added to `notes`."""
     qs: dict[str, list[str]] = {}
     dup_q = 0
     for lineno, obj in _jsonl(queries):
@@ -116,7 +127,10 @@ def load_beir(corpus: Path, queries: Path, qrels: Path) -> BeirData:
         raise EvalInputError(f"{queries}: no queries")
     if dup_q:
         notes.append(f"{dup_q} repeated query ids ignored (first occurrence kept)")
+    return qs
 
+
+def load_qrels(qrels: Path, qs: dict[str, list[str]], seen: set[str], notes: list[str]) -> dict[str, dict[str, int]]:
     rels: dict[str, dict[str, int]] = {}
     unknown = 0
     try:
@@ -148,7 +162,7 @@ def load_beir(corpus: Path, queries: Path, qrels: Path) -> BeirData:
     empty_q = [q for q, t in qs.items() if not t and q in rels]
     if empty_q:
         notes.append(f"{len(empty_q)} judged queries have no text (they score 0)")
-    return BeirData(doc_ids, docs, qs, rels, notes)
+    return rels
 
 
 def ndcg_at(ranked: list[str], rel: dict[str, int], k: int = 10) -> float:
@@ -188,11 +202,12 @@ def pairwise_accuracy(scores: dict[str, float], rel: dict[str, int]) -> tuple[fl
 
 
 def build_engine(data: BeirData, embedder: Embedder, params: RankParams | None = None,
-                 progress: bool = False) -> MatchEngine:
+                 progress: bool = False, sentence_vectors: bool = False) -> MatchEngine:
     """An in-memory engine with the corpus as capabilities and the queries as the needs.
 
-    The queries play the platform's needs: as there, their population's mean centres each query."""
-    engine = MatchEngine(None, embedder=embedder, params=params, sentence_vectors=False)
+    The queries play the platform's needs: as there, their population's mean centres each query.
+    sentence_vectors: embed the docs' sentences up front, as the platform's indexer does for evidence."""
+    engine = MatchEngine(None, embedder=embedder, params=params, sentence_vectors=sentence_vectors)
     engine.rebuild("capability", data.docs, progress=progress)
     population = [t for texts in data.queries.values() for t in texts]
     engine.rebuild("need", [Doc(i, "", t) for i, t in enumerate(population)], progress=progress)

@@ -131,3 +131,19 @@ def test_bench_search_small(default_embedder):
     out = json.loads(res.stdout.strip().splitlines()[-1])
     assert {"p50_ms", "p95_ms", "recall@10", "exact_p50_ms", "speedup", "index_mb", "flat_mb", "build_s"} <= set(out)
     assert out["recall@10"] == 1.0
+
+
+def test_bench_rank_reports_latency_with_and_without_evidence(beir, default_embedder):
+    """Does `bench rank` time the ranking over the corpus (with and without the evidence step) and refuse
+    a malformed corpus with a usage error?"""
+    for extra in ([], ["--evidence"]):
+        res = CliRunner().invoke(bench_group, ["rank", "--corpus", str(beir / "corpus.jsonl"), "--queries",
+                                               str(beir / "queries.jsonl"), "--n", "3", "--json", *extra])
+        assert res.exit_code == 0, res.output
+        out = json.loads(res.stdout.strip().splitlines()[-1])
+        assert out["docs"] == 4 and out["queries"] == 3 and out["evidence"] == bool(extra)
+        assert 0 < out["p50_ms"] <= out["p95_ms"]
+    bad = beir / "bad.jsonl"
+    bad.write_text('{"_id": "d1", "text": 5}\n')
+    res = CliRunner().invoke(bench_group, ["rank", "--corpus", str(bad), "--queries", str(beir / "queries.jsonl")])
+    assert res.exit_code == 2 and "bad.jsonl:1" in res.output
