@@ -51,8 +51,8 @@ class _Kind:
         self.texts: dict[int, str] = {}
         self.langs: dict[int, str] = {}
         self.sentences: dict[int, np.ndarray] = {}  # doc id -> float16 vectors of its evidence sentences
-        # language group ('*' = all) -> mean of a sample of this kind's texts encoded as *queries*, and
-        # the group's size then: the query-side population mean when this kind's listings search
+        # language -> mean of a sample of this kind's texts encoded as *queries*, and the language's size
+        # then: the query-side population mean when this kind's listings (or drafts) search
         self.query_means: dict[str, np.ndarray] = {}
         self.query_means_size: dict[str, int] = {}
         self.version: str | None = None
