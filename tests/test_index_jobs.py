@@ -430,10 +430,14 @@ def test_gunicorn_workers_pick_up_what_the_worker_process_indexed(live, tmp_path
         wait_for(lambda: ids["need"] in similar_ids(), timeout=30, step=0.5)  # each ask embeds: CPU
         print(f"\ngunicorn: publish → found by the assistant after {(time.monotonic() - committed) * 1000:.0f} ms")
         lines_before = len(access_log.read_text().splitlines())
-        with ThreadPoolExecutor(2) as pool:
-            answers = list(pool.map(lambda _: similar_ids(), range(12)))
-        assert all(ids["need"] in answer for answer in answers)
-        after = access_log.read_text().splitlines()[lines_before:]
+        # which worker takes a connection is the kernel's choice: ask in rounds (bounded) until both answered
+        for _ in range(5):
+            with ThreadPoolExecutor(2) as pool:
+                answers = list(pool.map(lambda _: similar_ids(), range(12)))
+            assert all(ids["need"] in answer for answer in answers)
+            after = access_log.read_text().splitlines()[lines_before:]
+            if len({line.split()[0] for line in after if "/assist/need 200" in line}) == 2:
+                break
         assert len({line.split()[0] for line in after if "/assist/need 200" in line}) == 2, after
     finally:
         for proc in (web, worker):
