@@ -119,6 +119,7 @@ def reconcile(engine, progress: bool = False) -> dict[str, dict[str, int]]:
         if missing or extra:
             engine.save(kind)
         report[kind] = {"added": len(missing), "removed": len(extra)}
+    engine.refresh_query_means()  # an index saved by an older version may lack them
     return report
 
 

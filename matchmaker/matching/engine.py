@@ -62,12 +62,16 @@ class _Kind:
     def invalidate(self) -> None:
         self._bg = None
 
+    def by_lang(self) -> dict[str, list[int]]:
+        """Doc ids per language."""
+        out: dict[str, list[int]] = {}
+        for doc_id, lang in self.langs.items():
+            out.setdefault(lang, []).append(doc_id)
+        return out
+
     def groups(self, min_group: int) -> dict[str, list[int]]:
         """Doc ids per language group large enough to stand alone, plus '*' with every doc."""
-        by_lang: dict[str, list[int]] = {}
-        for doc_id, lang in self.langs.items():
-            by_lang.setdefault(lang, []).append(doc_id)
-        groups = {g: ids for g, ids in by_lang.items() if len(ids) >= min_group}
+        groups = {g: ids for g, ids in self.by_lang().items() if len(ids) >= min_group}
         groups["*"] = list(self.langs)
         return groups
 
@@ -219,9 +223,7 @@ class MatchEngine:
         if not self.params.centre:
             return False
         with self._lock:
-            by_lang: dict[str, list[int]] = {}
-            for doc_id, lang in st.langs.items():
-                by_lang.setdefault(lang, []).append(doc_id)
+            by_lang = st.by_lang()
             stale = {lang: sorted(ids, key=lambda i: (i * 2654435761) % 4294967296)[:QUERY_MEAN_SAMPLE]
                      for lang, ids in by_lang.items()
                      if lang not in st.query_means
@@ -239,6 +241,14 @@ class MatchEngine:
                 st.query_means[lang] = mean.astype(np.float32)
                 st.query_means_size[lang] = len(by_lang[lang])
         return True
+
+    def refresh_query_means(self, save: bool = True) -> list[str]:
+        """Bring every kind's query-side means up to date (an index saved before they existed has none);
+        returns the kinds whose means changed. Run at startup, so no request pays for the encoding."""
+        changed = [kind for kind, st in self._kinds.items() if self._refresh_query_means(st)]
+        for kind in changed if save else ():
+            self.save(kind)
+        return changed
 
     def _query_mean(self, st: _Kind, lang: str) -> np.ndarray | None:
         """The query-side population mean for a query text of `lang`: its language's, if that group is
@@ -321,9 +331,8 @@ class MatchEngine:
         p = self.params
         segments = segments_of(self.embedder)
         allowed = None if allowed_ids is None else {int(i) for i in allowed_ids}
+        # an index saved before centring existed has no query-side means until refresh_query_means()
         qst = self._kind(query_kind or next(k_ for k_ in KINDS if k_ != kind))
-        if p.centre and qst.texts and not qst.query_means:
-            self._refresh_query_means(qst)  # an index saved before centring existed
         with self._lock:
             lex = [st.lexical.score_rows(text) for text in query_texts]
             cand = self._candidates(st, qv, lex, allowed, p)

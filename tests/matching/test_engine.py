@@ -134,6 +134,25 @@ def test_query_side_mean_comes_from_the_other_kind_and_is_saved(tmp_path, defaul
     assert need.query_means_size == {"zh": 28}
 
 
+def test_an_index_saved_without_query_means_gets_them_at_startup_not_on_a_search(tmp_path, default_embedder):
+    """Does an index saved before query-side means existed search without encoding them on the request
+    path, and does the startup refresh compute and save them?"""
+    eng = MatchEngine(tmp_path, embedder=default_embedder)
+    eng.rebuild("capability", CAPS)
+    eng.rebuild("need", NEEDS)
+    eng._kinds["need"].query_means.clear()
+    eng._kinds["need"].query_means_size.clear()
+    eng.save("need")  # what an older version wrote
+
+    old = MatchEngine(tmp_path, embedder=default_embedder)
+    assert old.search("capability", ["产品表面划痕靠人工目检"], k=1, evidence=False)[0].doc_id == 2
+    assert old._kinds["need"].query_means == {}
+    assert old.refresh_query_means() == ["need"]
+    assert old._kinds["need"].query_means_size == {"zh": 22}
+    assert old.refresh_query_means() == []  # nothing drifted since
+    assert MatchEngine(tmp_path, embedder=default_embedder)._kinds["need"].query_means_size == {"zh": 22}
+
+
 def test_model_change_forces_rebuild(engine, use_embedder):
     """Does an engine with another model refuse the stored index instead of mixing vectors?"""
     other = MatchEngine(engine.index_dir, embedder=use_embedder)
