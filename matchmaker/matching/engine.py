@@ -15,6 +15,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from .bilingual import dictionary, query_terms
 from .embedders import Embedder, load_embedder, segments_of
 from .index import DEFAULT_APPROX_THRESHOLD, IndexLoadError, IndexMissing, VectorIndex, read_meta
 from .lexical import LexicalIndex
@@ -113,6 +114,8 @@ class MatchEngine:
         self._kinds: dict[str, _Kind] = {}
         self._sentence_cache: dict[str, np.ndarray] = {}
         self.load_status: dict[str, str] = {}
+        if self.params.translate:
+            dictionary()  # parsed once per process, here rather than in the first request
         for kind in KINDS:
             self._load(kind)
 
@@ -333,8 +336,9 @@ class MatchEngine:
         allowed = None if allowed_ids is None else {int(i) for i in allowed_ids}
         # an index saved before centring existed has no query-side means until refresh_query_means()
         qst = self._kind(query_kind or next(k_ for k_ in KINDS if k_ != kind))
+        terms = [query_terms(text, p.translate) for text in query_texts]
         with self._lock:
-            lex = [st.lexical.score_rows(text) for text in query_texts]
+            lex = [st.lexical.score_rows(t) for t in terms]
             cand = self._candidates(st, qv, lex, allowed, p)
             if not len(cand):
                 return []
@@ -356,7 +360,7 @@ class MatchEngine:
                 dense_c, lex_c = dense_all[t], lex_rows[rows_c]
                 bg_d = {g: m[t] for g, m in bg_dense_all.items()}
                 bg_l = {g: lex_rows[rows] for g, (rows, v, mean) in bg.items()}
-                per_text.append(fuse(dense_c, lex_c, groups, bg_d, bg_l, p))
+                per_text.append(fuse(dense_c, lex_c, groups, bg_d, bg_l, p, detect_lang(query_texts[t])))
                 raw_lex.append(lex_c)
             agg = aggregate(per_text, p.aggregate)
             agg["neighbours"] = neighbour_bonus(agg["score"], cvecs, p)
@@ -437,7 +441,11 @@ class MatchEngine:
             sim = float(sims[best])
         else:
             best, sim = (0, 0), 0.0
-        terms = key_terms(" ".join(query_texts), st.lexical.terms_of(doc_id))[:10]
+        doc_terms = st.lexical.terms_of(doc_id)
+        terms = key_terms(" ".join(query_texts), doc_terms)
+        if self.params.translate:  # across languages: "无人机 → drone"
+            terms += dictionary().shared_translations(" ".join(query_texts), doc_terms)
+        terms = terms[:10]
         return Evidence(query_sentence=qs[best[0]] if qs else "", doc_sentence=ds[best[1]] if ds else "",
                         sentence_similarity=round(sim, 4), shared_terms=terms, query_text_index=text_index)
 

@@ -40,6 +40,8 @@ class RankParams:
     smooth_k: int = 10            # neighbours per candidate for score smoothing (0 = off)
     smooth_weight: float = 0.3    # share of the neighbours' mean score added
     smooth_pool: int = 400        # smoothing runs among this many best candidates
+    translate: bool = True        # BM25 query terms include their dictionary translations (bilingual.py)
+    cross_lex_cap: float = 6.0    # cap on the lexical z-score when the doc's language is not the query's
 
 
 @dataclass
@@ -78,7 +80,7 @@ def _standardise(x: np.ndarray, ref: np.ndarray) -> np.ndarray:
 
 def fuse(dense: np.ndarray, lexical: np.ndarray, groups: np.ndarray,
          bg_dense: dict[str, np.ndarray], bg_lexical: dict[str, np.ndarray],
-         params: RankParams) -> dict[str, np.ndarray]:
+         params: RankParams, query_lang: str | None = None) -> dict[str, np.ndarray]:
     """Fuse one query text's scores over candidates.
 
     dense, lexical, groups: per candidate. bg_*: per group, the same signals over that
@@ -91,10 +93,13 @@ def fuse(dense: np.ndarray, lexical: np.ndarray, groups: np.ndarray,
         m = groups == g
         key = g if g in bg_dense else "*"
         bd, bl = bg_dense[key], bg_lexical[key]
-        zd, zl = _standardise(dense[m], bd), _standardise(lexical[m], bl)
+        # translated terms are weaker evidence than shared ones: one dictionary hit in a short text
+        # would otherwise stand many deviations above the group
+        cap = params.cross_lex_cap if query_lang not in (None, g, "other") and g not in ("*", "other") else np.inf
+        zd, zl = _standardise(dense[m], bd), np.minimum(_standardise(lexical[m], bl), cap)
         fused = w * zd + (1 - w) * zl
         if params.calibrate:
-            ref = w * _standardise(bd, bd) + (1 - w) * _standardise(bl, bl)
+            ref = w * _standardise(bd, bd) + (1 - w) * np.minimum(_standardise(bl, bl), cap)
             final = _standardise(fused, ref) if ref.std() > 1e-6 else fused
         else:
             final = fused

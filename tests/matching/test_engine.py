@@ -49,6 +49,15 @@ def test_evidence_names_shared_terms_and_best_sentence(engine):
     assert ev.query_sentence == "需要焊缝的无损检测方案。" and "焊缝" in ev.doc_sentence
 
 
+def test_a_cross_language_match_names_the_translated_word_pairs(engine):
+    """Does a Chinese need's English match show which of its words the dictionary found in the English
+    text, since no term is shared verbatim?"""
+    res = engine.search("capability", ["汽车零部件需要减重，考虑复合材料"], k=1)
+    assert res[0].doc_id == 11 and res[0].lang == "en"
+    assert "复合材料 → composite" in res[0].evidence.shared_terms
+    assert res[0].components["lexical"] > 0  # the translated terms count in the score too
+
+
 def test_allowed_ids_are_a_hard_filter(engine):
     """Does the caller's allowed set exclude everything else, even the best match?"""
     res = engine.search("capability", ["表面缺陷视觉检测"], k=5, allowed_ids=[1, 3, 4])

@@ -19,9 +19,9 @@ def smoke_hits(shared_eval, default_embedder):
 
 
 def test_domain_smoke_regression_gate(smoke_hits):
-    """Does the mixed zh/en pool keep its measured level (21/30 top-1) with English answers not left behind?"""
+    """Does the mixed zh/en pool keep its measured level (22/30 top-1) with English answers not left behind?"""
     total = smoke_hits["zh"] + smoke_hits["en"]
-    assert sum(total) >= 20, smoke_hits  # measured 21/30 with the defaults; one flip of slack for float noise
+    assert sum(total) >= 21, smoke_hits  # measured 22/30 with the defaults; one flip of slack for float noise
     rate_zh = sum(smoke_hits["zh"]) / len(smoke_hits["zh"])
     rate_en = sum(smoke_hits["en"]) / len(smoke_hits["en"])
     assert abs(rate_zh - rate_en) <= 0.2, (rate_zh, rate_en)
@@ -40,4 +40,4 @@ def test_xquad_cross_lingual_target(shared_eval, default_embedder, queries, corp
     """Does a question find its paragraph in the other language at nDCG@10 >= 0.92 (the issue's target)?"""
     d = shared_eval / "xquad-dev"
     out = evaluate(load_beir(d / f"{corpus}.jsonl", d / f"{queries}.jsonl", d / f"{qrels}.tsv"), default_embedder)
-    assert out["queries"] == 632 and out["ndcg@10"] >= 0.92, out  # measured 0.946 / 0.941
+    assert out["queries"] == 632 and out["ndcg@10"] >= 0.92, out  # measured 0.957 / 0.951
