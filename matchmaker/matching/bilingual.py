@@ -77,8 +77,8 @@ class Dictionary:
             else:
                 words.extend(tokenize(tok))
         # numbers and acronyms are not translated ("COD" in a wastewater need is no fish)
-        keep = set(tokenize(" ".join(_ACRONYM.findall(unicodedata.normalize("NFKC", text or "")))))
-        words = ["" if w[0].isdigit() or w in keep else w for w in words]
+        untranslated = set(tokenize(" ".join(_ACRONYM.findall(unicodedata.normalize("NFKC", text or "")))))
+        words = ["" if w[0].isdigit() or w in untranslated else w for w in words]
         for n in range(1, MAX_SENSE_TOKENS + 1):
             for i in range(len(words) - n + 1):
                 for head in self.en_zh.get(tuple(words[i:i + n]), ()):
