@@ -4,7 +4,8 @@ from __future__ import annotations
 import re
 
 from browser import WAIT
-from selenium.common.exceptions import ElementClickInterceptedException
+from selenium.common.exceptions import (ElementClickInterceptedException, StaleElementReferenceException,
+                                        WebDriverException)
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -47,6 +48,22 @@ class Page:
         """Click a submit button and wait until the browser has arrived on a URL matching ``url_pattern``."""
         old = self.el("html")
         self.click(self.el(css))
-        self.wait.until(EC.staleness_of(old), f"clicking {css!r} did not load a new page")
+        self.wait.until(_gone(old), f"clicking {css!r} did not load a new page")
         self.wait.until(lambda d: re.search(url_pattern, d.current_url),
                         f"after {css!r} expected a URL matching {url_pattern!r}")
+
+
+def _gone(element):
+    """Like EC.staleness_of, but also counts ChromeDriver's "Node with given id does not belong to the
+    document" (asked while the old document is being torn down) as the page having moved on."""
+    def check(_driver) -> bool:
+        try:
+            element.is_enabled()
+        except StaleElementReferenceException:
+            return True
+        except WebDriverException as exc:
+            if "does not belong to the document" in str(exc):
+                return True
+            raise
+        return False
+    return check
