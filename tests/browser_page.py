@@ -48,12 +48,12 @@ class Page:
         """Click a submit button and wait until the browser has arrived on a URL matching ``url_pattern``."""
         old = self.el("html")
         self.click(self.el(css))
-        self.wait.until(_gone(old), f"clicking {css!r} did not load a new page")
+        self.wait.until(left_page(old), f"clicking {css!r} did not load a new page")
         self.wait.until(lambda d: re.search(url_pattern, d.current_url),
                         f"after {css!r} expected a URL matching {url_pattern!r}")
 
 
-def _gone(element):
+def left_page(element):
     """Like EC.staleness_of, but also counts ChromeDriver's "Node with given id does not belong to the
     document" (asked while the old document is being torn down) as the page having moved on."""
     def check(_driver) -> bool:

@@ -21,7 +21,7 @@ if _MISSING:
     warnings.warn(_MISSING)
     pytest.skip(_MISSING, allow_module_level=True)
 
-from browser_page import Page as BasePage  # noqa: E402
+from browser_page import Page as BasePage, left_page  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
 
@@ -101,7 +101,7 @@ class Page(BasePage):
         link = self.el(f"#facet-{facet} a[href*='{facet}={value}']")
         old = self.el("html")
         self.click(link)
-        self.wait.until(EC.staleness_of(old), f"facet {facet}={value} did not load a new page")
+        self.wait.until(left_page(old), f"facet {facet}={value} did not load a new page")
         self.wait.until(EC.url_contains(f"{facet}={value}"))
         self.el("#result-count")
 
@@ -182,7 +182,7 @@ def _scenario(page: Page) -> None:
     row_link = page.el(f"#queue tr[data-listing-id='{need_id}'][data-kind='needs'] a")
     old = page.el("html")
     page.click(row_link)
-    page.wait.until(EC.staleness_of(old))
+    page.wait.until(left_page(old))
     page.wait.until(EC.url_contains(f"/review/needs/{need_id}"))
     page.submit_with("#publish-form [name='publish']", r"/review/?$")
     assert not page.d.find_elements(By.CSS_SELECTOR, f"#queue tr[data-listing-id='{need_id}']"), \
