@@ -116,11 +116,23 @@ def test_manager_approves_a_join_request(app, client, make):
     assert [(m.organization_id, m.is_manager) for m in user.memberships] == [(firm.id, False)]
     assert join_request.status == "approved" and join_request.decided_by_id == manager.id
     assert client.get(f"/needs/{private.id}").status_code == 200
+    assert f'id="join-request-{join_request.id}"' not in client.get("/profile").get_data(as_text=True)
     assert "org.join_approved" in audit_actions()
     before = count(Membership)
     as_manager.post(f"/organizations/{firm.id}/join-requests/{join_request.id}/decline")
     db.session.refresh(join_request)
     assert count(Membership) == before and join_request.status == "approved"
+
+
+def test_requester_sees_the_join_request_on_their_profile_until_it_is_decided(app, client, make):
+    """Does the requester's profile show the pending request, and "declined" after a manager declines it?"""
+    firm, manager, user, join_request = _requester(client, make)
+    page = client.get("/profile").get_data(as_text=True)
+    assert f'id="join-request-{join_request.id}"' in page and "Join request awaiting its managers" in page
+    assert login(app.test_client(), manager).post(
+        f"/organizations/{firm.id}/join-requests/{join_request.id}/decline").status_code == 302
+    page = client.get("/profile").get_data(as_text=True)
+    assert "Join request declined" in page and "Join request awaiting its managers" not in page
 
 
 def test_join_request_is_decided_by_the_firms_managers_only(app, client, make):

@@ -187,9 +187,17 @@ def _ask_managers(join_request: MembershipRequest) -> None:
 
 
 def pending_join_request(user: User) -> MembershipRequest | None:
-    """The user's open request to join an organization, if any (shown on their pages until decided)."""
+    """The user's open request to join an organization, if any (named in the welcome at registration)."""
     return db.session.scalar(db.select(MembershipRequest).where(
         MembershipRequest.user_id == user.id, MembershipRequest.status == "pending"))
+
+
+def open_join_requests(user: User) -> list[MembershipRequest]:
+    """The user's requests to join organizations that did not make them members (pending or declined),
+    newest first, for their profile page."""
+    return list(db.session.scalars(db.select(MembershipRequest).where(
+        MembershipRequest.user_id == user.id, MembershipRequest.status != "approved")
+        .order_by(MembershipRequest.created_at.desc(), MembershipRequest.id.desc())))
 
 
 def decide_join_request(join_request: MembershipRequest, actor: User, approve: bool) -> None:

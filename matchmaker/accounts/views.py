@@ -233,6 +233,7 @@ def profile():
     elif request.method == "POST":
         status = 400
     return render_template("accounts/profile.html", form=form, user=user, expert=expert,
+                           join_requests=ops.open_join_requests(user),
                            affiliations=_affiliation_names() if expert is not None else []), status
 
 
