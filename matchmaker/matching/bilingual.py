@@ -67,35 +67,25 @@ class Dictionary:
     def expand(self, text: str) -> list[str]:
         """BM25 terms of the other language for `text`: English terms for its Chinese words (every
         dictionary word of 2+ characters found in it), Chinese bigrams for its English words and phrases."""
+        han_runs, words = _split(text)
         out: list[str] = []
-        words: list[str] = []
-        for tok in _TOKEN.findall(normalise(text)):
-            if _HAN_RUN.fullmatch(tok):
-                for i in range(len(tok) - 1):
-                    for j in range(i + 2, min(len(tok), i + MAX_WORD) + 1):
-                        out.extend(self.zh_en.get(tok[i:j], ()))
-            else:
-                words.extend(tokenize(tok))
-        # numbers and acronyms are not translated ("COD" in a wastewater need is no fish)
-        untranslated = set(tokenize(" ".join(_ACRONYM.findall(unicodedata.normalize("NFKC", text or "")))))
-        words = ["" if w[0].isdigit() or w in untranslated else w for w in words]
+        for tok in han_runs:
+            for i in range(len(tok) - 1):
+                for j in range(i + 2, min(len(tok), i + MAX_WORD) + 1):
+                    out.extend(self.zh_en.get(tok[i:j], ()))
         for n in range(1, MAX_SENSE_TOKENS + 1):
             for i in range(len(words) - n + 1):
                 for head in self.en_zh.get(tuple(words[i:i + n]), ()):
                     out.extend(head[k:k + 2] for k in range(len(head) - 1))
         return out
 
-
     def shared_translations(self, query: str, doc_terms: set[str], limit: int = 10) -> list[str]:
         """Evidence for a match across languages: "query word → doc term" pairs where a dictionary
         translation of a query word occurs in the doc (doc_terms: the doc's BM25 terms). Longest
         words first; a word inside one already shown is not repeated."""
+        han_runs, words = _split(query)
         found: list[str] = []
-        words: list[str] = []
-        for tok in _TOKEN.findall(normalise(query)):
-            if not _HAN_RUN.fullmatch(tok):
-                words.extend(tokenize(tok))
-                continue
+        for tok in han_runs:
             i = 0
             while i < len(tok) - 1:
                 step = 1
@@ -118,6 +108,20 @@ class Dictionary:
                         covered |= span
                         break
         return list(dict.fromkeys(found))[:limit]
+
+
+def _split(text: str) -> tuple[list[str], list[str]]:
+    """(Han runs, English BM25 words) of `text`; numbers and acronyms become "" so that no phrase spans
+    them and nothing translates them ("COD" in a wastewater need is no fish)."""
+    han_runs: list[str] = []
+    words: list[str] = []
+    for tok in _TOKEN.findall(normalise(text)):
+        if _HAN_RUN.fullmatch(tok):
+            han_runs.append(tok)
+        else:
+            words.extend(tokenize(tok))
+    untranslated = set(tokenize(" ".join(_ACRONYM.findall(unicodedata.normalize("NFKC", text or "")))))
+    return han_runs, ["" if w[0].isdigit() or w in untranslated else w for w in words]
 
 
 _loaded: Dictionary | None = None

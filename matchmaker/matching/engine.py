@@ -337,6 +337,7 @@ class MatchEngine:
         # an index saved before centring existed has no query-side means until refresh_query_means()
         qst = self._kind(query_kind or next(k_ for k_ in KINDS if k_ != kind))
         terms = [query_terms(text, p.translate) for text in query_texts]
+        query_langs = [detect_lang(text) for text in query_texts]
         with self._lock:
             lex = [st.lexical.score_rows(t) for t in terms]
             cand = self._candidates(st, qv, lex, allowed, p)
@@ -350,8 +351,8 @@ class MatchEngine:
             if p.centre:
                 cvecs = centre(cvecs, np.stack([bg[g if g in bg else "*"][2] for g in groups]), segments)
                 zero = np.zeros(qv.shape[1], np.float32)
-                qv = centre(qv, np.stack([_or(self._query_mean(qst, detect_lang(text)), zero)
-                                          for text in query_texts]), segments)
+                qv = centre(qv, np.stack([_or(self._query_mean(qst, lang), zero) for lang in query_langs]),
+                            segments)
             per_text = []
             raw_lex = []
             dense_all = qv @ cvecs.T                                   # (texts, cands)
@@ -360,7 +361,7 @@ class MatchEngine:
                 dense_c, lex_c = dense_all[t], lex_rows[rows_c]
                 bg_d = {g: m[t] for g, m in bg_dense_all.items()}
                 bg_l = {g: lex_rows[rows] for g, (rows, v, mean) in bg.items()}
-                per_text.append(fuse(dense_c, lex_c, groups, bg_d, bg_l, p, detect_lang(query_texts[t])))
+                per_text.append(fuse(dense_c, lex_c, groups, bg_d, bg_l, p, query_langs[t]))
                 raw_lex.append(lex_c)
             agg = aggregate(per_text, p.aggregate)
             agg["neighbours"] = neighbour_bonus(agg["score"], cvecs, p)
@@ -441,10 +442,10 @@ class MatchEngine:
             sim = float(sims[best])
         else:
             best, sim = (0, 0), 0.0
-        doc_terms = st.lexical.terms_of(doc_id)
-        terms = key_terms(" ".join(query_texts), doc_terms)
+        doc_terms, query = st.lexical.terms_of(doc_id), " ".join(query_texts)
+        terms = key_terms(query, doc_terms)
         if self.params.translate:  # across languages: "无人机 → drone"
-            terms += dictionary().shared_translations(" ".join(query_texts), doc_terms)
+            terms += dictionary().shared_translations(query, doc_terms)
         terms = terms[:10]
         return Evidence(query_sentence=qs[best[0]] if qs else "", doc_sentence=ds[best[1]] if ds else "",
                         sentence_similarity=round(sim, 4), shared_terms=terms, query_text_index=text_index)

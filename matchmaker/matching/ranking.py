@@ -95,7 +95,7 @@ def fuse(dense: np.ndarray, lexical: np.ndarray, groups: np.ndarray,
         bd, bl = bg_dense[key], bg_lexical[key]
         # translated terms are weaker evidence than shared ones: one dictionary hit in a short text
         # would otherwise stand many deviations above the group
-        cap = params.cross_lex_cap if query_lang not in (None, g, "other") and g not in ("*", "other") else np.inf
+        cap = params.cross_lex_cap if query_lang not in (None, "other") and g not in (query_lang, "other") else np.inf
         zd, zl = _standardise(dense[m], bd), np.minimum(_standardise(lexical[m], bl), cap)
         fused = w * zd + (1 - w) * zl
         if params.calibrate:
