@@ -73,7 +73,9 @@ def _register_domain_commands() -> None:
     from .backup import backup_command, restore_command
     from .indexing.cli import worker_command
     from .pairings.cli import digest_command
+    from .vouchers.cli import vouchers_expire
     main.add_command(fairs_expire)
+    main.add_command(vouchers_expire)
     main.add_command(digest_command)
     main.add_command(backup_command)
     main.add_command(restore_command)

@@ -385,3 +385,51 @@ def test_coordinator_issues_through_the_form_and_other_firms_cannot_see_it(vw, c
     refused = client.post("/vouchers/issue", data={"organization_id": vw["firm"].id, "hub_city": "chengdu",
                                                    "amount": "8000", "expires_on": FUTURE.isoformat()})
     assert refused.status_code == 400  # not one of this coordinator's cities
+
+
+def test_one_fen_is_redeemable_and_an_absurd_amount_is_a_400(vw, client_as):
+    """Can the last 0.01 CNY of a voucher be redeemed, and is 1e30 refused by the form (400) rather than a 500?"""
+    v = issue(vw, "100.01")
+    second = signed_pairing(vw["need"], vw["cap2"], vw["coord"])  # one redemption per voucher and contract
+    client = client_as("enterprise")
+    for amount, pairing in (("100", vw["pairing"]), ("0.01", second)):
+        resp = client.post(f"/vouchers/{v.id}/redeem", data={"pairing_id": pairing.id, "amount": amount})
+        assert resp.status_code == 303, (amount, resp.get_data(as_text=True)[:300])
+    db.session.expire_all()
+    assert (db.session.get(Voucher, v.id).balance, db.session.get(Voucher, v.id).status) == (Decimal("0.00"),
+                                                                                            "exhausted")
+    w = issue(vw, "50")
+    resp = client.post(f"/vouchers/{w.id}/redeem", data={"pairing_id": vw["pairing"].id, "amount": "1e30"})
+    assert resp.status_code == 400 and "too large" in resp.get_data(as_text=True)
+    with pytest.raises(WorkflowError, match="too large"):
+        ops.redeem(w, vw["pairing"], Decimal("1e30"), vw["enterprise"])
+    db.session.rollback()
+    assert len(entries(w)) == 1
+
+
+def test_a_coordinator_of_another_hub_city_cannot_open_the_voucher(vw, make, app):
+    """Is a voucher hidden (404) from a coordinator scoped to another hub city, as it is from their index?"""
+    from tests.conftest import login
+    v = issue(vw, "1000")
+    qingdao = login(app.test_client(), make.user(Role.COORDINATOR, hub_city="qingdao"))
+    assert v.code not in qingdao.get("/vouchers").get_data(as_text=True)
+    assert qingdao.get(f"/vouchers/{v.id}").status_code == 404
+    assert login(app.test_client(), vw["coord"]).get(f"/vouchers/{v.id}").status_code == 200
+
+
+def test_a_voucher_past_its_last_day_shows_expired_and_the_daily_command_closes_it(vw, client_as, app):
+    """Does a voucher past its expiry date show as expired with no redeem form, and does
+    `matchmaker vouchers-expire` move its balance out through an expire entry?"""
+    from matchmaker.vouchers.cli import vouchers_expire
+    v = issue(vw, "1000")
+    db.session.execute(text("UPDATE vouchers SET expires_on = :d WHERE id = :i"),
+                       {"d": date.today() - timedelta(days=2), "i": v.id})
+    db.session.commit()
+    page = client_as("enterprise").get(f"/vouchers/{v.id}").get_data(as_text=True)
+    assert 'name="amount"' not in page and "text-bg-dark" in page  # the expired badge
+    result = app.test_cli_runner().invoke(vouchers_expire)
+    assert result.exit_code == 0 and "expired: 1" in result.output
+    db.session.expire_all()
+    v = db.session.get(Voucher, v.id)
+    assert (v.status, v.balance, entries(v)[-1].kind) == ("expired", Decimal("0.00"), "expire")
+    assert_ledger_consistent(v)

@@ -70,10 +70,25 @@ class Voucher(db.Model):
     def can_view(self, user) -> bool:
         if not getattr(user, "is_authenticated", False):
             return False
-        return self.organization_id in user.organization_ids or user.is_coordinator
+        # coordinators see the vouchers of the hub cities they issue for, as on the voucher index
+        return self.organization_id in user.organization_ids or can_issue_for(user, self.hub_city)
 
     def can_redeem(self, user) -> bool:
         return getattr(user, "is_authenticated", False) and self.organization_id in user.organization_ids
+
+    @property
+    def is_past_expiry(self) -> bool:
+        """Past its last day (Beijing time) though ``expire_due`` may not have run yet."""
+        from ..listings.forms import programme_today
+        return self.expires_on < programme_today()
+
+    @property
+    def display_status(self) -> str:
+        """The status to show: an active voucher past its last day is expired even before ``expire_due``
+        has closed its ledger."""
+        if self.status == VoucherStatus.ACTIVE.value and self.is_past_expiry:
+            return VoucherStatus.EXPIRED.value
+        return self.status
 
     def can_administer(self, user) -> bool:
         return can_issue_for(user, self.hub_city)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import date
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
 from flask_babel import gettext as _
 from sqlalchemy import func, select, update
@@ -28,8 +28,11 @@ CENT = Decimal("0.01")
 def _money(value) -> Decimal:
     if value is None:
         raise WorkflowError(_("Give an amount."), 400)
-    amount = Decimal(value).quantize(CENT)
-    if amount <= 0:
+    try:
+        amount = Decimal(value).quantize(CENT)
+    except (InvalidOperation, ValueError, TypeError):  # not a number, or too many digits to keep cents
+        raise WorkflowError(_("The amount is too large."), 400) from None
+    if not amount.is_finite() or amount <= 0:
         raise WorkflowError(_("The amount must be more than zero."), 400)
     return amount
 
