@@ -1,11 +1,11 @@
 """揭榜挂帅 challenges: publishing, bid rules, shortlisting, the one-winner rule, invitations, pages."""
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from matchmaker.challenges import operations as ops
@@ -237,3 +237,45 @@ def test_cancel_needs_a_reason_closes_bids_and_is_final(cw):
         with pytest.raises(WorkflowError):
             attempt()
         db.session.rollback()
+
+
+def test_a_deadline_date_ends_at_midnight_beijing_time(cw, client_as):
+    """Does a deadline chosen as a date close bidding at the end of that day in Beijing (15:59:59 UTC), not
+    eight hours later, and does the page show that day?"""
+    resp = client_as("enterprise").post(f"/challenges/new/{cw['need'].id}",
+                                        data={"reward": "100000", "deadline": "2099-12-11", "terms": "条款"})
+    assert resp.status_code == 303
+    c = db.session.scalars(select(Challenge)).one()
+    assert c.deadline.astimezone(timezone.utc) == datetime(2099, 12, 11, 15, 59, 59, tzinfo=timezone.utc)
+    page = client_as(None).get(f"/challenges/{c.id}").get_data(as_text=True)
+    assert "2099-12-11" in page and "2099-12-12" not in page
+
+
+def test_a_budget_of_zero_is_a_budget(cw, client_as):
+    """Is a bid with budget 0 accepted by the form (the rules allow zero), while an empty budget is refused?"""
+    c = publish(cw)
+    expert = client_as("expert")
+    data = {"approach": "方案", "team_members": "", "timeline_months": "6"}
+    assert expert.post(f"/challenges/{c.id}/bid", data={**data, "budget": ""}).status_code == 400
+    assert expert.post(f"/challenges/{c.id}/bid", data={**data, "budget": "0"}).status_code == 303
+    assert db.session.scalars(select(Bid)).one().budget == Decimal("0.00")
+
+
+def test_a_lost_race_inside_an_action_is_a_warning_not_a_500(cw, client_as, app):
+    """When another request changes the challenge between loading and flushing (version check), does the
+    manage action answer with the 'changed meanwhile' warning and save nothing, instead of a server error?"""
+    from sqlalchemy import event
+    c = publish(cw)
+    cid = c.id
+
+    def bump_version(session, _ctx, _instances):
+        session.execute(text("UPDATE challenges SET version = version + 1 WHERE id = :i"), {"i": cid})
+
+    event.listen(db.session, "before_flush", bump_version)
+    try:
+        resp = client_as("enterprise").post(f"/challenges/{cid}/shortlisting", follow_redirects=True)
+    finally:
+        event.remove(db.session, "before_flush", bump_version)
+    assert resp.status_code == 200 and "该榜单已被他人修改" in resp.get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(Challenge, cid).status == "open"

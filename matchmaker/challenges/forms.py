@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import DateField, SubmitField, TextAreaField
-from wtforms.validators import DataRequired, Length, NumberRange, Optional
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
 from ..listings.forms import FiniteDecimalField, WholeNumberField, clean_text
 
@@ -25,7 +25,7 @@ class BidForm(FlaskForm):
     team_members = TextAreaField(_l("Team members"), filters=[clean_text], validators=[Optional(),
                                                                                        Length(max=3000)])
     budget = FiniteDecimalField(_l("Budget (CNY)"), places=2, validators=[
-        DataRequired(message=_l("Give a budget.")), NumberRange(min=0, max=10**11)])
+        InputRequired(message=_l("Give a budget.")), NumberRange(min=0, max=10**11)])  # 0 is a budget
     timeline_months = WholeNumberField(_l("Timeline (months)"), validators=[
         DataRequired(message=_l("Give a timeline.")),
         NumberRange(min=1, max=120, message=_l("Between 1 and 120 months."))])

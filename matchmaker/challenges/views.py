@@ -1,8 +1,6 @@
 """揭榜挂帅 pages: the public list, a challenge page with the bid form, and management actions."""
 from __future__ import annotations
 
-from datetime import datetime, time, timezone
-
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
@@ -10,6 +8,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
 from ..core.access import get_or_404
+from ..core.time import end_of_programme_day
 from ..core.workflow import WorkflowError
 from ..extensions import db
 from ..listings.models import Need
@@ -38,15 +37,25 @@ def _load(challenge_id: int) -> Challenge:
     return challenge
 
 
+#: what a lost race raises: the version check (another request changed the row) or a unique constraint
+#: (a second live challenge for the need, a second bid by the same bidder); operations flush, so either
+#: can surface inside the operation call as well as at commit
+RACE_ERRORS = (StaleDataError, IntegrityError)
+
+
+def _changed_meanwhile() -> None:
+    db.session.rollback()
+    flash(_("Someone else changed this challenge in the meantime. Nothing was saved; please check it "
+            "and try again."), "warning")
+
+
 def _commit_or_message(success: str) -> bool:
     try:
         db.session.commit()
         flash(success, "success")
         return True
-    except (StaleDataError, IntegrityError):
-        db.session.rollback()
-        flash(_("Someone else changed this challenge in the meantime. Nothing was saved; please check it "
-                "and try again."), "warning")
+    except RACE_ERRORS:
+        _changed_meanwhile()
         return False
 
 
@@ -89,7 +98,7 @@ def create(need_id: int):
     if request.method == "POST":
         if not form.validate_on_submit():
             return render_template("challenges/form.html", form=form, need=need), 400
-        deadline = datetime.combine(form.deadline.data, time(23, 59, 59), tzinfo=timezone.utc)
+        deadline = end_of_programme_day(form.deadline.data)
         try:
             challenge = ops.publish_challenge(need, current_user, reward=form.reward.data, deadline=deadline,
                                               terms=form.terms.data)
@@ -97,6 +106,9 @@ def create(need_id: int):
             db.session.rollback()
             flash(exc.reason, "error")
             return render_template("challenges/form.html", form=form, need=need), exc.status
+        except RACE_ERRORS:
+            _changed_meanwhile()
+            return render_template("challenges/form.html", form=form, need=need), 409
         cid = challenge.id
         if _commit_or_message(_("Challenge published.")):
             return redirect(url_for("challenges.detail", challenge_id=cid), code=303)
@@ -137,6 +149,9 @@ def bid(challenge_id: int):
                        budget=form.budget.data, timeline_months=form.timeline_months.data)
     except WorkflowError as exc:
         return _refused(exc, challenge_id)
+    except RACE_ERRORS:
+        _changed_meanwhile()
+        return redirect(url_for("challenges.detail", challenge_id=challenge_id), code=303)
     _commit_or_message(_("Your bid has been saved. You can change it until the deadline."))
     return redirect(url_for("challenges.detail", challenge_id=challenge_id), code=303)
 
@@ -149,6 +164,9 @@ def _manage(challenge_id: int, action, success: str):
         result = action(challenge)
     except WorkflowError as exc:
         return _refused(exc, challenge_id)
+    except RACE_ERRORS:
+        _changed_meanwhile()
+        return redirect(url_for("challenges.detail", challenge_id=challenge_id), code=303)
     if result is not False:
         _commit_or_message(success)
     return redirect(url_for("challenges.detail", challenge_id=challenge_id), code=303)

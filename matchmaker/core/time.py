@@ -1,14 +1,24 @@
 """UTC time. Every stored timestamp is UTC and timezone-aware in Python."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import date, datetime, time, timezone
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import DateTime
 from sqlalchemy.types import TypeDecorator
 
 
+#: the programme's clock: calendar dates (deadlines, expiry days) are days in China
+PROGRAMME_TZ = ZoneInfo("Asia/Shanghai")
+
+
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def end_of_programme_day(day: date) -> datetime:
+    """The last second of ``day`` in Beijing time, as UTC (a deadline chosen as a date)."""
+    return datetime.combine(day, time(23, 59, 59), tzinfo=PROGRAMME_TZ).astimezone(timezone.utc)
 
 
 class UTCDateTime(TypeDecorator):

@@ -5,7 +5,6 @@ Forms only validate and hand a whitelisted dict to ``operations``; they never to
 from __future__ import annotations
 
 from datetime import date, datetime
-from zoneinfo import ZoneInfo
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
@@ -16,6 +15,7 @@ from wtforms.validators import (DataRequired, Email, Length, NumberRange, Option
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from ..core.enums import CapabilityKind, CoopMode, HubCity, Industry, Visibility
+from ..core.time import PROGRAMME_TZ
 from .operations import CAPABILITY_FIELDS, NEED_FIELDS
 
 TEXT_MAX = 5000
@@ -54,7 +54,7 @@ class FiniteDecimalField(DecimalField):
 
 def programme_today() -> date:
     """Today in the programme's time zone (deadlines are calendar dates in China)."""
-    return datetime.now(ZoneInfo("Asia/Shanghai")).date()
+    return datetime.now(PROGRAMME_TZ).date()
 
 
 class MultiCheckboxField(SelectMultipleField):
