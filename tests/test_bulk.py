@@ -209,3 +209,20 @@ def test_import_page_shows_form_and_export_links(client_as):
     page = client_as("coordinator").get("/bulk/import").get_data(as_text=True)
     assert 'enctype="multipart/form-data"' in page and "/bulk/needs.csv" in page
     assert "/bulk/capabilities.csv" in page and 'id="nav-bulk"' in page
+
+
+def test_needs_cannot_be_imported_for_an_institute(world):
+    """Is a need row naming a research institute refused (needs are posted by enterprises, as on the form),
+    importing nothing?"""
+    before = count(Need)
+    result = csvio.run_import(Need, csv_bytes([need_row(org=world["institute"].name)]), world["coordinator"],
+                              submit=True)
+    assert [(p.row, p.column) for p in result.errors] == [(2, "organization")]
+    assert count(Need) == before
+
+
+def test_a_forged_report_with_an_infinite_row_number_is_a_400(client_as):
+    """Is a report whose row number overflows (1e400 parses as infinity) refused with 400, not a 500?"""
+    resp = client_as("coordinator").post("/bulk/import/report.csv",
+                                         data={"report": '[[1e400, "title", "m", "error"]]'})
+    assert resp.status_code == 400

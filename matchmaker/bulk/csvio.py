@@ -20,7 +20,7 @@ from werkzeug.datastructures import MultiDict
 
 from ..accounts.models import Membership, Organization, User
 from ..core import audit
-from ..core.enums import ListingStatus
+from ..core.enums import ListingStatus, OrgKind
 from ..core.workflow import WorkflowError
 from ..extensions import db
 from ..listings import operations as ops
@@ -237,6 +237,11 @@ def run_import(model, data: bytes, importer, submit: bool) -> ImportResult:
         elif org is None:
             result.errors.append(Problem(number, "organization",
                                          _("No organization named “%(name)s” is registered.", name=name)))
+            row_ok = False
+        elif model is Need and org.kind != OrgKind.ENTERPRISE.value:
+            result.errors.append(Problem(number, "organization",
+                                         _("Technology needs are posted by enterprises; “%(name)s” is not one.",
+                                           name=name)))
             row_ok = False
         elif scopes is not None and org.hub_city not in scopes:
             result.errors.append(Problem(number, "organization",

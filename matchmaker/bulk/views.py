@@ -92,7 +92,7 @@ def report_csv():
         for row, column, message, severity in items[:10_000]:
             p = csvio.Problem(int(row) if row not in (None, "") else None, str(column), str(message))
             (warnings if severity == "warning" else problems).append(p)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, OverflowError):  # OverflowError: int(inf) from a "1e400" row number
         abort(400, _("The report is not valid."))
     if not form.validate_on_submit():
         abort(400, _("The report is not valid."))
