@@ -4,12 +4,10 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm.exc import StaleDataError
 
 from ..core.access import get_or_404
 from ..core.time import end_of_programme_day
-from ..core.workflow import WorkflowError
+from ..core.workflow import RACE_ERRORS, WorkflowError
 from ..extensions import db
 from ..listings.models import Need
 from ..listings.views import load_listing
@@ -35,12 +33,6 @@ def _load(challenge_id: int) -> Challenge:
     if not challenge.can_view(current_user):
         abort(404)
     return challenge
-
-
-#: what a lost race raises: the version check (another request changed the row) or a unique constraint
-#: (a second live challenge for the need, a second bid by the same bidder); operations flush, so either
-#: can surface inside the operation call as well as at commit
-RACE_ERRORS = (StaleDataError, IntegrityError)
 
 
 def _changed_meanwhile() -> None:

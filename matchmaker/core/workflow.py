@@ -1,10 +1,18 @@
 """Errors and post-commit hooks shared by every service layer."""
 from __future__ import annotations
 
+from functools import wraps
 from typing import Callable
 
 from sqlalchemy import event
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
+
+#: what a lost race raises: a version check (another request changed the row first) or a unique constraint
+#: (the same thing created twice at the same moment). Operations flush, so either can surface inside an
+#: operation call as well as at the commit.
+RACE_ERRORS = (StaleDataError, IntegrityError)
 
 
 class WorkflowError(Exception):
@@ -14,6 +22,22 @@ class WorkflowError(Exception):
         super().__init__(reason)
         self.reason = reason
         self.status = status
+
+
+def answer_lost_races(on_lost: Callable[[Exception], object]):
+    """View decorator: a lost race anywhere in the view rolls the transaction back and is answered by
+    ``on_lost(exc)`` (which aborts with 409 or returns a response), never by a 500."""
+    def decorate(view):
+        @wraps(view)
+        def wrapper(*args, **kwargs):
+            try:
+                return view(*args, **kwargs)
+            except RACE_ERRORS as exc:
+                from ..extensions import db
+                db.session.rollback()
+                return on_lost(exc)
+        return wrapper
+    return decorate
 
 
 def after_commit(session: Session, callback: Callable[[], None]) -> None:

@@ -7,16 +7,25 @@ from zoneinfo import ZoneInfo
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import DateTimeLocalField, SelectField, StringField, TextAreaField
-from wtforms.validators import URL, DataRequired, Length, NumberRange, Optional
+from wtforms.validators import URL, DataRequired, Length, NumberRange, Optional, ValidationError
 
 from ..core.enums import HubCity
 from ..listings.forms import WholeNumberField, clean_text
+from ..pairings.forms import FIRST_YEAR, LAST_YEAR
 from .models import FairMode
 
 PROGRAMME_TZ = ZoneInfo("Asia/Shanghai")
 
 
+def sane_year(form, field):
+    """Years outside 2000–2100 are typing mistakes (and 0001 or 9999 overflow when moved to UTC)."""
+    if field.data is not None and not FIRST_YEAR <= field.data.year <= LAST_YEAR:
+        raise ValidationError(_l("Please enter a date between the years %(first)s and %(last)s.",
+                                 first=FIRST_YEAR, last=LAST_YEAR))
+
+
 def to_utc(value):
+    """Beijing time → UTC (the form's ``sane_year`` keeps the value clear of datetime's limits)."""
     return value.replace(tzinfo=PROGRAMME_TZ).astimezone(timezone.utc) if value else None
 
 
@@ -27,10 +36,12 @@ def from_utc(value):
 class FairForm(FlaskForm):
     title = StringField(_l("Title"), filters=[clean_text], validators=[DataRequired(), Length(4, 200)])
     description = TextAreaField(_l("Description"), filters=[clean_text], validators=[Optional(), Length(max=5000)])
-    starts_at = DateTimeLocalField(_l("Starts (Beijing time)"), format="%Y-%m-%dT%H:%M", validators=[DataRequired()])
-    ends_at = DateTimeLocalField(_l("Ends (Beijing time)"), format="%Y-%m-%dT%H:%M", validators=[DataRequired()])
+    starts_at = DateTimeLocalField(_l("Starts (Beijing time)"), format="%Y-%m-%dT%H:%M",
+                                   validators=[DataRequired(), sane_year])
+    ends_at = DateTimeLocalField(_l("Ends (Beijing time)"), format="%Y-%m-%dT%H:%M",
+                                 validators=[DataRequired(), sane_year])
     registration_deadline = DateTimeLocalField(_l("Registration deadline (Beijing time)"), format="%Y-%m-%dT%H:%M",
-                                               validators=[DataRequired()])
+                                               validators=[DataRequired(), sane_year])
     mode = SelectField(_l("Mode"), choices=FairMode.choices(), validators=[DataRequired()])
     place = StringField(_l("Place"), filters=[clean_text], validators=[Optional(), Length(max=300)])
     video_url = StringField(_l("Video link"), filters=[clean_text],

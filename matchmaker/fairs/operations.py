@@ -17,6 +17,7 @@ from ..core import audit
 from ..core.time import utcnow
 from ..core.workflow import WorkflowError
 from ..extensions import db
+from ..listings.forms import clean_text
 from ..listings.models import Capability, Need
 from ..notifications.operations import notify
 from . import scheduler as sched
@@ -70,13 +71,18 @@ def _validate_fair(data: dict) -> None:
         raise WorkflowError(_("Unknown fair mode."), 400)
 
 
+def _check_scope(actor, hub_city) -> None:
+    """A coordinator scoped to hub cities organizes fairs only there (admins and unscoped ones anywhere)."""
+    if not actor.is_admin:
+        scopes = {r.hub_city for r in actor.roles if r.role == "coordinator"}
+        if None not in scopes and hub_city not in scopes:
+            raise WorkflowError(_("You may organize fairs only in your hub city."), 403)
+
+
 def create_fair(actor, data: dict) -> Fair:
     if not getattr(actor, "is_coordinator", False):
         raise WorkflowError(_("Only coordinators can organize docking fairs."), 403)
-    if not actor.is_admin:
-        scopes = {r.hub_city for r in actor.roles if r.role == "coordinator"}
-        if None not in scopes and data.get("hub_city") not in scopes:
-            raise WorkflowError(_("You may organize fairs only in your hub city."), 403)
+    _check_scope(actor, data.get("hub_city"))
     _validate_fair(data)
     fair = Fair(status=FairStatus.DRAFT, coordinator_id=actor.id,
                 **{k: data.get(k) for k in FAIR_FIELDS if k in data})
@@ -93,6 +99,7 @@ def update_fair(fair: Fair, actor, data: dict) -> None:
         raise WorkflowError(_("A fair that has been held cannot be edited."), 409)
     merged = {k: getattr(fair, k) for k in FAIR_FIELDS}
     merged.update({k: v for k, v in data.items() if k in FAIR_FIELDS})
+    _check_scope(actor, merged["hub_city"])  # the same rule as create_fair: no moving (or blanking) it away
     _validate_fair(merged)
     if _schedule_exists(fair) and any(merged[k] != getattr(fair, k)
                                       for k in ("starts_at", "slot_minutes", "tables", "ends_at")):
@@ -224,7 +231,7 @@ def request_meeting(fair: Fair, need: Need, capability: Capability, actor, messa
                                                             Pairing.capability_id == capability.id))
     req = MeetingRequest(fair_id=fair.id, need_id=need.id, capability_id=capability.id,
                          requested_by_side="need" if owns_need else "capability", requester_id=actor.id,
-                         message=(message or "").strip()[:2000], status=RequestStatus.REQUESTED,
+                         message=(clean_text(message or "") or "")[:2000], status=RequestStatus.REQUESTED,
                          pairing_id=pairing_id)
     db.session.add(req)
     db.session.flush()
@@ -302,6 +309,7 @@ def run_scheduler(fair: Fair, actor, time_limit: float = 10.0) -> sched.Schedule
 
     old = db.session.scalars(select(Meeting).where(Meeting.fair_id == fair.id)).all()
     kept = [m for m in old if m.locked]
+    removed = [(m.request, m.starts_at) for m in old if not m.locked]
     for m in old:
         if not m.locked:
             if m.request.status == RequestStatus.SCHEDULED:
@@ -334,6 +342,10 @@ def run_scheduler(fair: Fair, actor, time_limit: float = 10.0) -> sched.Schedule
         _link_pairing(req, meeting, fair, actor)
     for rid, reason in result.unscheduled.items():
         by_id[rid].unscheduled_reason = reason
+    for req, starts_at in removed:  # placed again → _link_pairing above moved the pairing's meeting already
+        if req.id not in result.placed:
+            _unlink_pairing(req, starts_at, actor, _("The meeting was left out of the new schedule of %(fair)s.",
+                                                     fair=fair.title))
     fair.schedule_report = {str(k): v for k, v in result.unscheduled.items()}
     fair.scheduled_at = utcnow()
     db.session.flush()
@@ -373,8 +385,25 @@ def _link_pairing(req: MeetingRequest, meeting: Meeting, fair: Fair, actor) -> N
         audit.record("fair.pairing_not_updated", actor=actor, target=req, comment=exc.reason)
 
 
+def _unlink_pairing(req: MeetingRequest, starts_at: datetime, actor, reason: str) -> None:
+    """The meeting of ``req`` (at ``starts_at``) was removed: the pairing whose meeting it set goes back to
+    approved, its meeting time and place cleared (``pairings.operations.cancel_meeting``, audited). A pairing
+    rescheduled since to another time is left alone. If the pairing cannot be put back (the actor's scope),
+    the whole change is refused rather than leaving the pairing pointing at a meeting that no longer exists."""
+    pairing = req.pairing
+    if pairing is None or pairing.state != "meeting_scheduled" or pairing.meeting_at != starts_at:
+        return
+    from ..pairings.operations import cancel_meeting
+    try:
+        cancel_meeting(pairing, actor, reason)
+    except WorkflowError as exc:
+        raise WorkflowError(_("The meeting of pairing #%(id)s cannot be removed: %(reason)s Nothing was changed.",
+                              id=pairing.id, reason=exc.reason), 409) from None
+
+
 def clear_schedule(fair: Fair, actor) -> int:
-    """Remove every meeting of the fair (locked ones too); their requests are accepted again. Returns how many."""
+    """Remove every meeting of the fair (locked ones too); their requests are accepted again and the pairings
+    whose meeting they set go back to approved. Returns how many."""
     if not fair.can_manage(actor):
         raise WorkflowError(_("You may not manage this fair."), 403)
     if fair.status == FairStatus.HELD:
@@ -383,6 +412,7 @@ def clear_schedule(fair: Fair, actor) -> int:
     for m in old:
         if m.request.status == RequestStatus.SCHEDULED:
             m.request.status = RequestStatus.ACCEPTED
+        _unlink_pairing(m.request, m.starts_at, actor, _("The schedule of %(fair)s was cleared.", fair=fair.title))
         db.session.delete(m)
     fair.schedule_report = None
     fair.scheduled_at = None

@@ -6,14 +6,13 @@ from flask import Blueprint, Response, abort, flash, redirect, render_template, 
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import or_, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
 from ..accounts.models import Organization
 from ..core.access import MAX_ID, coordinator_required
 from ..core.enums import ListingStatus
 from ..core.time import utcnow
-from ..core.workflow import WorkflowError
+from ..core.workflow import RACE_ERRORS, WorkflowError, answer_lost_races
 from ..extensions import db
 from ..listings.models import Capability, Need
 from . import exports
@@ -71,15 +70,23 @@ def fail(exc: WorkflowError):
     abort(exc.status if 400 <= exc.status < 500 else 409, exc.reason)
 
 
+def lost_race(exc: Exception):
+    """Another request changed the same rows first: roll back, 409 with a clear message."""
+    db.session.rollback()
+    if isinstance(exc, StaleDataError):
+        abort(409, _("Someone else changed this in the meantime. Nothing was saved; please reload."))
+    abort(409, _("This conflicts with existing data (e.g. a duplicate). Nothing was saved."))
+
+
+#: operations flush inside, so a lost race can surface during the operation as well as at the commit
+lost_race_is_409 = answer_lost_races(lost_race)
+
+
 def commit_or_409() -> None:
     try:
         db.session.commit()
-    except StaleDataError:
-        db.session.rollback()
-        abort(409, _("Someone else changed this in the meantime. Nothing was saved; please reload."))
-    except IntegrityError:
-        db.session.rollback()
-        abort(409, _("This conflicts with existing data (e.g. a duplicate). Nothing was saved."))
+    except RACE_ERRORS as exc:
+        lost_race(exc)
 
 
 # --- list and fair page --------------------------------------------------------------------------------------
@@ -156,6 +163,7 @@ def _fair_form(fair=None) -> FairForm:
 
 @bp.route("/new", methods=["GET", "POST"])
 @coordinator_required
+@lost_race_is_409
 def new():
     form = _fair_form()
     if form.validate_on_submit():
@@ -176,6 +184,7 @@ def new():
 
 @bp.route("/<int:fair_id>/edit", methods=["GET", "POST"])
 @coordinator_required
+@lost_race_is_409
 def edit(fair_id: int):
     fair = load_managed(fair_id)
     form = _fair_form(fair)
@@ -197,6 +206,7 @@ def edit(fair_id: int):
 
 @bp.post("/<int:fair_id>/<any(open, close, held):action>")
 @coordinator_required
+@lost_race_is_409
 def set_status(fair_id: int, action: str):
     fair = load_managed(fair_id)
     try:
@@ -210,6 +220,7 @@ def set_status(fair_id: int, action: str):
 
 @bp.post("/<int:fair_id>/schedule")
 @coordinator_required
+@lost_race_is_409
 def run_schedule(fair_id: int):
     fair = load_managed(fair_id)
     try:
@@ -223,6 +234,7 @@ def run_schedule(fair_id: int):
 
 @bp.post("/<int:fair_id>/schedule/clear")
 @coordinator_required
+@lost_race_is_409
 def clear_schedule(fair_id: int):
     fair = load_managed(fair_id)
     try:
@@ -236,6 +248,7 @@ def clear_schedule(fair_id: int):
 
 @bp.post("/<int:fair_id>/meetings/<int:meeting_id>/lock")
 @coordinator_required
+@lost_race_is_409
 def lock(fair_id: int, meeting_id: int):
     fair = load_managed(fair_id)
     meeting = db.session.get(Meeting, meeting_id) if meeting_id <= MAX_ID else None
@@ -265,6 +278,7 @@ def schedule(fair_id: int):
 
 @bp.post("/<int:fair_id>/register")
 @login_required
+@lost_race_is_409
 def register(fair_id: int):
     fair = load_fair(fair_id)
     kind, _sep, ident = (request.form.get("listing") or "").partition(":")
@@ -286,6 +300,7 @@ def register(fair_id: int):
 
 @bp.post("/<int:fair_id>/requests")
 @login_required
+@lost_race_is_409
 def request_meeting(fair_id: int):
     fair = load_fair(fair_id)
     need_id, cap_id = _int(request.form.get("need_id")), _int(request.form.get("capability_id"))
@@ -305,6 +320,7 @@ def request_meeting(fair_id: int):
 
 @bp.post("/<int:fair_id>/requests/<int:request_id>/<any(accept, decline):answer>")
 @login_required
+@lost_race_is_409
 def answer(fair_id: int, request_id: int, answer: str):
     fair = load_fair(fair_id)
     req = db.session.get(MeetingRequest, request_id) if request_id <= MAX_ID else None

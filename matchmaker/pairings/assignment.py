@@ -8,7 +8,8 @@ first unit carries a bonus larger than every score together, so whenever a cross
 a need without reducing the number of proposals, one is. The objective is therefore lexicographic: the most
 proposals, then the most needs with a cross-region candidate, then the highest total score.
 
-Candidates that can never be proposed (same organization, declared conflict, already paired, no capacity left)
+Candidates that can never be proposed (same organization, one person on both sides, declared conflict, already
+paired, no capacity left)
 are excluded before solving; every other candidate that loses gets the reason it lost.
 """
 from __future__ import annotations
@@ -27,6 +28,7 @@ SCALE = 1000
 REASONS = {
     "assigned": _l("Proposed"),
     "same_org": _l("Same organization as the need"),
+    "same_person": _l("The same person is on both sides"),
     "conflict": _l("Declared conflict of interest"),
     "existing": _l("Already paired with this need"),
     "capacity_full": _l("Expert capacity full (active pairings at the maximum)"),
@@ -150,6 +152,7 @@ def remaining_capacity(expert_ids) -> dict:
 def build_candidates(pairs) -> tuple[list[Candidate], dict]:
     """``pairs``: iterable of (need, capability, score). Applies the hard exclusions; returns candidates and
     the remaining capacity of every expert involved."""
+    from ..accounts.models import Membership
     from .models import ConflictOfInterest, Pairing
     pairs = list(pairs)
     capacities = remaining_capacity(cap.expert_id for _, cap, _ in pairs)
@@ -158,6 +161,13 @@ def build_candidates(pairs) -> tuple[list[Candidate], dict]:
                                       .where(Pairing.need_id.in_(need_ids))).all()) if need_ids else set()
     conflicts = set(db.session.execute(select(ConflictOfInterest.expert_id, ConflictOfInterest.organization_id)
                                        ).all())
+    org_ids = {n.organization_id for n, _, _ in pairs} | {c.organization_id for _, c, _ in pairs}
+    org_ids.discard(None)
+    members = defaultdict(set)
+    if org_ids:
+        for user_id, org_id in db.session.execute(select(Membership.user_id, Membership.organization_id)
+                                                  .where(Membership.organization_id.in_(org_ids))):
+            members[org_id].add(user_id)
     out = []
     for need, cap, score in pairs:
         resource = ("expert", cap.expert_id) if cap.expert_id is not None else ("capability", cap.id)
@@ -167,6 +177,8 @@ def build_candidates(pairs) -> tuple[list[Candidate], dict]:
         cap_orgs = {cap.organization_id, getattr(cap.expert, "affiliation_id", None)} - {None}
         if need.organization_id is not None and need.organization_id in cap_orgs:
             c.excluded = "same_org"
+        elif _same_person(need, cap, members):
+            c.excluded = "same_person"
         elif cap.expert_id is not None and (cap.expert_id, need.organization_id) in conflicts:
             c.excluded = "conflict"
         elif (need.id, cap.id) in existing:
@@ -175,6 +187,13 @@ def build_candidates(pairs) -> tuple[list[Candidate], dict]:
             c.excluded = "capacity_full"
         out.append(c)
     return out, capacities
+
+
+def _same_person(need, cap, members) -> bool:
+    """Someone could answer for both sides (as ``operations.check_pairable`` refuses)."""
+    need_side = {need.created_by_id} | members.get(need.organization_id, set())
+    cap_side = {cap.created_by_id, getattr(cap.expert, "user_id", None)} | members.get(cap.organization_id, set())
+    return bool((need_side & cap_side) - {None})
 
 
 def candidate_needs(coordinator, hub_city: str | None = None, industry: str | None = None, limit: int = 30):

@@ -1,6 +1,7 @@
 """Input parsing for the pairing forms (the rules themselves live in ``operations``)."""
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta, timezone
 
 from flask_babel import gettext as _
@@ -9,6 +10,12 @@ from ..core.workflow import WorkflowError
 
 #: the programme runs on China Standard Time; forms without an offset are read as UTC+8
 DEFAULT_OFFSET_MINUTES = 8 * 60
+#: dates outside these years are typing mistakes (and 0001/9999 overflow when moved to UTC)
+FIRST_YEAR, LAST_YEAR = 2000, 2100
+
+
+def year_range_message() -> str:
+    return _("Please enter a date between the years %(first)s and %(last)s.", first=FIRST_YEAR, last=LAST_YEAR)
 
 
 def parse_meeting_time(value: str, tz_offset: str | None = None) -> datetime:
@@ -23,6 +30,24 @@ def parse_meeting_time(value: str, tz_offset: str | None = None) -> datetime:
         raise WorkflowError(_("Unknown time zone."), 400) from None
     if not -14 * 60 <= offset <= 14 * 60:
         raise WorkflowError(_("Unknown time zone."), 400)
+    if not FIRST_YEAR <= local.year <= LAST_YEAR:
+        raise WorkflowError(year_range_message(), 400)
     if local.tzinfo is None:
         local = local.replace(tzinfo=timezone(timedelta(minutes=offset)))
-    return local.astimezone(timezone.utc)
+    try:
+        return local.astimezone(timezone.utc)
+    except OverflowError:  # pragma: no cover - the year range above keeps clear of datetime's limits
+        raise WorkflowError(year_range_message(), 400) from None
+
+
+def parse_score(value: str | None) -> float | None:
+    """An engine score posted back by a coordinator's page: a finite number, or None when absent."""
+    if value in (None, ""):
+        return None
+    try:
+        score = float(value)
+    except ValueError:
+        raise WorkflowError(_("The score must be a finite number."), 400) from None
+    if not math.isfinite(score):
+        raise WorkflowError(_("The score must be a finite number."), 400)
+    return score

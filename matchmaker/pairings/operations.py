@@ -7,20 +7,24 @@ notifications are emailed only after it commits.
     approved ──schedule_meeting──► meeting_scheduled (rescheduling keeps the state)
     approved | meeting_scheduled ──record_outcome──► in_progress | contract_signed | failed
     in_progress ──record_outcome──► contract_signed | failed
+    meeting_scheduled ──cancel_meeting──► approved (only when the meeting itself was removed, e.g. a fair's
+                                           schedule was cleared; not in TRANSITIONS, so no other path takes it)
 """
 from __future__ import annotations
 
+import math
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 
 from flask_babel import gettext as _
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from ..core import audit
 from ..core.enums import ListingStatus
 from ..core.time import utcnow
 from ..core.workflow import WorkflowError
 from ..extensions import db
+from ..listings.forms import clean_text
 from .models import (ContractType, DeclineReason, Pairing, PairingResponse, PairingSide, PairingState as P)
 
 #: allowed transitions: from → to
@@ -53,6 +57,25 @@ def _transition(pairing: Pairing, to: str, actor, comment: str | None = None) ->
     pairing.state = to
     pairing.updated_at = utcnow()
     audit.record(f"pairing.{to}", actor=actor, target=pairing, from_state=frm, to_state=to, comment=comment)
+
+
+def _text(value) -> str | None:
+    """Free text from any caller: NUL characters (refused by PostgreSQL) and surrounding blanks removed."""
+    return clean_text(value or "") or None
+
+
+def _lock(pairing: Pairing) -> Pairing:
+    """Take the pairing's row lock (PostgreSQL) or the database write lock (SQLite), then re-read the row and
+    its responses, so a decision is made on what other requests have committed in the meantime."""
+    table = Pairing.__table__
+    if db.session.get_bind().dialect.name == "sqlite":  # SQLite has no row locks: take the write lock
+        db.session.execute(update(table).where(table.c.id == pairing.id).values(version=table.c.version))
+    locked = db.session.execute(select(Pairing).where(Pairing.id == pairing.id).with_for_update(of=Pairing)
+                                .execution_options(populate_existing=True)).unique().scalar_one_or_none()
+    if locked is None:
+        raise WorkflowError(_("This pairing no longer exists."), 404)
+    db.session.expire(locked, ["responses"])
+    return locked
 
 
 def pairing_link(pairing: Pairing) -> str:
@@ -115,6 +138,32 @@ def _existing(need, capability, expert) -> Pairing | None:
     return db.session.scalars(stmt).first()
 
 
+def _member_ids(org_ids) -> set[int]:
+    from ..accounts.models import Membership
+    org_ids = {o for o in org_ids if o is not None}
+    if not org_ids:
+        return set()
+    return set(db.session.scalars(select(Membership.user_id).where(Membership.organization_id.in_(org_ids))))
+
+
+def need_side_people(need) -> set[int]:
+    """Everyone who may answer for the need: its poster and the members of its organization."""
+    return ({need.created_by_id} | _member_ids({need.organization_id})) - {None}
+
+
+def capability_side_people(capability=None, expert=None) -> set[int]:
+    """Everyone who may answer for the capability side: the capability's poster, the expert in person and the
+    members of the capability's organization (see ``Pairing.is_on_side``)."""
+    ids = set()
+    if capability is not None:
+        ids |= {capability.created_by_id} | _member_ids({capability.organization_id})
+        if capability.expert is not None:
+            ids.add(capability.expert.user_id)
+    if expert is not None:
+        ids.add(expert.user_id)
+    return ids - {None}
+
+
 def check_pairable(need, capability=None, expert=None) -> None:
     """Refuse pairings the rules forbid (raises WorkflowError with the reason)."""
     if capability is None and expert is None:
@@ -132,6 +181,9 @@ def check_pairable(need, capability=None, expert=None) -> None:
         org_ids.add(expert.affiliation_id)
     if need.organization_id is not None and need.organization_id in org_ids:
         raise WorkflowError(_("A need cannot be paired with its own organization."), 409)
+    if need_side_people(need) & capability_side_people(capability, expert):
+        # one person could answer for both sides and wave their own pairing through to the coordinator
+        raise WorkflowError(_("Both sides of a pairing must be different people."), 409)
     exp = expert or (capability.expert if capability is not None else None)
     if exp is not None and need.organization_id is not None:
         from .models import ConflictOfInterest
@@ -164,6 +216,9 @@ def propose_pairing(need, capability=None, expert=None, *, by, origin: str | Non
     allowed = {"need": own_need, "capability": own_cap, "coordinator": coordinator and not (own_need or own_cap)}
     if not allowed[origin]:
         raise WorkflowError(_("You may not propose this pairing."), 403)
+    if score is not None and not (isinstance(score, (int, float)) and math.isfinite(score)):
+        raise WorkflowError(_("The score must be a finite number."), 400)
+    comment = _text(comment)
     check_pairable(need, capability, expert)
     pairing = Pairing(need=need, need_id=need.id, capability=capability,
                       capability_id=getattr(capability, "id", None), expert=expert,
@@ -249,7 +304,10 @@ def respond(pairing: Pairing, user, side: str, decision: str, reason: str | None
         raise WorkflowError(_("Unknown decision."), 400)
     if not pairing.is_on_side(user, side):
         raise WorkflowError(_("You are not on this side of the pairing."), 403)
-    message = (message or "").strip() or None
+    message = _text(message)
+    # lock first: two "interested" answers at the same moment must not both miss each other (the second
+    # waits for the first, then sees its response and moves the pairing to pending_review)
+    pairing = _lock(pairing)
     if pairing.state not in (P.SUGGESTED, P.PROPOSED):
         raise WorkflowError(_("This pairing is “%(state)s” and no longer takes responses.",
                               state=P.label_of(pairing.state)), 409)
@@ -265,6 +323,7 @@ def respond(pairing: Pairing, user, side: str, decision: str, reason: str | None
     response = PairingResponse(pairing=pairing, side=side, decision=decision, reason=reason, message=message,
                                user_id=user.id)
     db.session.add(response)
+    pairing.updated_at = utcnow()  # every answer bumps the version: a concurrent change fails the flush
     audit.record(f"pairing.response.{decision}", actor=user, target=pairing, from_state=pairing.state,
                  to_state=pairing.state, comment=f"{side}: {reason or ''} {message or ''}".strip())
     if decision == "declined":
@@ -290,7 +349,7 @@ def respond(pairing: Pairing, user, side: str, decision: str, reason: str | None
 
 def judge(pairing: Pairing, coordinator, approve: bool, comment: str | None = None) -> None:
     """Approve (optional comment) or reject (comment required) a pairing both sides want."""
-    comment = (comment or "").strip() or None
+    comment = _text(comment)
     if not pairing.can_judge(coordinator):
         raise WorkflowError(_("Only a coordinator of the need's hub city who is on neither side may judge "
                               "this pairing."), 403)
@@ -318,7 +377,7 @@ def schedule_meeting(pairing: Pairing, actor, when: datetime, place: str) -> Non
 
     ``actor`` must be a coordinator in scope or a party to the pairing (docking fairs pass the organizer).
     """
-    place = (place or "").strip()
+    place = _text(place) or ""
     if not pairing.can_schedule(actor):
         raise WorkflowError(_("You may not schedule a meeting for this pairing."), 403)
     _check(pairing, P.MEETING_SCHEDULED)
@@ -338,12 +397,34 @@ def schedule_meeting(pairing: Pairing, actor, when: datetime, place: str) -> Non
             exclude=actor)
 
 
+def cancel_meeting(pairing: Pairing, actor, reason: str) -> None:
+    """meeting_scheduled → approved, with the meeting's time and place cleared: the meeting itself is gone
+    (a docking fair's schedule was cleared or re-run without it). The only way back to approved, kept out
+    of ``TRANSITIONS`` so that no other operation (e.g. judging again) can take it; audited like a transition.
+    """
+    if not pairing.can_schedule(actor):
+        raise WorkflowError(_("You may not schedule a meeting for this pairing."), 403)
+    if pairing.state != P.MEETING_SCHEDULED:
+        raise WorkflowError(_("A pairing cannot go from “%(frm)s” to “%(to)s”.",
+                              frm=P.label_of(pairing.state), to=P.label_of(P.APPROVED)), 409)
+    old = f"{pairing.meeting_at:%Y-%m-%d %H:%M} UTC, {pairing.meeting_place}" if pairing.meeting_at else ""
+    pairing.meeting_at = None
+    pairing.meeting_place = None
+    pairing.state = P.APPROVED
+    pairing.updated_at = utcnow()
+    audit.record("pairing.meeting_cancelled", actor=actor, target=pairing, from_state=P.MEETING_SCHEDULED,
+                 to_state=P.APPROVED, comment=f"{old} — {reason}" if old else reason)
+    db.session.flush()
+    _notify(_parties(pairing), pairing, "meeting_cancelled",
+            _("Meeting cancelled: %(title)s", title=_title(pairing)), reason, exclude=actor)
+
+
 # -- outcome -------------------------------------------------------------------------------------
 
 def record_outcome(pairing: Pairing, user, outcome: str, contract_type: str | None = None,
                    amount=None, note: str | None = None) -> None:
     """in progress; contract signed (type and amount > 0 required); failed (reason required)."""
-    note = (note or "").strip() or None
+    note = _text(note)
     if outcome not in [s.value for s in OUTCOME_STATES]:
         raise WorkflowError(_("Unknown outcome."), 400)
     if not pairing.can_record_outcome(user):

@@ -1,25 +1,25 @@
 """Pairing pages: one pairing with its history and actions, 'my pairings', the coordinator workspace."""
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import or_, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
 from ..core.access import coordinator_required, get_or_404
 from ..core.audit import AuditEvent
 from ..core.enums import HubCity, Industry
 from ..core.time import utcnow
-from ..core.workflow import WorkflowError
+from ..core.workflow import RACE_ERRORS, WorkflowError, answer_lost_races
 from ..extensions import db
 from ..listings.models import Capability, Need
 from . import assignment as asg
 from . import operations as ops
-from .forms import parse_meeting_time
+from .forms import parse_meeting_time, parse_score
 from .models import ContractType, DeclineReason, Pairing, PairingState as P
 
 bp = Blueprint("pairings", __name__)
@@ -40,16 +40,24 @@ def load_pairing(pairing_id) -> Pairing:
     return pairing
 
 
+def _lost_race(exc: Exception):
+    """Another request changed the same rows first: roll back, 409 with a clear message."""
+    db.session.rollback()
+    if isinstance(exc, StaleDataError):
+        abort(409, _stale_message())
+    abort(409, _("The change conflicts with another record and was not saved."))
+
+
+#: operations flush inside, so a lost race can surface during the operation as well as at the commit
+lost_race_is_409 = answer_lost_races(_lost_race)
+
+
 def _commit(pairing: Pairing):
     """Commit the request's transaction; a lost race → 409 with a clear message."""
     try:
         db.session.commit()
-    except StaleDataError:
-        db.session.rollback()
-        abort(409, _stale_message())
-    except IntegrityError:
-        db.session.rollback()
-        abort(409, _("The change conflicts with another record and was not saved."))
+    except RACE_ERRORS as exc:
+        _lost_race(exc)
     return redirect(url_for("pairings.detail", pairing_id=pairing.id), code=303)
 
 
@@ -101,6 +109,7 @@ def detail(pairing_id: int):
 
 @bp.post("/pairings/<int:pairing_id>/respond")
 @login_required
+@lost_race_is_409
 def respond(pairing_id: int):
     pairing = load_pairing(pairing_id)
     try:
@@ -114,6 +123,7 @@ def respond(pairing_id: int):
 
 @bp.post("/pairings/<int:pairing_id>/judge")
 @login_required
+@lost_race_is_409
 def judge(pairing_id: int):
     pairing = load_pairing(pairing_id)
     decision = request.form.get("decision")
@@ -127,9 +137,6 @@ def judge(pairing_id: int):
         abort(409, _stale_message())
     try:
         ops.judge(pairing, current_user, decision == "approve", request.form.get("comment"))
-    except StaleDataError:
-        db.session.rollback()
-        abort(409, _stale_message())
     except WorkflowError as exc:
         return _refuse(exc, pairing)
     flash(_("Pairing approved.") if decision == "approve" else _("Pairing rejected."), "success")
@@ -138,6 +145,7 @@ def judge(pairing_id: int):
 
 @bp.post("/pairings/<int:pairing_id>/schedule")
 @login_required
+@lost_race_is_409
 def schedule(pairing_id: int):
     pairing = load_pairing(pairing_id)
     try:
@@ -151,6 +159,7 @@ def schedule(pairing_id: int):
 
 @bp.post("/pairings/<int:pairing_id>/outcome")
 @login_required
+@lost_race_is_409
 def outcome(pairing_id: int):
     pairing = load_pairing(pairing_id)
     try:
@@ -165,16 +174,16 @@ def outcome(pairing_id: int):
 
 @bp.post("/pairings/propose")
 @login_required
+@lost_race_is_409
 def propose():
     need = get_or_404(Need, request.form.get("need_id"))
     cap = get_or_404(Capability, request.form.get("capability_id"))
     if not need.can_view(current_user) or not cap.can_view(current_user):
         abort(404)
     try:
-        score = float(request.form["score"]) if request.form.get("score") else None
-    except ValueError:
-        score = None
-    try:
+        # the score is shown to the judging coordinator as the engine's: only a coordinator's page is trusted
+        # with it (anyone else could post any number); it must be a finite number
+        score = parse_score(request.form.get("score")) if current_user.is_coordinator else None
         pairing = ops.propose_pairing(need, cap, by=current_user, score=score,
                                       comment=(request.form.get("message") or None))
     except WorkflowError as exc:
@@ -218,6 +227,7 @@ def queue():
 
 @bp.route("/coordinate/assign", methods=["GET", "POST"])
 @coordinator_required
+@lost_race_is_409
 def assign():
     hub_city, industry = _choice("hub_city", HubCity), _choice("industry", Industry)
     try:
@@ -245,6 +255,8 @@ def _confirm_assignment():
             need_id, cap_id, score = value.split(":")
             need_id, cap_id, score = int(need_id), int(cap_id), float(score)
         except (ValueError, TypeError):
+            abort(400, _("Malformed selection."))
+        if not math.isfinite(score):
             abort(400, _("Malformed selection."))
         need, cap = get_or_404(Need, need_id), get_or_404(Capability, cap_id)  # 404 also past the id range
         sp = db.session.begin_nested()
