@@ -5,7 +5,8 @@ when the engine is first used in a process (missing, corrupt, stale or other-mod
 kept current by index jobs (``matchmaker.indexing``) written with each publish/edit/close/delete and
 processed in the background, and `matchmaker reindex` rebuilds them from scratch. Whoever writes index
 files holds the index folder's write lock; other processes pick new versions up in `get_engine()`.
-Hard filters (published, visibility, facets, not the same organization) are SQL; the engine ranks.
+Hard filters (published, visibility, facets, never a need's own organization, its experts or experts with a
+declared conflict of interest: ``matchable_capabilities`` / ``matchable_needs``) are SQL; the engine ranks.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import threading
 from dataclasses import dataclass, field
 
 from flask import current_app
-from sqlalchemy import or_, select
+from sqlalchemy import and_, literal, or_, select, true, union
 
 from .core.enums import ListingStatus
 from .extensions import db
@@ -184,16 +185,14 @@ class ExpertSuggestion:
 def capabilities_for_need(need, k: int = 10, hub_city: str | None = None, coop_mode: str | None = None,
                           field_code: str | None = None, language: str | None = None,
                           evidence: bool = True) -> list[Suggestion]:
-    """Ranked published capabilities for ``need``; never from the need's own organization."""
+    """Ranked published capabilities for ``need``; never one the pairing rules refuse (``matchable_capabilities``:
+    the need's own organization, its experts, experts with a declared conflict of interest with it)."""
     from .listings.models import Capability
     engine = get_engine()
     if engine is None:
         return []
     stmt = select(Capability.id).where(Capability.status == ListingStatus.PUBLISHED,
-                                        Capability.deleted_at.is_(None))
-    if need.organization_id is not None:
-        stmt = stmt.where(or_(Capability.organization_id.is_(None),
-                              Capability.organization_id != need.organization_id))
+                                        Capability.deleted_at.is_(None), matchable_capabilities(need))
     if hub_city:
         stmt = stmt.where(Capability.hub_city == hub_city)
     if field_code:
@@ -214,7 +213,8 @@ def capabilities_for_need(need, k: int = 10, hub_city: str | None = None, coop_m
 
 
 def experts_for_need(need, k: int = 5, pool: int = 60) -> list[ExpertSuggestion]:
-    """Experts ranked from all their matching capabilities (best two averaged, as for profiles)."""
+    """Experts ranked from all their matching capabilities (best two averaged, as for profiles); built on
+    ``capabilities_for_need``, so never an expert the pairing rules refuse for this need."""
     by_expert: dict[int, list[Suggestion]] = {}
     for s in capabilities_for_need(need, k=pool, evidence=False):  # evidence is shown per capability
         if s.listing.expert_id is not None:
@@ -229,7 +229,9 @@ def experts_for_need(need, k: int = 5, pool: int = 60) -> list[ExpertSuggestion]
 
 def needs_for_user(user, k: int = 10) -> tuple[list[Suggestion], list[str]]:
     """Needs suggested for an expert (or institute member): the profile is all their published
-    capabilities, falling back to the expert bio. Returns the suggestions and the profile texts used."""
+    capabilities, falling back to the expert bio. Returns the suggestions and the profile texts used.
+    Never needs of the user's organizations, of their expert affiliation or of organizations they declared a
+    conflict of interest with (``matchable_needs``)."""
     from .listings.models import Capability, Need
     from .listings.queries import visible_listings
     engine = get_engine()
@@ -241,9 +243,7 @@ def needs_for_user(user, k: int = 10) -> tuple[list[Suggestion], list[str]]:
         texts = [user.expert_profile.bio]
     if not texts:
         return [], []
-    stmt = visible_listings(Need, user).with_only_columns(Need.id)
-    if user.organization_ids:
-        stmt = stmt.where(or_(Need.organization_id.is_(None), Need.organization_id.not_in(user.organization_ids)))
+    stmt = visible_listings(Need, user).with_only_columns(Need.id).where(matchable_needs(user))
     allowed = db.session.scalars(stmt).all()
     if not allowed:
         return [], texts
@@ -262,6 +262,80 @@ def similar_needs(text: str, user, exclude_id: int | None = None, k: int = 5) ->
     if not allowed:
         return []
     return _attach(Need, engine.search("need", [text], k=k, allowed_ids=allowed))
+
+
+# -- who may be matched with whom -----------------------------------------------------------------
+# The pairing rules (pairings.assignment.build_candidates "same_org"/"conflict", pairings.operations.
+# check_pairable) as SQL, so that nothing is suggested that a pairing would refuse: a need is never matched
+# with a capability of its own organization, nor with an expert who works for that organization (affiliation)
+# or declared a conflict of interest with it. tests/test_matching_app.py checks both sides agree.
+
+def experts_excluded_for(organization_id: int):
+    """SELECT of the expert profile ids that may not be matched or paired with this organization's needs."""
+    from .accounts.models import ExpertProfile
+    from .pairings.models import ConflictOfInterest
+    return union(
+        select(ExpertProfile.id).where(ExpertProfile.affiliation_id == organization_id),
+        select(ConflictOfInterest.expert_id).where(ConflictOfInterest.organization_id == organization_id))
+
+
+def organizations_excluded_for(expert_id: int):
+    """SELECT of the organization ids whose needs this expert may not be matched or paired with."""
+    from .accounts.models import ExpertProfile
+    from .pairings.models import ConflictOfInterest
+    return union(
+        select(ExpertProfile.affiliation_id).where(ExpertProfile.id == expert_id,
+                                                   ExpertProfile.affiliation_id.is_not(None)),
+        select(ConflictOfInterest.organization_id).where(ConflictOfInterest.expert_id == expert_id))
+
+
+def excluded_expert_ids(need) -> tuple[int, ...]:
+    """The experts ``matchable_capabilities(need)`` leaves out (sorted): part of the match memo's key."""
+    if need.organization_id is None:
+        return ()
+    return tuple(sorted(db.session.scalars(experts_excluded_for(need.organization_id))))
+
+
+def need_side_user_ids(need):
+    """SELECT of everyone who may answer for ``need``: its poster and its organization's members
+    (``pairings.operations.need_side_people``)."""
+    from .accounts.models import Membership
+    poster = select(literal(need.created_by_id or 0).label("user_id"))
+    if need.organization_id is None:
+        return poster
+    return union(poster, select(Membership.user_id).where(Membership.organization_id == need.organization_id))
+
+
+def matchable_capabilities(need):
+    """SQL condition on ``Capability``: it may be matched with (and proposed for) ``need``."""
+    from .accounts.models import ExpertProfile, Membership
+    from .listings.models import Capability
+    people = need_side_user_ids(need)
+    # nobody may answer for both sides: not the poster of the capability, its expert, or a member of its
+    # organization (pairings.operations.check_pairable, "same person")
+    conds = [or_(Capability.created_by_id.is_(None), Capability.created_by_id.not_in(people)),
+             or_(Capability.expert_id.is_(None), Capability.expert_id.not_in(
+                 select(ExpertProfile.id).where(ExpertProfile.user_id.in_(people)))),
+             or_(Capability.organization_id.is_(None), Capability.organization_id.not_in(
+                 select(Membership.organization_id).where(Membership.user_id.in_(people))))]
+    if need.organization_id is not None:
+        # NOT IN is NULL (false) for a NULL column: capabilities without an organization or expert stay in
+        conds += [or_(Capability.organization_id.is_(None), Capability.organization_id != need.organization_id),
+                  or_(Capability.expert_id.is_(None),
+                      Capability.expert_id.not_in(experts_excluded_for(need.organization_id)))]
+    return and_(*conds)
+
+
+def matchable_needs(user):
+    """SQL condition on ``Need``: it may be suggested to ``user`` (as a member of their organizations and as
+    the expert they are)."""
+    from .listings.models import Need
+    conds = [Need.organization_id.not_in(user.organization_ids)] if user.organization_ids else []
+    if user.expert_profile is not None and user.expert_profile.id is not None:
+        conds.append(Need.organization_id.not_in(organizations_excluded_for(user.expert_profile.id)))
+    if not conds:
+        return true()
+    return or_(Need.organization_id.is_(None), and_(*conds))
 
 
 def _owned_by(model, user):

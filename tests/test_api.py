@@ -246,6 +246,65 @@ def test_pagination_pages_and_links(app, make, world, api_as):
     assert beyond["items"] == [] and beyond["next"] is None and beyond["total"] == 5
 
 
+@pytest.mark.parametrize("extra", ["endpoint=x", "_method=POST", "_anchor=x", "_external=1&_scheme=javascript",
+                                   "endpoint=a&endpoint=b&tag=%E9%94%82+%26+x"])
+def test_page_links_carry_query_arguments_as_query(app, make, world, api_as, extra):
+    """Are query arguments named like url_for's own (endpoint, _method, _anchor, _external, _scheme) kept as
+    plain, repeatable query arguments in next/prev links, never a 500, an anchor or another scheme?"""
+    from urllib.parse import parse_qs, urlsplit
+    for i in range(3):
+        make.need(world["enterprise"], title=f"链接参数需求{i}号")
+    api = api_as("other_enterprise")
+    resp = api.get(f"{API}/needs?per_page=1&page=2&{extra}")
+    assert resp.status_code == 200
+    expected = parse_qs(extra)
+    for rel in ("next", "prev"):
+        link = urlsplit(resp.json[rel])
+        assert (link.scheme, link.netloc, link.path, link.fragment) == ("", "", f"{API}/needs", "")
+        assert {k: v for k, v in parse_qs(link.query).items() if k in expected} == expected
+        assert f'<{resp.json[rel]}>; rel="{rel}"' in resp.headers["Link"]
+    following = api.get(resp.json["next"])
+    assert following.status_code == 200 and following.json["page"] == 3
+
+
+def test_pairings_page_links_with_reserved_argument(app, world, pairings, api_as):
+    """Does the pairings list answer ?endpoint=x with a page whose next link keeps it, not a 500?"""
+    resp = api_as("admin").get(f"{API}/pairings?per_page=1&endpoint=x")
+    assert resp.status_code == 200 and resp.json["total"] == 2
+    assert resp.json["next"] == f"{API}/pairings?endpoint=x&page=2&per_page=1"
+
+
+DEEP = "[" * 50000 + "]" * 50000
+
+
+@pytest.mark.parametrize("body,reason", [
+    (DEEP, "The JSON is nested too deeply."),
+    ('{"title": ' + "[" * 50000 + "]" * 50000 + "}", "The JSON is nested too deeply."),
+    ('{"title": ' + '{"a": ' * 50000 + "1" + "}" * 50001, "The JSON is nested too deeply."),
+    ('{"title": "unterminated', "The body is not valid JSON."),
+    ("[" * 900 + "]" * 900, "The body must be a JSON object."),
+])
+def test_unreadable_json_body_is_400(app, world, objs, api_as, body, reason):
+    """Is a body nested too deeply to parse (or malformed) a 400 with the reason on create, update and submit,
+    never a 500, and nothing is saved?"""
+    api = api_as("enterprise")
+    before = count_listings()
+    draft = objs["firm_draft"]
+    for resp in (api.post(f"{API}/needs?lang=en", data=body, content_type="application/json"),
+                 api.patch(f"{API}/needs/{draft.id}?lang=en", data=body, content_type="application/json"),
+                 api.post(f"{API}/needs/{draft.id}/submit?lang=en", data=body, content_type="application/json")):
+        assert resp.status_code == 400
+        conforms(resp.json, schemas.ERROR)
+        assert resp.json["reason"] == reason
+    assert count_listings() == before
+    db.session.expire_all()
+    assert db.session.get(Need, draft.id).status == "draft"
+
+
+def count_listings() -> int:
+    return len(db.session.scalars(select(Need.id)).all())
+
+
 @pytest.mark.parametrize("query,field", [("per_page=101", "per_page"), ("per_page=0", "per_page"),
                                          ("page=0", "page"), ("page=abc", "page"), ("page=99999999", "page"),
                                          ("industry=steel", "industry"), ("coop_mode=gift", "coop_mode")])

@@ -488,3 +488,29 @@ def test_org_colleague_sees_org_listings(client_as, make, world):
     assert "同事创建的需求" in client.get("/my").get_data(as_text=True)
     assert client.post(f"/needs/{need.id}/submit").status_code == 303
     assert fresh(need).status == "submitted"
+
+
+@pytest.mark.parametrize("extra", ["endpoint=x", "_method=POST", "_anchor=x", "_external=1&_scheme=javascript"])
+@pytest.mark.parametrize("path", ["/needs", "/capabilities"])
+def test_browse_links_keep_reserved_names_as_query(client, catalogue, make, world, path, extra):
+    """Do facet, chip and page links treat arguments named like url_for's own (endpoint, _method, _anchor,
+    _external, _scheme) as plain query text — a 200 for anyone, no anchor, no other scheme or host?"""
+    import html
+    import re
+    make.capability(world["expert"], title="场发射扫描电镜共享", kind="instrument")
+    response = client.get(f"{path}?{extra}&per_page=1&lang=en")
+    assert response.status_code == 200
+    links = [html.unescape(h) for h in re.findall(r'href="([^"]*\?[^"]*)"', response.get_data(as_text=True))
+             if h.startswith(path + "?")]
+    assert links  # the facet links
+    for link in links:
+        assert "#" not in link and extra in link
+
+
+def test_browse_links_keep_repeated_arguments(client, catalogue):
+    """Does removing one filter keep the other arguments, repeated ones with every value?"""
+    import html
+    import re
+    page = client.get("/needs?industry=marine&tag=a&tag=b&lang=en").get_data(as_text=True)
+    chips = [html.unescape(h) for h in re.findall(r'<a class="badge[^"]*" href="([^"]+)" title="Remove">', page)]
+    assert chips == ["/needs?tag=a&tag=b&lang=en"]

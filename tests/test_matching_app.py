@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from matchmaker import matching_service as ms
+from matchmaker.accounts.models import Membership
 from matchmaker.core.enums import Role
 from matchmaker.extensions import db
 from matchmaker.listings import operations as ops
@@ -122,3 +123,133 @@ def test_posting_assistant_rejects_bad_input(matching, client_as, payload):
         "/assist/need", data="not json", content_type="application/json")
     assert 400 <= response.status_code < 500
     assert "reason" in response.get_json()
+
+
+# -- the pairing rules are hard filters of matching ---------------------------------------------------------
+
+BATTERY_CAP_ZH = dict(title="磷酸铁锂电池低温电解液与负极改性", field="new_energy", coop_modes=["license"],
+                      summary="宽温域电解液，抑制低温析锂。", description="-20℃放电容量保持率88%，循环2500次。")
+
+
+@pytest.fixture
+def barred(make, world, docking):
+    """Battery capabilities the pairing rules refuse for the firm's need — by an expert who works for the firm
+    (posting in their own name) and by one who declared a conflict of interest with it — and allowed ones: an
+    expert affiliated elsewhere and one with a conflict with another firm."""
+    from matchmaker.pairings.models import ConflictOfInterest
+    firm, other_firm = world["firm"], world["other_firm"]
+    affiliated, conflicted, elsewhere, other_conflict = (make.user(Role.EXPERT) for _ in range(4))
+    affiliated.expert_profile.affiliation_id = firm.id
+    elsewhere.expert_profile.affiliation_id = world["institute"].id
+    db.session.add_all([ConflictOfInterest(expert_id=conflicted.expert_profile.id, organization_id=firm.id),
+                        ConflictOfInterest(expert_id=other_conflict.expert_profile.id,
+                                           organization_id=other_firm.id)])
+    db.session.commit()
+    colleague = make.user(Role.EXPERT)  # posts in person, then joins the firm: on both sides
+    caps = {name: make.capability(user, **BATTERY_CAP_ZH) for name, user in
+            (("affiliated", affiliated), ("conflicted", conflicted), ("elsewhere", elsewhere),
+             ("other_conflict", other_conflict), ("colleague", colleague))}
+    db.session.add(Membership(user_id=colleague.id, organization_id=firm.id))
+    db.session.commit()
+    return {"experts": {"affiliated": affiliated, "conflicted": conflicted, "elsewhere": elsewhere,
+                        "other_conflict": other_conflict, "colleague": colleague}, "caps": caps,
+            "other_need": make.need(world["other_enterprise"], **{**BATTERY_NEED, "hub_city": "chengdu"})}
+
+
+#: exclusions by the state of things (a pairing exists, capacity used up), not by who is on either side
+STATE_EXCLUSIONS = {None, "existing", "capacity_full"}
+
+
+def _pairing_verdicts(need, caps) -> dict[int, bool]:
+    """capability id → may it be paired with ``need``, by both pairing rule sets (assignment and proposal)."""
+    from matchmaker.core.workflow import WorkflowError
+    from matchmaker.pairings.assignment import build_candidates
+    from matchmaker.pairings.operations import check_pairable
+    candidates, _capacity = build_candidates([(need, cap, 1.0) for cap in caps])
+    by_assignment = {c.capability_id: c.excluded in STATE_EXCLUSIONS for c in candidates}
+    by_proposal = {}
+    for cap in caps:
+        try:
+            check_pairable(need, cap, cap.expert)
+            by_proposal[cap.id] = True
+        except WorkflowError:
+            by_proposal[cap.id] = False
+    assert by_assignment == by_proposal
+    return by_proposal
+
+
+def test_matching_agrees_with_the_pairing_rules(matching, docking, barred):
+    """Does the need's match list hold exactly the capabilities the pairing rules allow (own organization,
+    affiliated experts, declared conflicts and a member of the firm on the capability side out; other
+    affiliations and other firms' conflicts in)?"""
+    from matchmaker.listings.models import Capability
+    need = docking["need"]
+    everything = list(db.session.scalars(ms._indexable(Capability)))
+    matched = {s.listing.id for s in ms.capabilities_for_need(need, k=len(everything) + 5, evidence=False)}
+    verdicts = _pairing_verdicts(need, everything)
+    assert matched == {i for i, ok in verdicts.items() if ok}
+    caps = barred["caps"]
+    assert {caps["elsewhere"].id, caps["other_conflict"].id, docking["right"].id} <= matched
+    assert not {caps["affiliated"].id, caps["conflicted"].id, caps["colleague"].id, docking["own_org"].id} & matched
+
+
+def test_need_matches_never_offer_barred_experts(matching, docking, barred, app, world, client_as):
+    """Are an expert who works for the need's firm and one with a declared conflict left out of the expert
+    ranking, the match page (with its "Propose pairing" buttons) and the API's matches?"""
+    from matchmaker.api import auth
+    need, caps, experts = docking["need"], barred["caps"], barred["experts"]
+    barred_caps = {caps["affiliated"].id, caps["conflicted"].id}
+    barred_experts = {experts[n].expert_profile.id for n in ("affiliated", "conflicted")}
+    ranked = {e.expert.id for e in ms.experts_for_need(need, k=20)}
+    assert experts["elsewhere"].expert_profile.id in ranked and not ranked & barred_experts
+
+    import re
+    html = client_as("enterprise").get(f"/needs/{need.id}/matches?lang=en").get_data(as_text=True)
+    shown = {int(i) for i in re.findall(r'match-item" data-id="(\d+)"', html)}
+    offered = {int(i) for i in re.findall(r'name="capability_id" value="(\d+)"', html)}
+    assert caps["elsewhere"].id in shown and offered == shown
+    assert not (shown | offered) & barred_caps
+    assert experts["affiliated"].name not in html and experts["conflicted"].name not in html
+
+    _token, secret = auth.create_token(world["other_enterprise"], "t")
+    db.session.commit()
+    api = app.test_client().get(f"/api/v1/needs/{need.id}/matches?k=50",
+                                headers={"Authorization": f"Bearer {secret}"}).get_json()
+    listed = {item["capability"]["id"] for item in api["items"]}
+    assert caps["elsewhere"].id in listed and not listed & barred_caps
+
+
+def test_match_page_sees_a_conflict_declared_later(matching, docking, barred, client_as):
+    """Once the ranking is memoised, does a conflict declared afterwards take the expert off the match page
+    (and a withdrawn one put them back)?"""
+    from matchmaker.pairings.models import ConflictOfInterest
+    need, cap = docking["need"], barred["caps"]["elsewhere"]
+    client = client_as("enterprise")
+
+    def shown():
+        return f'match-item" data-id="{cap.id}"' in client.get(f"/needs/{need.id}/matches").get_data(as_text=True)
+
+    assert shown()
+    conflict = ConflictOfInterest(expert_id=cap.expert_id, organization_id=need.organization_id)
+    db.session.add(conflict)
+    db.session.commit()
+    assert not shown()
+    db.session.delete(conflict)
+    db.session.commit()
+    assert shown()
+
+
+def test_suggested_needs_skip_the_experts_firm_and_conflicts(matching, docking, barred, world, client_as, app):
+    """Are the firm's needs kept out of the suggestions of an expert who works for it or declared a conflict
+    with it, while another firm's matching need is still suggested to them?"""
+    from conftest import login
+    need, other_need = docking["need"], barred["other_need"]
+    for name in ("affiliated", "conflicted"):
+        expert = barred["experts"][name]
+        suggested = {s.listing.id for s in ms.needs_for_user(expert, k=20)[0]}
+        assert other_need.id in suggested and need.id not in suggested, name
+        html = login(app.test_client(), expert).get("/suggestions").get_data(as_text=True)
+        assert f'data-id="{other_need.id}"' in html and f'data-id="{need.id}"' not in html
+    other_conflict = barred["experts"]["other_conflict"]
+    suggested = {s.listing.id for s in ms.needs_for_user(other_conflict, k=20)[0]}
+    assert need.id in suggested and other_need.id not in suggested

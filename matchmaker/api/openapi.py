@@ -45,7 +45,8 @@ def _json(schema: dict, description: str) -> dict:
 
 
 def _errors(*codes: int) -> dict:
-    texts = {400: "Invalid input (per-field messages in `fields`), or a missing CSRF header on a cookie session",
+    texts = {400: "Invalid input (per-field messages in `fields`), a body that is not valid JSON (malformed or "
+                  "nested too deeply), or a missing CSRF header on a cookie session",
              401: "Missing, invalid, revoked or expired token, or a deactivated account",
              403: "Not allowed (the listing is visible to you but not yours to change)",
              404: "Not found, or not visible to you (no existence leak)",
@@ -100,8 +101,11 @@ def build_document() -> dict:
         **_listing_paths("capabilities", "capability", Capability, "Capability"),
         f"{PREFIX}/needs/{{listing_id}}/matches": {
             "get": _op("need_matches", "Ranked capabilities for a need you may see",
-                       ("200", _ref("Matches"), "Matches with score, components and evidence; "
-                                                "`matching: off` and no items when the engine is disabled"),
+                       ("200", _ref("Matches"), "Matches with score, components and evidence; never a "
+                                                "capability of the need's own organization, nor one of an expert "
+                                                "who works for it or declared a conflict of interest with it (the "
+                                                "pairing rules); `matching: off` and no items when the engine is "
+                                                "disabled"),
                        [ID, _param("k", {"type": "integer", "minimum": 1, "maximum": s.MAX_MATCHES, "default": 10}),
                         _param("hub_city", s.enum(HubCity)), _param("coop_mode", s.enum(CoopMode)),
                         _param("field", s.enum(Industry)), _param("language", s.enum(Language))],

@@ -23,7 +23,8 @@ from ..accounts.models import ExpertProfile
 from ..accounts.tokens import ApiToken
 from ..core.access import MAX_ID
 from ..core.enums import CoopMode, HubCity, Industry, Language
-from ..core.errors import error_response
+from ..core.errors import InvalidJson, error_response, request_json
+from ..core.templating import current_url
 from ..core.workflow import WorkflowError
 from ..extensions import configured_limit, csrf, db, limiter
 from ..listings import operations as ops
@@ -119,7 +120,10 @@ def json_body(schema: dict, *, optional: bool = False) -> dict:
         return {}
     if not request.is_json:
         raise ApiError(400, _("Send a JSON object with “Content-Type: application/json”."))
-    data = request.get_json(silent=True)
+    try:
+        data = request_json()
+    except InvalidJson as exc:
+        raise ApiError(400, exc.reason) from None
     if not isinstance(data, dict):
         raise ApiError(400, _("The body must be a JSON object."))
     errors = schemas.check_types(data, schema)
@@ -229,10 +233,10 @@ def _page_response(stmt, dump, **args):
     per_page = _int_arg("per_page", DEFAULT_PER_PAGE, 1, MAX_PER_PAGE)
     pagination = db.paginate(stmt, page=page, per_page=per_page, error_out=False, count=True)
     total = pagination.total or 0
-    keep = {k: v for k, v in request.args.items() if k not in ("page", "per_page")}
+    keep = [(k, v) for k, v in request.args.items(multi=True) if k not in ("page", "per_page")]
 
     def link(p):
-        return url_for(request.endpoint, **request.view_args, **keep, page=p, per_page=per_page)
+        return current_url([*keep, ("page", p), ("per_page", per_page)])
 
     nxt = link(page + 1) if page * per_page < total else None
     prev = link(page - 1) if page > 1 else None

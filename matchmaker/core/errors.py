@@ -4,9 +4,33 @@ from __future__ import annotations
 from flask import jsonify, render_template, request
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import BadRequest, HTTPException
 
 from ..extensions import db
+
+
+class InvalidJson(ValueError):
+    """The request body is not JSON that can be read; ``reason`` (translated) says why."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+def request_json():
+    """The JSON request body, parsed (any JSON value); None when the request is not sent as JSON (Content-Type).
+
+    Raises InvalidJson for a malformed body and for one nested too deeply to parse: ``get_json(silent=True)``
+    swallows only ValueError, so ``[[[…]]]`` nested some thousand levels escaped it as a RecursionError (500).
+    """
+    if not request.is_json:
+        return None
+    try:
+        return request.get_json(silent=False)
+    except BadRequest:  # Flask's answer to a ValueError (syntax, encoding, empty body)
+        raise InvalidJson(_("The body is not valid JSON.")) from None
+    except RecursionError:
+        raise InvalidJson(_("The JSON is nested too deeply.")) from None
 
 
 def wants_json() -> bool:

@@ -1,6 +1,9 @@
 """Template globals: enum labels, locale switch, pagination helpers."""
 from __future__ import annotations
 
+from collections.abc import Iterable
+from urllib.parse import urlencode
+
 from flask import request, url_for
 from flask_babel import get_locale, get_translations
 from jinja2 import pass_context
@@ -32,7 +35,7 @@ def register(app) -> None:
                 args[key] = [value]
         if "page" not in updates:  # a new filter starts again from page one
             args.pop("page", None)
-        return url_for(request.endpoint, **(request.view_args or {}), **args)
+        return current_url((key, value) for key, values in args.items() for value in values)
 
     @app.template_filter("label")
     def label(value, enum_name: str):
@@ -44,6 +47,16 @@ def register(app) -> None:
             return ""
         from flask_babel import to_user_timezone
         return to_user_timezone(value).strftime(fmt)
+
+
+def current_url(query: Iterable[tuple[str, object]] = ()) -> str:
+    """This request's page (endpoint and path arguments) with ``query``'s (key, value) pairs as its query
+    string; a key may repeat. The query is encoded here, never passed to ``url_for`` as keywords: those
+    include url_for's own (``endpoint``, ``_anchor``, ``_method``, ``_external``, ``_scheme``), which a
+    visitor's ``?endpoint=x`` must not reach."""
+    base = url_for(request.endpoint, **(request.view_args or {}))
+    encoded = urlencode([(key, str(value)) for key, value in query])
+    return f"{base}?{encoded}" if encoded else base
 
 
 # Jinja's "newstyle" gettext semantics (autoescape-aware, always %-formatted), bound to one catalogue.

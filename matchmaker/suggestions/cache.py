@@ -3,7 +3,8 @@
 Ranking a need encodes its text with the embedding model and builds sentence-pair evidence: tens to hundreds
 of milliseconds of CPU, the same result for every viewer until something it depends on changes. The key holds
 everything the ranking reads: the need (id, version, updated_at), the index versions of both kinds (feedback
-reads need vectors), the filters and k, and a token of the pairing records that feed back into the ranking.
+reads need vectors), the filters and k, a token of the pairing records that feed back into the ranking, and the
+experts the pairing rules exclude for the need (affiliation, declared conflicts: ``ms.excluded_expert_ids``).
 Only ids, scores and evidence are kept; rows are loaded fresh from the database on every request, and a
 capability unpublished after the ranking (before its index update) is dropped on the way out.
 """
@@ -75,7 +76,7 @@ def _pairings_token() -> tuple:
 def _key(need, k: int, experts_k: int, filters: dict, engine) -> tuple:
     versions = tuple(sorted((kind, info["version"]) for kind, info in engine.status().items()))
     return (need.id, need.version, need.updated_at, versions, k, experts_k, tuple(sorted(filters.items())),
-            _pairings_token())
+            _pairings_token(), ms.excluded_expert_ids(need))
 
 
 def _rank(need, k: int, experts_k: int, filters: dict) -> RankedNeed:

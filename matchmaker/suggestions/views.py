@@ -9,6 +9,7 @@ from flask_login import current_user, login_required
 from .. import matching_service as ms
 from . import cache as match_cache
 from ..core.enums import CoopMode, HubCity, Industry, Language
+from ..core.errors import InvalidJson, error_response, request_json
 from ..core.pagecache import cached_page
 from ..extensions import read_only_request
 from ..listings.models import Need
@@ -24,6 +25,7 @@ VAGUENESS_HINTS = {
                               "0.01 mm, 2000 cycles)."),
     "no_problem_statement": _l("No problem statement: say what fails or is missing today."),
 }
+ASSIST_FIELDS = ("title", "background", "problems", "targets")
 MAX_ASSIST_CHARS = 20_000
 # "Possible duplicate" = clearly above the pool (score is in standard deviations) or close in raw cosine,
 # which still works in a tiny pool. On the seeds a true duplicate pair scored 2.55 / cosine 0.84, while the
@@ -73,15 +75,21 @@ def assist_need():
     """Posting assistant (JSON): possible duplicates among published needs and vagueness warnings."""
     from ..matching.text import vagueness
 
-    data = request.get_json(silent=True)
+    try:
+        data = request_json()
+    except InvalidJson as exc:
+        return error_response(400, _("Bad request"), exc.reason)
     if not isinstance(data, dict):
-        return jsonify({"error": _("Send a JSON object."), "reason": "expected a JSON object"}), 400
-    fields = {k: data.get(k) for k in ("title", "background", "problems", "targets")}
+        return error_response(400, _("Bad request"), _("Send a JSON object."))
+    fields = {k: data.get(k) for k in ASSIST_FIELDS}
     if any(v is not None and not isinstance(v, str) for v in fields.values()):
-        return jsonify({"error": _("Every field must be text."), "reason": "non-string field"}), 400
+        return error_response(400, _("Invalid input"),
+                              _("The title, background, problems and targets must be text."))
     fields = {k: (v or "") for k, v in fields.items()}
     if sum(len(v) for v in fields.values()) > MAX_ASSIST_CHARS:
-        return jsonify({"error": _("The text is too long."), "reason": "too long"}), 413
+        return error_response(413, _("Text too long"),
+                              _("The title, background, problems and targets may have at most %(max)d "
+                                "characters together.", max=MAX_ASSIST_CHARS))
     exclude = data.get("exclude_id")
     exclude = exclude if isinstance(exclude, int) else None
     text = "\n".join(v for v in fields.values() if v)
