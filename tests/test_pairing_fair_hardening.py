@@ -24,26 +24,8 @@ from matchmaker.pairings import assignment as asg
 from matchmaker.pairings import operations as ops
 from matchmaker.pairings.forms import parse_meeting_time
 from matchmaker.pairings.models import Pairing, PairingResponse, PairingState as P
-
-T0 = datetime(2031, 5, 20, 1, 0, tzinfo=timezone.utc)  # 09:00 Beijing time
-
-
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(monkeypatch):
-    """Tests here make many users; a cheap argon2 profile keeps them quick."""
-    from argon2 import PasswordHasher
-
-    import matchmaker.accounts.models as account_models
-    monkeypatch.setattr(account_models, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
-
-
-def fair_data(**kw):
-    data = {"title": "成渝科技成果供需对接洽谈会", "description": "两地企业与专家一对一洽谈。", "starts_at": T0,
-            "ends_at": T0 + timedelta(hours=3), "registration_deadline": T0 - timedelta(days=2),
-            "mode": "onsite", "place": "重庆国际博览中心 N1 馆", "hub_city": "chongqing", "slot_minutes": 30,
-            "tables": 4}
-    data.update(kw)
-    return data
+from test_fairs import T0, _fast_password_hashing, fair_data  # noqa: F401  (autouse fixture)
+from test_pairings import pw  # noqa: F401  (the fixture: need, capability, scoped coordinator)
 
 
 def fair_form(fair, **kw):
@@ -56,15 +38,6 @@ def fair_form(fair, **kw):
 
 def c(app, user):
     return login(app.test_client(), user)
-
-
-@pytest.fixture
-def pw(make, world):
-    """A published need of the firm, a published capability of the institute's expert, a scoped coordinator."""
-    need = make.need(world["enterprise"])
-    cap = make.capability(world["expert"])
-    coord = make.user(Role.COORDINATOR, hub_city="chongqing")
-    return {**world, "need": need, "cap": cap, "coord": coord}
 
 
 def _approved(pw) -> Pairing:
@@ -93,7 +66,7 @@ def test_a_member_of_the_firm_cannot_pair_the_firms_need_with_their_own_capabili
     need = make.need(person)
     cap = _personal_capability(make, person)
     assert need.organization_id == world["firm"].id and cap.organization_id is None
-    with pytest.raises(WorkflowError, match="different people") as exc:
+    with pytest.raises(WorkflowError, match="不同的人") as exc:
         ops.propose_pairing(need, cap, by=person)
     assert exc.value.status == 409
     db.session.rollback()
@@ -101,11 +74,11 @@ def test_a_member_of_the_firm_cannot_pair_the_firms_need_with_their_own_capabili
     assert resp.status_code == 303
     assert db.session.scalar(select(func.count(Pairing.id))) == 0
     # a coordinator cannot propose it either, and the assignment marks the candidate instead of proposing it
-    with pytest.raises(WorkflowError, match="different people"):
+    with pytest.raises(WorkflowError, match="不同的人"):
         ops.propose_pairing(need, cap, by=world["coordinator"])
     db.session.rollback()
     candidates, _caps = asg.build_candidates([(need, cap, 0.9)])
-    assert candidates[0].excluded == "same_person" and "same person" in str(asg.REASONS["same_person"])
+    assert candidates[0].excluded == "same_person" and "同一人" in str(asg.REASONS["same_person"])
 
 
 def test_a_colleague_of_the_firm_on_the_capability_side_is_refused_too(make, world):
@@ -114,7 +87,7 @@ def test_a_colleague_of_the_firm_on_the_capability_side_is_refused_too(make, wor
     colleague = make.user(Role.EXPERT, org=world["firm"])
     need = make.need(world["enterprise"])
     cap = _personal_capability(make, colleague)
-    with pytest.raises(WorkflowError, match="different people"):
+    with pytest.raises(WorkflowError, match="不同的人"):
         ops.check_pairable(need, cap, cap.expert)
     outside = make.capability(world["expert"])
     ops.check_pairable(need, outside, outside.expert)  # no error
@@ -455,7 +428,7 @@ def test_a_non_finite_score_is_refused(app, pw, score):
     resp = c(app, coord).post("/coordinate/assign", data={"pick": f"{pw['need'].id}:{pw['cap'].id}:{score}"})
     assert resp.status_code == 400
     assert db.session.scalar(select(func.count(Pairing.id))) == 0
-    with pytest.raises(WorkflowError, match="finite"):
+    with pytest.raises(WorkflowError, match="有限的数字"):
         ops.propose_pairing(pw["need"], pw["cap"], by=coord, score=float("nan"))
     db.session.rollback()
     resp = c(app, coord).post("/pairings/propose", data={
