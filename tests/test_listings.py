@@ -293,6 +293,21 @@ def test_other_org_cannot_touch_public_need(client_as, make, world):
     assert need.status == "published" and need.deleted_at is None and need.title != "被篡改的标题"
 
 
+def test_a_coordinator_closes_listings_only_in_their_hub_city(app, make, world):
+    """May a coordinator scoped to Qingdao close a Chongqing firm's need (no: 403, as for moderating it), while a
+    Chongqing coordinator may (and the close button shows only to them)?"""
+    from conftest import login
+    need = make.need(world["enterprise"])  # chongqing
+    qingdao = login(app.test_client(), make.user(Role.COORDINATOR, hub_city="qingdao"))
+    chongqing = login(app.test_client(), make.user(Role.COORDINATOR, hub_city="chongqing"))
+    assert f"/needs/{need.id}/close" not in qingdao.get(f"/needs/{need.id}").get_data(as_text=True)
+    assert qingdao.post(f"/needs/{need.id}/close").status_code == 403
+    assert fresh(need).status == "published"
+    assert f"/needs/{need.id}/close" in chongqing.get(f"/needs/{need.id}").get_data(as_text=True)
+    assert chongqing.post(f"/needs/{need.id}/close").status_code == 303
+    assert fresh(need).status == "closed"
+
+
 def test_other_org_cannot_see_or_touch_draft(client_as, make, world):
     """Is another org's draft need invisible (404) to detail, edit and every action?"""
     need = make.need(world["enterprise"], status="draft")

@@ -125,9 +125,9 @@ class ListingMixin:
         return self.can_edit(user) and self.status in (ListingStatus.DRAFT, ListingStatus.RETURNED)
 
     def can_close(self, user) -> bool:
+        # a coordinator closes listings where they moderate: their hub cities (unscoped ones and admins anywhere)
         return self.can_edit(user) or (
-            not self.is_deleted and self.status != ListingStatus.CLOSED
-            and getattr(user, "is_authenticated", False) and user.is_coordinator)
+            not self.is_deleted and self.status != ListingStatus.CLOSED and self.can_moderate(user))
 
     def can_delete(self, user) -> bool:
         return not self.is_deleted and (self.is_owned_by(user) or
