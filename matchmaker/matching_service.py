@@ -15,7 +15,7 @@ import threading
 from dataclasses import dataclass, field
 
 from flask import current_app
-from sqlalchemy import and_, literal, or_, select, true, union
+from sqlalchemy import and_, literal, or_, select, union
 
 from .core.enums import ListingStatus
 from .extensions import db
@@ -329,13 +329,17 @@ def matchable_capabilities(need):
 def matchable_needs(user):
     """SQL condition on ``Need``: it may be suggested to ``user`` (as a member of their organizations and as
     the expert they are)."""
+    from .accounts.models import Membership
     from .listings.models import Need
-    conds = [Need.organization_id.not_in(user.organization_ids)] if user.organization_ids else []
+    # the user and the members of their organizations answer for the user's capabilities: a need whose firm
+    # has one of them as a member (or that one of them posted) would pair someone with themselves
+    people = union(select(literal(user.id).label("user_id")),
+                   select(Membership.user_id).where(Membership.organization_id.in_(user.organization_ids or [0])))
+    conds = [Need.organization_id.not_in(select(Membership.organization_id).where(Membership.user_id.in_(people)))]
     if user.expert_profile is not None and user.expert_profile.id is not None:
         conds.append(Need.organization_id.not_in(organizations_excluded_for(user.expert_profile.id)))
-    if not conds:
-        return true()
-    return or_(Need.organization_id.is_(None), and_(*conds))
+    return and_(or_(Need.created_by_id.is_(None), Need.created_by_id.not_in(people)),
+                or_(Need.organization_id.is_(None), and_(*conds)))
 
 
 def _owned_by(model, user):

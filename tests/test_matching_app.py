@@ -240,11 +240,11 @@ def test_match_page_sees_a_conflict_declared_later(matching, docking, barred, cl
 
 
 def test_suggested_needs_skip_the_experts_firm_and_conflicts(matching, docking, barred, world, client_as, app):
-    """Are the firm's needs kept out of the suggestions of an expert who works for it or declared a conflict
-    with it, while another firm's matching need is still suggested to them?"""
+    """Are the firm's needs kept out of the suggestions of an expert who works for it, is a member of it or
+    declared a conflict with it, while another firm's matching need is still suggested to them?"""
     from conftest import login
     need, other_need = docking["need"], barred["other_need"]
-    for name in ("affiliated", "conflicted"):
+    for name in ("affiliated", "conflicted", "colleague"):
         expert = barred["experts"][name]
         suggested = {s.listing.id for s in ms.needs_for_user(expert, k=20)[0]}
         assert other_need.id in suggested and need.id not in suggested, name
@@ -253,3 +253,40 @@ def test_suggested_needs_skip_the_experts_firm_and_conflicts(matching, docking, 
     other_conflict = barred["experts"]["other_conflict"]
     suggested = {s.listing.id for s in ms.needs_for_user(other_conflict, k=20)[0]}
     assert need.id in suggested and other_need.id not in suggested
+
+
+def test_suggested_needs_skip_a_firm_that_shares_a_member_with_the_experts_institute(matching, docking, make,
+                                                                                      world):
+    """An expert posts for their institute; a colleague at the institute is also a member of the firm. Is the
+    firm's need kept out of the expert's suggestions (the colleague could answer for both sides, which the
+    pairing rules refuse), while it is suggested once that overlap is gone?"""
+    institute = make.org(kind="institute", name="交叉研究所")
+    expert = make.user(Role.EXPERT, org=institute)
+    make.capability(expert, **BATTERY_CAP_ZH)
+    bridge = make.user(None, org=institute)
+    membership = Membership(user_id=bridge.id, organization_id=world["firm"].id)
+    db.session.add(membership)
+    db.session.commit()
+    assert docking["need"].id not in {s.listing.id for s in ms.needs_for_user(expert, k=20)[0]}
+    db.session.delete(membership)
+    db.session.commit()
+    assert docking["need"].id in {s.listing.id for s in ms.needs_for_user(expert, k=20)[0]}
+
+
+def test_match_page_sees_a_member_who_joined_later(matching, docking, barred, world, client_as):
+    """Once the ranking is memoised, does an expert who then joins the firm (and so would sit on both sides)
+    leave the firm's match page, and come back when they leave?"""
+    need, cap = docking["need"], barred["caps"]["elsewhere"]
+    client = client_as("enterprise")
+
+    def shown():
+        return f'match-item" data-id="{cap.id}"' in client.get(f"/needs/{need.id}/matches").get_data(as_text=True)
+
+    assert shown()
+    membership = Membership(user_id=barred["experts"]["elsewhere"].id, organization_id=world["firm"].id)
+    db.session.add(membership)
+    db.session.commit()
+    assert not shown()
+    db.session.delete(membership)
+    db.session.commit()
+    assert shown()

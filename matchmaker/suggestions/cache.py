@@ -3,8 +3,9 @@
 Ranking a need encodes its text with the embedding model and builds sentence-pair evidence: tens to hundreds
 of milliseconds of CPU, the same result for every viewer until something it depends on changes. The key holds
 everything the ranking reads: the need (id, version, updated_at), the index versions of both kinds (feedback
-reads need vectors), the filters and k, a token of the pairing records that feed back into the ranking, and the
-experts the pairing rules exclude for the need (affiliation, declared conflicts: ``ms.excluded_expert_ids``).
+reads need vectors), the filters and k, a token of the pairing records that feed back into the ranking and of the
+memberships the pairing rules read, and the experts the pairing rules exclude for the need (affiliation,
+declared conflicts: ``ms.excluded_expert_ids``).
 Only ids, scores and evidence are kept; rows are loaded fresh from the database on every request, and a
 capability unpublished after the ranking (before its index update) is dropped on the way out.
 """
@@ -64,13 +65,17 @@ _cache = _LRU(MAX_ENTRIES)
 
 
 def _pairings_token() -> tuple:
-    """Changes whenever a pairing or a pairing response is added, changed or removed."""
+    """Changes whenever a pairing or a pairing response is added, changed or removed, and whenever someone
+    joins or leaves an organization (the pairing rules exclude people on both sides by membership)."""
+    from ..accounts.models import Membership
     from ..pairings.models import Pairing, PairingResponse
     return tuple(db.session.execute(select(
         select(func.count(Pairing.id)).scalar_subquery(),
         select(func.max(Pairing.updated_at)).scalar_subquery(),
         select(func.count(PairingResponse.id)).scalar_subquery(),
-        select(func.max(PairingResponse.id)).scalar_subquery())).one())
+        select(func.max(PairingResponse.id)).scalar_subquery(),
+        select(func.count()).select_from(Membership).scalar_subquery(),
+        select(func.max(Membership.created_at)).scalar_subquery())).one())
 
 
 def _key(need, k: int, experts_k: int, filters: dict, engine) -> tuple:
