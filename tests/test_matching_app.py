@@ -219,24 +219,27 @@ def test_need_matches_never_offer_barred_experts(matching, docking, barred, app,
     assert caps["elsewhere"].id in listed and not listed & barred_caps
 
 
+def _match_page_follows(row, client, need, cap) -> None:
+    """``cap`` is on ``need``'s (memoised) match page, gone once ``row`` is added, back once it is removed."""
+    def shown():
+        return f'match-item" data-id="{cap.id}"' in client.get(f"/needs/{need.id}/matches").get_data(as_text=True)
+
+    assert shown()
+    db.session.add(row)
+    db.session.commit()
+    assert not shown()
+    db.session.delete(row)
+    db.session.commit()
+    assert shown()
+
+
 def test_match_page_sees_a_conflict_declared_later(matching, docking, barred, client_as):
     """Once the ranking is memoised, does a conflict declared afterwards take the expert off the match page
     (and a withdrawn one put them back)?"""
     from matchmaker.pairings.models import ConflictOfInterest
     need, cap = docking["need"], barred["caps"]["elsewhere"]
-    client = client_as("enterprise")
-
-    def shown():
-        return f'match-item" data-id="{cap.id}"' in client.get(f"/needs/{need.id}/matches").get_data(as_text=True)
-
-    assert shown()
-    conflict = ConflictOfInterest(expert_id=cap.expert_id, organization_id=need.organization_id)
-    db.session.add(conflict)
-    db.session.commit()
-    assert not shown()
-    db.session.delete(conflict)
-    db.session.commit()
-    assert shown()
+    _match_page_follows(ConflictOfInterest(expert_id=cap.expert_id, organization_id=need.organization_id),
+                        client_as("enterprise"), need, cap)
 
 
 def test_suggested_needs_skip_the_experts_firm_and_conflicts(matching, docking, barred, world, client_as, app):
@@ -277,16 +280,5 @@ def test_match_page_sees_a_member_who_joined_later(matching, docking, barred, wo
     """Once the ranking is memoised, does an expert who then joins the firm (and so would sit on both sides)
     leave the firm's match page, and come back when they leave?"""
     need, cap = docking["need"], barred["caps"]["elsewhere"]
-    client = client_as("enterprise")
-
-    def shown():
-        return f'match-item" data-id="{cap.id}"' in client.get(f"/needs/{need.id}/matches").get_data(as_text=True)
-
-    assert shown()
-    membership = Membership(user_id=barred["experts"]["elsewhere"].id, organization_id=world["firm"].id)
-    db.session.add(membership)
-    db.session.commit()
-    assert not shown()
-    db.session.delete(membership)
-    db.session.commit()
-    assert shown()
+    _match_page_follows(Membership(user_id=barred["experts"]["elsewhere"].id, organization_id=world["firm"].id),
+                        client_as("enterprise"), need, cap)
