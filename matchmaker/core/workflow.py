@@ -4,7 +4,7 @@ from __future__ import annotations
 from functools import wraps
 from typing import Callable
 
-from sqlalchemy import event
+from sqlalchemy import event, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
@@ -25,19 +25,30 @@ class WorkflowError(Exception):
 
 
 def answer_lost_races(on_lost: Callable[[Exception], object]):
-    """View decorator: a lost race anywhere in the view rolls the transaction back and is answered by
-    ``on_lost(exc)`` (which aborts with 409 or returns a response), never by a 500."""
+    """View decorator: a lost race anywhere in the view is answered by ``on_lost(exc)``, never by a 500;
+    ``on_lost`` rolls the transaction back and aborts with 409 or returns a response (the same handler
+    serves the view's own commit)."""
     def decorate(view):
         @wraps(view)
         def wrapper(*args, **kwargs):
             try:
                 return view(*args, **kwargs)
             except RACE_ERRORS as exc:
-                from ..extensions import db
-                db.session.rollback()
                 return on_lost(exc)
         return wrapper
     return decorate
+
+
+def lock_row(model, row_id: int):
+    """Take the row's lock (PostgreSQL: SELECT … FOR UPDATE) or the database write lock (SQLite has no row
+    locks: a no-op UPDATE takes it), then re-read the row, so a decision sees what other requests committed
+    meanwhile. None when the row is gone."""
+    from ..extensions import db
+    table = model.__table__
+    if db.session.get_bind().dialect.name == "sqlite":
+        db.session.execute(update(table).where(table.c.id == row_id).values(id=table.c.id))
+    return db.session.execute(select(model).where(model.id == row_id).with_for_update(of=model)
+                              .execution_options(populate_existing=True)).unique().scalar_one_or_none()
 
 
 def after_commit(session: Session, callback: Callable[[], None]) -> None:

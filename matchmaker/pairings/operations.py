@@ -17,12 +17,12 @@ from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 
 from flask_babel import gettext as _
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from ..core import audit
 from ..core.enums import ListingStatus
 from ..core.time import utcnow
-from ..core.workflow import WorkflowError
+from ..core.workflow import WorkflowError, lock_row
 from ..extensions import db
 from ..listings.forms import clean_text
 from .models import (ContractType, DeclineReason, Pairing, PairingResponse, PairingSide, PairingState as P)
@@ -67,11 +67,7 @@ def _text(value) -> str | None:
 def _lock(pairing: Pairing) -> Pairing:
     """Take the pairing's row lock (PostgreSQL) or the database write lock (SQLite), then re-read the row and
     its responses, so a decision is made on what other requests have committed in the meantime."""
-    table = Pairing.__table__
-    if db.session.get_bind().dialect.name == "sqlite":  # SQLite has no row locks: take the write lock
-        db.session.execute(update(table).where(table.c.id == pairing.id).values(version=table.c.version))
-    locked = db.session.execute(select(Pairing).where(Pairing.id == pairing.id).with_for_update(of=Pairing)
-                                .execution_options(populate_existing=True)).unique().scalar_one_or_none()
+    locked = lock_row(Pairing, pairing.id)
     if locked is None:
         raise WorkflowError(_("This pairing no longer exists."), 404)
     db.session.expire(locked, ["responses"])

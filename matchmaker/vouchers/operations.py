@@ -17,7 +17,8 @@ from sqlalchemy import func, select, update
 
 from ..core import audit
 from ..core.enums import HubCity
-from ..core.workflow import WorkflowError
+from ..core.time import programme_today
+from ..core.workflow import WorkflowError, lock_row
 from ..extensions import db
 from ..pairings.models import Pairing, PairingState
 from .models import EntryKind, Voucher, VoucherEntry, VoucherStatus, can_issue_for
@@ -32,14 +33,9 @@ def _money(value) -> Decimal:
         amount = Decimal(value).quantize(CENT)
     except (InvalidOperation, ValueError, TypeError):  # not a number, or too many digits to keep cents
         raise WorkflowError(_("The amount is too large."), 400) from None
-    if not amount.is_finite() or amount <= 0:
+    if amount <= 0:  # quantize raised for NaN and infinity
         raise WorkflowError(_("The amount must be more than zero."), 400)
     return amount
-
-
-def _today() -> date:
-    from ..listings.forms import programme_today
-    return programme_today()
 
 
 def issue_voucher(user, organization, *, amount, expires_on: date, hub_city: str, note: str | None = None
@@ -53,9 +49,9 @@ def issue_voucher(user, organization, *, amount, expires_on: date, hub_city: str
     if organization is None or organization.kind != "enterprise":
         raise WorkflowError(_("Vouchers are issued to enterprises only."), 400)
     amount = _money(amount)
-    if expires_on is None or expires_on < _today():
+    if expires_on is None or expires_on < programme_today():
         raise WorkflowError(_("The expiry date cannot be in the past."), 400)
-    code = f"{hub_city[:2].upper()}-{_today():%Y%m%d}-{secrets.token_hex(3).upper()}"
+    code = f"{hub_city[:2].upper()}-{programme_today():%Y%m%d}-{secrets.token_hex(3).upper()}"
     voucher = Voucher(code=code, organization_id=organization.id, hub_city=hub_city, amount=amount,
                       balance=amount, expires_on=expires_on, status=VoucherStatus.ACTIVE.value, note=note,
                       issued_by_id=user.id)
@@ -70,12 +66,7 @@ def issue_voucher(user, organization, *, amount, expires_on: date, hub_city: str
 
 
 def _lock_voucher(voucher_id: int) -> Voucher:
-    """Take the voucher's row lock (PostgreSQL) or the database write lock (SQLite), then re-read it."""
-    if db.session.get_bind().dialect.name == "sqlite":
-        db.session.execute(update(Voucher.__table__).where(Voucher.__table__.c.id == voucher_id)
-                           .values(balance=Voucher.__table__.c.balance))
-    voucher = db.session.execute(select(Voucher).where(Voucher.id == voucher_id).with_for_update(of=Voucher)
-                                 .execution_options(populate_existing=True)).scalar_one_or_none()
+    voucher = lock_row(Voucher, voucher_id)
     if voucher is None:
         raise WorkflowError(_("No such voucher."), 404)
     return voucher
@@ -131,7 +122,7 @@ def redeem(voucher: Voucher, pairing: Pairing | None, amount, user) -> VoucherEn
     if voucher.status != VoucherStatus.ACTIVE:
         raise WorkflowError(_("This voucher is %(status)s and cannot be redeemed.",
                               status=VoucherStatus.label_of(voucher.status)))
-    if voucher.expires_on < _today():
+    if voucher.is_past_expiry:
         raise WorkflowError(_("This voucher expired on %(day)s.", day=voucher.expires_on.isoformat()))
     if pairing.state != PairingState.CONTRACT_SIGNED:
         raise WorkflowError(_("Vouchers can only be redeemed against a pairing with a signed service contract."))
@@ -186,7 +177,7 @@ def revoke(voucher: Voucher, user, reason: str) -> VoucherEntry:
 
 def expire_due(today: date | None = None) -> int:
     """Expire every active voucher past its expiry date (system action); returns how many."""
-    today = today or _today()
+    today = today or programme_today()
     ids = db.session.scalars(select(Voucher.id).where(Voucher.status == VoucherStatus.ACTIVE.value,
                                                       Voucher.expires_on < today)).all()
     for vid in ids:
