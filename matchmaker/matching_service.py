@@ -5,8 +5,9 @@ when the engine is first used in a process (missing, corrupt, stale or other-mod
 kept current by index jobs (``matchmaker.indexing``) written with each publish/edit/close/delete and
 processed in the background, and `matchmaker reindex` rebuilds them from scratch. Whoever writes index
 files holds the index folder's write lock; other processes pick new versions up in `get_engine()`.
-Hard filters (published, visibility, facets, never a need's own organization, its experts or experts with a
-declared conflict of interest: ``matchable_capabilities`` / ``matchable_needs``) are SQL; the engine ranks.
+Hard filters (published, visibility, facets, never a need's own organization, its experts, experts with a
+declared conflict of interest, or one person on both sides: ``matchable_capabilities`` / ``matchable_needs``)
+are SQL; the engine ranks.
 """
 from __future__ import annotations
 
@@ -268,7 +269,8 @@ def similar_needs(text: str, user, exclude_id: int | None = None, k: int = 5) ->
 # The pairing rules (pairings.assignment.build_candidates "same_org"/"conflict", pairings.operations.
 # check_pairable) as SQL, so that nothing is suggested that a pairing would refuse: a need is never matched
 # with a capability of its own organization, nor with an expert who works for that organization (affiliation)
-# or declared a conflict of interest with it. tests/test_matching_app.py checks both sides agree.
+# or declared a conflict of interest with it, nor where one person could answer for both sides.
+# tests/test_matching_app.py checks both sides agree.
 
 def experts_excluded_for(organization_id: int):
     """SELECT of the expert profile ids that may not be matched or paired with this organization's needs."""

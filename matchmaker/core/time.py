@@ -1,4 +1,4 @@
-"""UTC time. Every stored timestamp is UTC and timezone-aware in Python."""
+"""UTC time (every stored timestamp is UTC and timezone-aware in Python) and the programme's calendar clock."""
 from __future__ import annotations
 
 from datetime import date, datetime, time, timezone
@@ -14,6 +14,11 @@ PROGRAMME_TZ = ZoneInfo("Asia/Shanghai")
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def programme_today() -> date:
+    """Today in the programme's time zone (deadlines are calendar dates in China)."""
+    return datetime.now(PROGRAMME_TZ).date()
 
 
 def end_of_programme_day(day: date) -> datetime:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from datetime import timezone
-from zoneinfo import ZoneInfo
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
@@ -10,11 +9,10 @@ from wtforms import DateTimeLocalField, SelectField, StringField, TextAreaField
 from wtforms.validators import URL, DataRequired, Length, NumberRange, Optional, ValidationError
 
 from ..core.enums import HubCity
+from ..core.time import PROGRAMME_TZ
 from ..listings.forms import WholeNumberField, clean_text
 from ..pairings.forms import FIRST_YEAR, LAST_YEAR
 from .models import FairMode
-
-PROGRAMME_TZ = ZoneInfo("Asia/Shanghai")
 
 
 def sane_year(form, field):

@@ -4,7 +4,7 @@ Forms only validate and hand a whitelisted dict to ``operations``; they never to
 """
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
@@ -15,7 +15,7 @@ from wtforms.validators import (DataRequired, Email, Length, NumberRange, Option
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from ..core.enums import CapabilityKind, CoopMode, HubCity, Industry, Visibility
-from ..core.time import PROGRAMME_TZ
+from ..core.time import programme_today
 from .operations import CAPABILITY_FIELDS, NEED_FIELDS
 
 TEXT_MAX = 5000
@@ -50,11 +50,6 @@ class FiniteDecimalField(DecimalField):
         if self.data is not None and not self.data.is_finite():
             self.data = None
             raise ValueError(_l("Enter a finite amount."))
-
-
-def programme_today() -> date:
-    """Today in the programme's time zone (deadlines are calendar dates in China)."""
-    return datetime.now(PROGRAMME_TZ).date()
 
 
 class MultiCheckboxField(SelectMultipleField):

@@ -16,7 +16,7 @@ from sqlalchemy import (Boolean, CheckConstraint, Date, ForeignKey, Index, Numer
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..core.enums import HubCity, LabelledEnum, sql_in
-from ..core.time import UTCDateTime, utcnow
+from ..core.time import UTCDateTime, programme_today, utcnow
 from ..extensions import db
 
 
@@ -79,7 +79,6 @@ class Voucher(db.Model):
     @property
     def is_past_expiry(self) -> bool:
         """Past its last day (Beijing time) though ``expire_due`` may not have run yet."""
-        from ..listings.forms import programme_today
         return self.expires_on < programme_today()
 
     @property

@@ -101,8 +101,7 @@ def _render(voucher: Voucher, form=None, status: int = 200):
     redeem_form, rows = _redeem_form(voucher)
     return render_template("vouchers/detail.html", voucher=voucher, redeem_form=form or redeem_form,
                            contracts=rows, revoke_form=RevokeForm(),
-                           can_redeem=(voucher.can_redeem(current_user) and voucher.status == "active"
-                                       and not voucher.is_past_expiry),
+                           can_redeem=voucher.can_redeem(current_user) and voucher.display_status == "active",
                            can_revoke=voucher.can_administer(current_user) and voucher.status == "active",
                            provider_city=ops.provider_hub_city), status
 
