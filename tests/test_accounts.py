@@ -383,15 +383,18 @@ def test_profile_update_ignores_forged_role_fields(client_as, world):
 
 
 def test_expert_profile_update(client_as, world):
-    """Can an expert edit title, fields, languages and bio; are unknown field codes refused?"""
+    """Can an expert edit title, fields, languages, bio and capacity; are unknown field codes refused?"""
     user = world["expert"]
     client = client_as("expert")
     response = client.post("/profile", data={"name": user.name, "locale": "zh_CN", "title": "研究员",
-                                             "fields": ["big_data"], "languages": ["en"], "bio": "新简介"})
+                                             "fields": ["big_data"], "languages": ["en"], "bio": "新简介",
+                                             "max_active_pairings": "2"})
     assert response.status_code == 302
     db.session.refresh(user.expert_profile)
     assert user.expert_profile.title == "研究员" and user.expert_profile.fields == ["big_data"]
-    bad = client.post("/profile", data={"name": user.name, "locale": "zh_CN", "fields": ["nonsense"]})
+    assert user.expert_profile.max_active_pairings == 2
+    bad = client.post("/profile", data={"name": user.name, "locale": "zh_CN", "fields": ["nonsense"],
+                                        "max_active_pairings": "2"})
     assert bad.status_code == 400
     db.session.refresh(user.expert_profile)
     assert user.expert_profile.fields == ["big_data"]

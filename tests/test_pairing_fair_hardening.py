@@ -234,6 +234,25 @@ def test_a_fair_date_out_of_range_is_a_form_error(app, world, when):
     assert db.session.scalar(select(func.count(Fair.id))) == 0
 
 
+def test_a_fair_with_more_slots_than_a_schedule_can_hold_is_refused(app, world):
+    """Is a year-long fair of 5-minute meetings (105,000 slots for the grid and the scheduler) refused with the
+    reason on the form and in the service, while 1,000 slots still pass?"""
+    form = {"title": "全年不间断对接会", "starts_at": "2031-01-01T00:00", "ends_at": "2031-12-31T23:55",
+            "registration_deadline": "2030-12-30T09:00", "mode": "onsite", "place": "重庆", "hub_city": "chongqing",
+            "organizer_id": "0", "slot_minutes": "5", "tables": "500"}
+    resp = c(app, world["coordinator"]).post("/fairs/new", data=form)
+    assert resp.status_code == 400 and "1000" in resp.text
+    assert db.session.scalar(select(func.count(Fair.id))) == 0
+    with pytest.raises(WorkflowError) as exc:
+        fops.create_fair(world["coordinator"], fair_data(ends_at=T0 + timedelta(minutes=5 * 1001), slot_minutes=5))
+    assert exc.value.status == 400
+    db.session.rollback()
+    fair = fops.create_fair(world["coordinator"], fair_data(ends_at=T0 + timedelta(minutes=5 * 1000), slot_minutes=5))
+    assert fair.n_slots == 1000
+    with pytest.raises(WorkflowError):
+        fops.update_fair(fair, world["coordinator"], fair_data(ends_at=T0 + timedelta(days=30), slot_minutes=5))
+
+
 @pytest.mark.parametrize("when,offset", [("0001-01-01T00:00", "840"), ("9999-12-31T23:59", "-840"),
                                          ("0001-01-01T00:00+14:00", None), ("2101-01-01T00:00", "480")])
 def test_a_meeting_time_out_of_range_is_refused_not_a_crash(app, pw, when, offset):

@@ -6,10 +6,12 @@ from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import (BooleanField, EmailField, PasswordField, RadioField, SelectField, SelectMultipleField,
                      StringField, SubmitField, TextAreaField)
-from wtforms.validators import DataRequired, Email, EqualTo, InputRequired, Length, Optional, ValidationError
+from wtforms.validators import (DataRequired, Email, EqualTo, InputRequired, Length, NumberRange, Optional,
+                                ValidationError)
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from ..core.enums import HubCity, Industry, Language, Role
+from ..listings.forms import WholeNumberField
 from . import operations as ops
 
 
@@ -140,9 +142,12 @@ class ProfileForm(FlaskForm):
                                 validators=[DataRequired(message=_l("Choose at least one field of expertise."))])
     languages = MultiCheckboxField(_l("Working languages"), choices=Language.choices())
     bio = TextAreaField(_l("Short biography"), filters=[strip], validators=[Optional(), Length(max=4000)])
+    max_active_pairings = WholeNumberField(
+        _l("Active pairings you take on at most"), default=5,
+        validators=[InputRequired(), NumberRange(0, 100, message=_l("Between 0 and 100."))])
     submit = SubmitField(_l("Save profile"))
 
-    EXPERT_FIELDS = ("title", "affiliation", "fields", "languages", "bio")
+    EXPERT_FIELDS = ("title", "affiliation", "fields", "languages", "bio", "max_active_pairings")
 
     def drop_expert_fields(self) -> None:
         for name in self.EXPERT_FIELDS:

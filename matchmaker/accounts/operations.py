@@ -256,6 +256,11 @@ def apply_expert_profile(profile: ExpertProfile, data: dict) -> None:
     profile.fields = fields
     profile.languages = languages
     profile.bio = clean_text(data.get("bio"), 4000)
+    if "max_active_pairings" in data:  # registration leaves the default
+        capacity = data["max_active_pairings"]
+        if not isinstance(capacity, int) or isinstance(capacity, bool) or not 0 <= capacity <= 100:
+            raise FieldError("max_active_pairings", _("Between 0 and 100."))
+        profile.max_active_pairings = capacity
     affiliation = clean_text(data.get("affiliation"), 200)
     org = find_organization(affiliation)
     profile.affiliation = org

@@ -212,7 +212,8 @@ def profile():
         data = {"name": user.name, "locale": user.locale}
         if expert is not None:
             data.update(title=expert.title, affiliation=expert.affiliation_name, fields=expert.fields,
-                        languages=expert.languages, bio=expert.bio)
+                        languages=expert.languages, bio=expert.bio,
+                        max_active_pairings=expert.max_active_pairings)
         form = ProfileForm(data=data)
     else:
         form = ProfileForm()

@@ -27,6 +27,8 @@ from .models import (Fair, FairMode, FairRegistration, FairStatus, Meeting, Meet
 FAIR_FIELDS = ("title", "description", "starts_at", "ends_at", "mode", "place", "video_url", "hub_city",
                "organizer_id", "slot_minutes", "tables", "registration_deadline")
 
+MAX_SLOTS = 1000  # e.g. three days round the clock in 5-minute meetings would be 864
+
 TRANSITIONS = {
     FairStatus.DRAFT: {FairStatus.OPEN},
     FairStatus.OPEN: {FairStatus.CLOSED},
@@ -58,6 +60,10 @@ def _validate_fair(data: dict) -> None:
         raise WorkflowError(_("A meeting slot lasts between 5 and 240 minutes."), 400)
     if (ends - starts).total_seconds() < minutes * 60:
         raise WorkflowError(_("The fair is shorter than one meeting slot."), 400)
+    if (ends - starts).total_seconds() // (minutes * 60) > MAX_SLOTS:
+        # every slot is a column of the schedule grid and of the scheduler's model
+        raise WorkflowError(_("A fair has at most %(n)d meeting slots: shorten the fair or lengthen the meetings.",
+                              n=MAX_SLOTS), 400)
     if not 1 <= (data.get("tables") or 0) <= 500:
         raise WorkflowError(_("A fair has between 1 and 500 tables."), 400)
     if data.get("mode") == FairMode.ONSITE and not (data.get("place") or "").strip():

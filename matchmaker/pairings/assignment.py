@@ -149,6 +149,11 @@ def remaining_capacity(expert_ids) -> dict:
     return {("expert", e): max(0, caps.get(e, 0) - active.get(e, 0)) for e in expert_ids}
 
 
+def experts_at_capacity(expert_ids) -> set[int]:
+    """The experts among ``expert_ids`` whose open pairings have reached the maximum they set."""
+    return {e for (_, e), left in remaining_capacity(expert_ids).items() if left <= 0}
+
+
 def build_candidates(pairs) -> tuple[list[Candidate], dict]:
     """``pairs``: iterable of (need, capability, score). Applies the hard exclusions; returns candidates and
     the remaining capacity of every expert involved."""

@@ -216,6 +216,8 @@ def propose_pairing(need, capability=None, expert=None, *, by, origin: str | Non
         raise WorkflowError(_("The score must be a finite number."), 400)
     comment = _text(comment)
     check_pairable(need, capability, expert)
+    if expert is not None and origin != "capability":
+        _check_capacity(expert)
     pairing = Pairing(need=need, need_id=need.id, capability=capability,
                       capability_id=getattr(capability, "id", None), expert=expert,
                       expert_id=getattr(expert, "id", None), state=P.PROPOSED, origin=origin,
@@ -231,6 +233,17 @@ def propose_pairing(need, capability=None, expert=None, *, by, origin: str | Non
     _notify(_parties(pairing), pairing, "proposed", _("New pairing proposal: %(title)s", title=_title(pairing)),
             _("A pairing was proposed. Please tell us whether you are interested."), exclude=by)
     return pairing
+
+
+def _check_capacity(expert) -> None:
+    """Refuse a proposal from someone else once the expert's open pairings reach the maximum they set.
+    The profile row is locked first, so two concurrent proposals cannot both take the last place."""
+    from ..accounts.models import ExpertProfile
+    from .assignment import remaining_capacity
+    profile = lock_row(ExpertProfile, expert.id)
+    if profile is not None and remaining_capacity([profile.id]).get(("expert", profile.id), 0) <= 0:
+        raise WorkflowError(_("This expert takes on at most %(n)d open pairings and has reached that number.",
+                              n=profile.max_active_pairings), 409)
 
 
 def _in_scope(user, hub_city) -> bool:

@@ -14,6 +14,7 @@ from ..core.pagecache import cached_page
 from ..extensions import read_only_request
 from ..listings.models import Need
 from ..listings.views import load_listing
+from ..pairings.assignment import experts_at_capacity
 
 bp = Blueprint("suggestions", __name__)
 
@@ -56,7 +57,8 @@ def need_matches(listing_id: int):
                                capabilities=match_cache.need_matches(need, k=5)[0])
     capabilities, experts = match_cache.need_matches(need, k=20, experts_k=8, filters=filters)
     return render_template("suggestions/need_matches.html", need=need, capabilities=capabilities,
-                           experts=experts, filters=filters, engine_on=ms.enabled())
+                           experts=experts, filters=filters, engine_on=ms.enabled(),
+                           at_capacity=experts_at_capacity(s.listing.expert_id for s in capabilities))
 
 
 @bp.get("/suggestions")
