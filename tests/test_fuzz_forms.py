@@ -96,7 +96,8 @@ CAPABILITY = {**LISTING, "kind": st.sampled_from(["achievement", "expertise", "i
               "trl": st.sampled_from(["1", "9", "10", "0"]), "ip": st.just("ZL2021")}
 PROFILE = {"name": st.just("李四"), "locale": st.sampled_from(["zh_CN", "en"]),
            "fields": st.lists(choice(Industry), max_size=2), "languages": st.lists(st.sampled_from(["zh", "en"])),
-           "title": st.just("研究员"), "affiliation": st.just("某研究院"), "bio": st.just("")}
+           "title": st.just("研究员"), "affiliation": st.just("某研究院"), "bio": st.just(""),
+           "max_active_pairings": st.sampled_from(["0", "5", "100"])}
 ORGANIZATION = {"name": st.just("重庆甲公司"), "name_en": st.just("Jia Ltd"), "hub_city": choice(HubCity, ""),
                 "region": st.just("渝中"), "description": st.just("")}
 PAIRING = {
