@@ -76,15 +76,16 @@ def test_queue_filters(client_as, make, world):
 
 
 def test_scoped_coordinator_sees_and_moderates_only_own_city(make, world, scoped):
-    """Does a Chengdu coordinator see only Chengdu listings, and get 403 on a Chongqing one?"""
+    """Does a Chengdu coordinator see only Chengdu listings, and find no unpublished Chongqing one (404: not
+    theirs to review, and not shown before publication)?"""
     user, client = scoped
     cq = make.need(world["enterprise"], status="submitted", title="重庆的需求", hub_city="chongqing")
     cd = make.need(world["enterprise"], status="submitted", title="成都的需求", hub_city="chengdu")
     page = client.get("/review/").get_data(as_text=True)
     assert "成都的需求" in page and "重庆的需求" not in page
-    assert client.get(f"/review/needs/{cq.id}").status_code == 403
-    assert client.post(f"/review/needs/{cq.id}/publish", data={"version": str(cq.version)}).status_code == 403
-    assert client.post(f"/review/needs/{cq.id}/return", data={"reason": "不行"}).status_code == 403
+    assert client.get(f"/review/needs/{cq.id}").status_code == 404
+    assert client.post(f"/review/needs/{cq.id}/publish", data={"version": str(cq.version)}).status_code == 404
+    assert client.post(f"/review/needs/{cq.id}/return", data={"reason": "不行"}).status_code == 404
     assert fresh(cq).status == "submitted"
     assert client.post(f"/review/needs/{cd.id}/publish", data={"version": str(cd.version)}).status_code == 303
     assert fresh(cd).status == "published" and fresh(cd).reviewed_by_id == user.id

@@ -18,13 +18,13 @@ from wtforms import (DateField, HiddenField, IntegerField, SelectField, SelectMu
 from wtforms.fields.core import UnboundField
 from wtforms.validators import DataRequired, Email, Length, NumberRange, Regexp
 
+from ..core.access import MAX_PAGE  # noqa: F401  (the pages' bound, re-exported for the API)
 from ..core.enums import CapabilityKind, CoopMode, HubCity, Industry, Language, ListingStatus, Visibility
 from ..listings.forms import CapabilityForm, NeedForm
 from ..pairings.models import ContractType, DeclineReason, PairingSide, PairingState
 
 MAX_PER_PAGE = 100
 DEFAULT_PER_PAGE = 20
-MAX_PAGE = 10_000
 MAX_MATCHES = 50
 
 
@@ -216,7 +216,9 @@ def field_schema(unbound: UnboundField) -> tuple[dict, bool]:
             schema["pattern"] = v.regex.pattern
     if unbound.kwargs.get("default") is not None:
         schema["default"] = unbound.kwargs["default"]
-    if not required:
+    if not required and unbound.kwargs.get("default") is None:
+        # a field with a default is left out to get it; null would read as "use the default" and, in a
+        # PATCH, silently reset the stored value (a coordinators-only need turned public)
         schema = nullable(schema)
     return schema, required
 

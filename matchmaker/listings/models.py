@@ -109,14 +109,17 @@ class ListingMixin:
         if self.is_owned_by(user):
             return True
         if getattr(user, "is_authenticated", False) and user.is_coordinator:
-            return True
+            # published listings serve docking across hub cities; work in progress only where they moderate
+            return self.is_published or self.can_moderate(user)
         return self.is_published and self._publicly_visible()
 
     def _publicly_visible(self) -> bool:
         return True
 
     def can_view_contact(self, user) -> bool:
-        return self.is_owned_by(user) or bool(getattr(user, "is_authenticated", False) and user.is_coordinator)
+        if self.is_owned_by(user):
+            return True
+        return bool(getattr(user, "is_authenticated", False) and user.is_coordinator) and self.can_view(user)
 
     def can_edit(self, user) -> bool:
         return not self.is_deleted and self.is_owned_by(user) and self.status != ListingStatus.CLOSED

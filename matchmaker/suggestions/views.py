@@ -46,10 +46,7 @@ def _choice(name: str, enum_cls):
 @cached_page(uses_index=True)
 def need_matches(listing_id: int):
     """Ranked capabilities and experts for a need, with filters and the evidence for each match."""
-    need = load_listing(Need, listing_id)
-    if not (need.is_owned_by(current_user) or (current_user.is_authenticated and current_user.is_coordinator)
-            or need.is_published):
-        abort(404)
+    need = load_listing(Need, listing_id)  # 404 unless the visitor may see the need
     filters = {"hub_city": _choice("hub_city", HubCity), "coop_mode": _choice("coop_mode", CoopMode),
                "field_code": _choice("field", Industry), "language": _choice("language", Language)}
     if request.args.get("fragment"):  # the preview on the need's own page

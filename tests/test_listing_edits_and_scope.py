@@ -1,0 +1,90 @@
+"""Edits that change nothing, null in a PATCH, and what a coordinator scoped to other hub cities sees of
+listings that are not published yet."""
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from conftest import login
+from matchmaker.core.audit import AuditEvent
+from matchmaker.core.enums import Role
+from matchmaker.extensions import db
+from matchmaker.listings.models import Need
+from test_api import Api, api_as, make_token  # noqa: F401  (api_as: the fixture, a bearer-token client per role)
+
+
+def _need(make, world, **kw) -> Need:
+    return make.need(world["enterprise"], contact_email="wang@example.com", **kw)
+
+
+def _edits(need) -> int:
+    return db.session.scalar(select(func.count(AuditEvent.id)).where(
+        AuditEvent.target_id == need.id, AuditEvent.action.in_(("need.edit", "need.submitted"))))
+
+
+def _stored_form(need: Need) -> dict:
+    """The edit form as the browser sends it back untouched."""
+    form = {name: getattr(need, name) for name in ("title", "industry", "background", "problems", "targets",
+                                                   "hub_city", "region", "visibility", "contact_name",
+                                                   "contact_phone", "contact_email")}
+    form = {k: v for k, v in form.items() if v is not None}
+    form.update(coop_modes=need.coop_modes, version=str(need.version), save_draft="Save draft")
+    return form
+
+
+def test_a_patch_with_null_does_not_reset_a_field_to_its_default(make, world, api_as):
+    """Is `{"visibility": null}` refused (400 with the field named) instead of turning a coordinators-only
+    need public?"""
+    need = _need(make, world, status="draft", visibility="coordinators")
+    r = api_as("enterprise").patch(f"/api/v1/needs/{need.id}", json={"visibility": None})
+    assert r.status_code == 400 and "visibility" in r.get_data(as_text=True)
+    db.session.refresh(need)
+    assert need.visibility == "coordinators"
+
+
+def test_an_unchanged_patch_leaves_a_published_need_published(make, world, api_as):
+    """Does a PATCH that changes no value keep the need live and write no audit entry, while a real change
+    still sends it back to review?"""
+    need = _need(make, world)
+    before = _edits(need)
+    r = api_as("enterprise").patch(f"/api/v1/needs/{need.id}", json={"version": need.version,
+                                                                      "title": need.title})
+    assert r.status_code == 200 and r.get_json()["status"] == "published"
+    assert _edits(need) == before
+    r = api_as("enterprise").patch(f"/api/v1/needs/{need.id}", json={"title": need.title + "（二期）"})
+    assert r.status_code == 200 and r.get_json()["status"] == "submitted"
+    assert _edits(need) == before + 2
+
+
+def test_resaving_the_unchanged_edit_form_keeps_the_need_live(app, make, world):
+    """Does saving the edit form without changing anything say so and leave the published need published?"""
+    need = _need(make, world)
+    client = login(app.test_client(), world["enterprise"])
+    r = client.post(f"/needs/{need.id}/edit", data=_stored_form(need), follow_redirects=True)
+    assert r.status_code == 200
+    db.session.refresh(need)
+    assert need.status == "published"
+    assert "went back to review" not in r.get_data(as_text=True) and "重新审核" not in r.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("status", ["draft", "submitted", "returned"])
+def test_a_coordinator_of_another_city_does_not_see_unpublished_work(app, make, world, status):
+    """Does a coordinator scoped to Chengdu get 404 for a Chongqing need that is not published (page and
+    API), while a Chongqing coordinator who moderates it sees it with its contact?"""
+    need = _need(make, world, status=status, hub_city="chongqing")
+    elsewhere = make.user(Role.COORDINATOR, hub_city="chengdu")
+    here = make.user(Role.COORDINATOR, hub_city="chongqing")
+    assert not need.can_view(elsewhere) and not need.can_view_contact(elsewhere)
+    assert login(app.test_client(), elsewhere).get(f"/needs/{need.id}").status_code == 404
+    assert Api(app, make_token(elsewhere)).get(f"/api/v1/needs/{need.id}").status_code == 404
+    page = login(app.test_client(), here).get(f"/needs/{need.id}")
+    assert page.status_code == 200 and "wang@example.com" in page.get_data(as_text=True)
+
+
+def test_published_listings_stay_visible_to_coordinators_of_every_city(app, make, world):
+    """Can a Chengdu coordinator still read a published Chongqing need, coordinators-only ones included, with
+    its contact (docking across hub cities)?"""
+    need = _need(make, world, hub_city="chongqing", visibility="coordinators")
+    elsewhere = make.user(Role.COORDINATOR, hub_city="chengdu")
+    page = login(app.test_client(), elsewhere).get(f"/needs/{need.id}")
+    assert page.status_code == 200 and "wang@example.com" in page.get_data(as_text=True)
