@@ -70,12 +70,15 @@ def _queue_index_job(listing) -> None:
     after_commit(db.session(), lambda: after_enqueue_commit(app))
 
 
-def _apply(listing, data: dict) -> None:
-    """Copy whitelisted fields only (no mass assignment of status, owner or ids)."""
+def _apply(listing, data: dict) -> bool:
+    """Copy whitelisted fields only (no mass assignment of status, owner or ids). True if any value changed."""
+    changed = False
     for name in _fields(listing):
-        if name in data:
+        if name in data and getattr(listing, name) != data[name]:
             setattr(listing, name, data[name])
+            changed = True
     listing.language = detect_lang(listing.matching_text())
+    return changed
 
 
 def create_listing(model, user, data: dict, organization=None):
@@ -94,16 +97,17 @@ def create_listing(model, user, data: dict, organization=None):
 
 
 def update_listing(listing, user, data: dict) -> bool:
-    """Apply an edit. Returns True when a published listing went back to review because of it."""
+    """Apply an edit; a published listing goes back to review. Returns False (and records nothing) when no
+    value changed: re-saving an unchanged form must not take a live listing off the platform."""
     if not listing.can_edit(user):
         raise WorkflowError(_("You cannot edit this listing."), 403)
-    _apply(listing, data)
+    if not _apply(listing, data):
+        return False
     audit.record(f"{listing.kind_name}.edit", actor=user, target=listing)
     if listing.status == S.PUBLISHED:
         listing.submitted_at = utcnow()
         _transition(listing, S.SUBMITTED, user, comment="edited after publication")
-        return True
-    return False
+    return True
 
 
 def submit_listing(listing, user) -> None:
@@ -122,7 +126,10 @@ def publish_listing(listing, moderator, comment: str | None = None) -> None:
     if listing.is_owned_by(moderator) and not moderator.is_admin:
         raise WorkflowError(_("You cannot approve your own listing."), 403)
     _check(listing, S.PUBLISHED)
-    listing.published_at = utcnow()
+    # the first publication date is what browse, KPIs and "new needs" digests mean: a re-publication
+    # after an edit keeps it (resetting it made first approvals precede "publication")
+    if listing.published_at is None:
+        listing.published_at = utcnow()
     listing.reviewed_by_id = moderator.id
     _transition(listing, S.PUBLISHED, moderator, comment)
 

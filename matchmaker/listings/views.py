@@ -13,7 +13,7 @@ from flask_login import current_user, login_required
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
-from ..core.access import get_or_404
+from ..core.access import get_or_404, page_arg
 from ..core.enums import CoopMode, ListingStatus, OrgKind, Role
 from ..core.pagecache import cached_page
 from ..core.workflow import WorkflowError
@@ -25,7 +25,6 @@ from .queries import FACETS, apply_filters, browse_counts, owned_listings, searc
 
 bp = Blueprint("listings", __name__)
 
-MAX_PAGE = 10_000
 
 
 @dataclass(frozen=True)
@@ -144,8 +143,7 @@ def _browse(kind: Kind):
             filters[arg] = value
         else:
             ignored.append(arg)
-    page = request.args.get("page", 1, type=int) or 1
-    page = min(max(page, 1), MAX_PAGE)
+    page = page_arg()
 
     base = visible_listings(model, current_user)
     stmt = apply_filters(base, model, filters, q).order_by(model.published_at.desc(), model.id.desc())
@@ -237,18 +235,20 @@ def edit(kind: str, listing_id: int):
 
     was_published = listing.status == ListingStatus.PUBLISHED
     try:
-        ops.update_listing(listing, current_user, form.listing_data())
+        changed = ops.update_listing(listing, current_user, form.listing_data())
         if form.wants_submit and listing.status in (ListingStatus.DRAFT, ListingStatus.RETURNED):
             ops.submit_listing(listing, current_user)
     except WorkflowError as exc:
         return refuse(exc, listing_url(listing))
     if not commit_or_conflict():
         return redirect(listing_url(listing, "edit"), code=303)
-    if was_published:
+    if was_published and changed:
         flash(_("Changes saved. The listing went back to review and is hidden until a coordinator "
                 "publishes it again."), "warning")
     elif listing.status == ListingStatus.SUBMITTED and form.wants_submit:
         flash(_("Changes saved and submitted for review."), "success")
+    elif not changed:
+        flash(_("Nothing was changed."), "info")
     else:
         flash(_("Changes saved."), "success")
     return redirect(listing_url(listing), code=303)
