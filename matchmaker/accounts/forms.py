@@ -11,12 +11,8 @@ from wtforms.validators import (DataRequired, Email, EqualTo, InputRequired, Len
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from ..core.enums import HubCity, Industry, Language, Role
-from ..listings.forms import WholeNumberField
+from ..listings.forms import WholeNumberField, clean_text
 from . import operations as ops
-
-
-def strip(value):
-    return value.strip() if isinstance(value, str) else value
 
 
 class MultiCheckboxField(SelectMultipleField):
@@ -52,8 +48,8 @@ class PasswordPolicy:
 
 
 class RegisterForm(FlaskForm):
-    name = StringField(_l("Your name"), filters=[strip], validators=[DataRequired(), Length(max=100)])
-    email = EmailField(_l("Email"), filters=[strip],
+    name = StringField(_l("Your name"), filters=[clean_text], validators=[DataRequired(), Length(max=100)])
+    email = EmailField(_l("Email"), filters=[clean_text],
                        validators=[DataRequired(), Length(max=254), Email(message=_l("Enter a valid email address."))])
     password = PasswordField(_l("Password"), validators=[DataRequired(), PasswordPolicy()])
     confirm = PasswordField(_l("Repeat the password"), validators=[
@@ -65,16 +61,16 @@ class RegisterForm(FlaskForm):
     ], validators=[InputRequired(message=_l("Choose an account type."))])
 
     # enterprise members
-    org_name = StringField(_l("Organization name"), filters=[strip], validators=[Optional(), Length(max=200)])
+    org_name = StringField(_l("Organization name"), filters=[clean_text], validators=[Optional(), Length(max=200)])
     hub_city = SelectField(_l("Hub city"), choices=hub_city_choices(blank=_l("— choose —")), default="")
-    region = StringField(_l("District or region"), filters=[strip], validators=[Optional(), Length(max=100)])
+    region = StringField(_l("District or region"), filters=[clean_text], validators=[Optional(), Length(max=100)])
 
     # experts
-    title = StringField(_l("Title"), filters=[strip], validators=[Optional(), Length(max=100)])
-    affiliation = StringField(_l("Affiliation"), filters=[strip], validators=[Optional(), Length(max=200)])
+    title = StringField(_l("Title"), filters=[clean_text], validators=[Optional(), Length(max=100)])
+    affiliation = StringField(_l("Affiliation"), filters=[clean_text], validators=[Optional(), Length(max=200)])
     fields = MultiCheckboxField(_l("Fields of expertise"), choices=Industry.choices())
     languages = MultiCheckboxField(_l("Working languages"), choices=Language.choices(), default=["zh"])
-    bio = TextAreaField(_l("Short biography"), filters=[strip], validators=[Optional(), Length(max=4000)])
+    bio = TextAreaField(_l("Short biography"), filters=[clean_text], validators=[Optional(), Length(max=4000)])
 
     submit = SubmitField(_l("Create account"))
 
@@ -100,14 +96,14 @@ class RegisterForm(FlaskForm):
 
 class LoginForm(FlaskForm):
     # no format check here: any mistake gets the same generic message
-    email = StringField(_l("Email"), filters=[strip], validators=[DataRequired(), Length(max=254)])
+    email = StringField(_l("Email"), filters=[clean_text], validators=[DataRequired(), Length(max=254)])
     password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=1024)])
     remember = BooleanField(_l("Keep me signed in on this device"))
     submit = SubmitField(_l("Log in"))
 
 
 class ForgotPasswordForm(FlaskForm):
-    email = StringField(_l("Email"), filters=[strip], validators=[DataRequired(), Length(max=254)])
+    email = StringField(_l("Email"), filters=[clean_text], validators=[DataRequired(), Length(max=254)])
     submit = SubmitField(_l("Send me a link"))
 
 
@@ -133,15 +129,15 @@ class ChangePasswordForm(FlaskForm):
 
 
 class ProfileForm(FlaskForm):
-    name = StringField(_l("Your name"), filters=[strip], validators=[DataRequired(), Length(max=100)])
+    name = StringField(_l("Your name"), filters=[clean_text], validators=[DataRequired(), Length(max=100)])
     locale = SelectField(_l("Preferred language"), choices=locale_choices())
     # expert fields (removed for users without an expert profile)
-    title = StringField(_l("Title"), filters=[strip], validators=[Optional(), Length(max=100)])
-    affiliation = StringField(_l("Affiliation"), filters=[strip], validators=[Optional(), Length(max=200)])
+    title = StringField(_l("Title"), filters=[clean_text], validators=[Optional(), Length(max=100)])
+    affiliation = StringField(_l("Affiliation"), filters=[clean_text], validators=[Optional(), Length(max=200)])
     fields = MultiCheckboxField(_l("Fields of expertise"), choices=Industry.choices(),
                                 validators=[DataRequired(message=_l("Choose at least one field of expertise."))])
     languages = MultiCheckboxField(_l("Working languages"), choices=Language.choices())
-    bio = TextAreaField(_l("Short biography"), filters=[strip], validators=[Optional(), Length(max=4000)])
+    bio = TextAreaField(_l("Short biography"), filters=[clean_text], validators=[Optional(), Length(max=4000)])
     max_active_pairings = WholeNumberField(
         _l("Active pairings you take on at most"), default=5,
         validators=[InputRequired(), NumberRange(0, 100, message=_l("Between 0 and 100."))])
@@ -155,9 +151,9 @@ class ProfileForm(FlaskForm):
 
 
 class OrganizationForm(FlaskForm):
-    name = StringField(_l("Name"), filters=[strip], validators=[DataRequired(), Length(max=200)])
-    name_en = StringField(_l("English name"), filters=[strip], validators=[Optional(), Length(max=200)])
+    name = StringField(_l("Name"), filters=[clean_text], validators=[DataRequired(), Length(max=200)])
+    name_en = StringField(_l("English name"), filters=[clean_text], validators=[Optional(), Length(max=200)])
     hub_city = SelectField(_l("Hub city"), choices=hub_city_choices(blank=_l("— none —")))
-    region = StringField(_l("District or region"), filters=[strip], validators=[Optional(), Length(max=100)])
-    description = TextAreaField(_l("Description"), filters=[strip], validators=[Optional(), Length(max=4000)])
+    region = StringField(_l("District or region"), filters=[clean_text], validators=[Optional(), Length(max=100)])
+    description = TextAreaField(_l("Description"), filters=[clean_text], validators=[Optional(), Length(max=4000)])
     submit = SubmitField(_l("Save organization"))

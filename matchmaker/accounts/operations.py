@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from ..core import audit
 from ..core.enums import HubCity, Industry, Language, OrgKind, Role
 from ..core.time import utcnow
-from ..core.workflow import WorkflowError, after_commit
+from ..core.workflow import WorkflowError, after_commit, lock_row
 from ..extensions import db
 from .models import ExpertProfile, Membership, MembershipRequest, Organization, User
 
@@ -54,14 +54,16 @@ class FieldError(WorkflowError):
 # -- small helpers -------------------------------------------------------------------------------------
 
 def normalize_email(email: str | None) -> str:
-    return (email or "").strip().lower()
+    # NUL: PostgreSQL refuses it even as a query parameter, and no address contains one
+    return (email or "").replace("\x00", "").strip().lower()
 
 
 def clean_text(value, max_len: int | None = None) -> str | None:
-    """Strip whitespace; empty → None; refuse oversized values instead of truncating silently."""
+    """Strip whitespace and NUL (PostgreSQL refuses it); empty → None; refuse oversized values instead of
+    truncating silently."""
     if value is None:
         return None
-    value = str(value).strip()
+    value = str(value).replace("\x00", "").strip()
     if not value:
         return None
     if max_len is not None and len(value) > max_len:
@@ -205,12 +207,14 @@ def decide_join_request(join_request: MembershipRequest, actor: User, approve: b
     org = join_request.organization
     if not org.can_edit(actor):
         raise WorkflowError(_("Only the organization's managers can decide who joins it."), 403)
-    if not join_request.is_pending:
+    # two managers may answer at the same moment: the second must see the first's decision
+    join_request = lock_row(MembershipRequest, join_request.id)
+    if join_request is None or not join_request.is_pending:
         raise WorkflowError(_("This request has already been decided."), 409)
     join_request.status = "approved" if approve else "declined"
     join_request.decided_at = utcnow()
     join_request.decided_by = actor
-    if approve:
+    if approve and db.session.get(Membership, (join_request.user_id, org.id)) is None:
         db.session.add(Membership(user=join_request.user, organization=org, is_manager=False))
     audit.record("org.join_approved" if approve else "org.join_declined", actor=actor, target=join_request,
                  from_state="pending", to_state=join_request.status)
@@ -338,9 +342,17 @@ def _reset_serializer():
     return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=_RESET_SALT)
 
 
+def _latest_reset_request(user: User) -> int:
+    from ..core.audit import AuditEvent
+    return db.session.scalar(db.select(func.max(AuditEvent.id)).where(
+        AuditEvent.action == "auth.password_reset_requested", AuditEvent.target_type == User.__tablename__,
+        AuditEvent.target_id == user.id)) or 0
+
+
 def _password_fingerprint(user: User) -> str:
-    # part of the link: once the password changes (this link used, or any other change) the link is dead
-    return hashlib.sha256(user.password_hash.encode()).hexdigest()[:24]
+    # part of the link: once the password changes (this link used, or any other change) or a newer link is
+    # asked for (the newest request's audit entry), the link is dead
+    return hashlib.sha256(f"{user.password_hash}|{_latest_reset_request(user)}".encode()).hexdigest()[:24]
 
 
 def password_reset_token(user: User) -> str:
@@ -354,6 +366,8 @@ def request_password_reset(email: str) -> User | None:
     if user is None or not user.active:
         return None
     from ..notifications.operations import send_email
+    audit.record("auth.password_reset_requested", actor=None, target=user)
+    db.session.flush()  # the entry's id goes into the link: it supersedes every earlier link
     path = url_for("accounts.reset_password", token=password_reset_token(user))
     base = current_app.config.get("PUBLIC_URL") or ""
     if not base and current_app.config.get("ENV_NAME") != "production":
@@ -363,7 +377,6 @@ def request_password_reset(email: str) -> User | None:
     body = _("Someone (hopefully you) asked to reset the password of this Matchmaker account. Open this link "
              "within one hour to choose a new one:\n\n%(link)s\n\nIf it was not you, ignore this email: your "
              "password stays as it is.", link=link)
-    audit.record("auth.password_reset_requested", actor=None, target=user)
     app, to = current_app._get_current_object(), user.email
 
     def send() -> None:
@@ -388,11 +401,21 @@ def user_for_reset_token(token: str) -> User:
     return user
 
 
-def reset_password(user: User, new: str) -> None:
+def reset_password(user: User, new: str) -> int:
+    """Set the new password; every session of the account ends and its API tokens are revoked (whoever
+    took the account over must not keep a way in). Returns how many tokens were revoked."""
+    from .tokens import ApiToken
     _check_password_policy(new, user.email)
-    user.set_password(new)  # also rotates the session token: every session of the account ends
+    user.set_password(new)  # also rotates the session token
     audit.record("auth.password_reset", actor=user, target=user)
+    tokens = db.session.scalars(db.select(ApiToken).where(ApiToken.user_id == user.id,
+                                                          ApiToken.revoked_at.is_(None))).all()
+    for token in tokens:
+        token.revoked_at = utcnow()
+        audit.record("api_token.revoke", actor=user, target=token,
+                     comment=f"{token.name} ({token.prefix}…), password reset")
     db.session.flush()
+    return len(tokens)
 
 
 # -- profile and organizations -------------------------------------------------------------------------

@@ -4,11 +4,12 @@ from __future__ import annotations
 from flask import (Blueprint, abort, flash, make_response, redirect, render_template, request, session,
                    url_for)
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user, login_required, logout_user
 
 from ..core.access import get_or_404
 from ..core.enums import OrgKind
-from ..core.workflow import WorkflowError
+from ..core.workflow import WorkflowError, answer_lost_races
 from ..extensions import configured_limit, db, limiter
 from . import operations as ops
 from .sessions import clear_keeping_language, enforce_timeouts, start_session
@@ -156,7 +157,7 @@ def forgot_password():
 
 @bp.route("/password/reset/<token>", methods=["GET", "POST"])
 def reset_password(token: str):
-    """Choose a new password from an emailed link; every session of the account ends."""
+    """Choose a new password from an emailed link; every session of the account ends, its API tokens too."""
     try:
         user = ops.user_for_reset_token(token)
     except WorkflowError as exc:
@@ -165,7 +166,7 @@ def reset_password(token: str):
     form = ResetPasswordForm(email=user.email)
     if form.validate_on_submit():
         try:
-            ops.reset_password(user, form.password.data)
+            revoked = ops.reset_password(user, form.password.data)
             db.session.commit()
         except WorkflowError as exc:
             _refuse(form, exc)
@@ -174,6 +175,10 @@ def reset_password(token: str):
                 logout_user()
             clear_keeping_language()
             flash(_("Your password has been changed. Log in with the new one."), "success")
+            if revoked:
+                flash(ngettext("%(num)d API token was revoked; create a new one on your profile if you need it.",
+                               "%(num)d API tokens were revoked; create new ones on your profile if you need "
+                               "them.", revoked), "info")
             return redirect(url_for("accounts.login"))
     return render_template("accounts/reset_password.html", form=form, token=token), (
         400 if request.method == "POST" else 200)
@@ -248,8 +253,15 @@ def organization(org_id: int):
     return render_template("accounts/organization.html", org=org, can_edit=can_edit, join_requests=join_requests)
 
 
+def _join_decided_meanwhile(_exc):
+    db.session.rollback()
+    flash(_("This request has already been decided."), "error")
+    return redirect(url_for("accounts.organization", org_id=request.view_args["org_id"]))
+
+
 @bp.post("/organizations/<int:org_id>/join-requests/<int:request_id>/<any(approve, decline):decision>")
 @login_required
+@answer_lost_races(_join_decided_meanwhile)
 def decide_join_request(org_id: int, request_id: int, decision: str):
     """A manager of the organization (or an admin) lets a requester in as a member, or declines."""
     join_request = get_or_404(MembershipRequest, request_id)

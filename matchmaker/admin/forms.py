@@ -7,17 +7,14 @@ from wtforms import HiddenField, SelectField, StringField, SubmitField
 from wtforms.validators import AnyOf, Length, Optional
 
 from ..core.enums import HubCity, Role
-
-
-def strip(value):
-    return value.strip() if isinstance(value, str) else value
+from ..listings.forms import clean_text
 
 
 class UserFilterForm(FlaskForm):
     class Meta:
         csrf = False
 
-    q = StringField(_l("Name or email"), filters=[strip], validators=[Optional(), Length(max=100)])
+    q = StringField(_l("Name or email"), filters=[clean_text], validators=[Optional(), Length(max=100)])
     role = SelectField(_l("Role"), choices=[("", _l("Any role"))] + Role.choices(), default="")
     status = SelectField(_l("Status"), default="", choices=[
         ("", _l("Any status")), ("active", _l("Active")), ("inactive", _l("Deactivated"))])
@@ -27,7 +24,7 @@ class AuditFilterForm(FlaskForm):
     class Meta:
         csrf = False
 
-    action = StringField(_l("Action starts with"), filters=[strip], validators=[Optional(), Length(max=64)])
+    action = StringField(_l("Action starts with"), filters=[clean_text], validators=[Optional(), Length(max=64)])
 
 
 class GrantRoleForm(FlaskForm):
