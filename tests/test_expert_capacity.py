@@ -5,7 +5,6 @@ import pytest
 from sqlalchemy import func, select
 
 from conftest import login
-from matchmaker.core.enums import Role
 from matchmaker.core.workflow import WorkflowError
 from matchmaker.extensions import db
 from matchmaker.pairings import operations as ops

@@ -7,7 +7,7 @@ from flask_login import current_user
 from sqlalchemy import func, or_
 
 from ..accounts.models import User, UserRole
-from ..core.access import admin_required, get_or_404
+from ..core.access import admin_required, get_or_404, page_arg
 from ..core.audit import AuditEvent
 from ..core.enums import Role
 from ..core.workflow import WorkflowError
@@ -16,10 +16,6 @@ from . import operations as ops
 from .forms import ActionForm, ActiveForm, AuditFilterForm, GrantRoleForm, UserFilterForm
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
-
-
-def _page() -> int:
-    return max(1, min(request.args.get("page", 1, type=int), 10_000))
 
 
 def _back_to(user: User):
@@ -54,7 +50,7 @@ def users():
             query = query.where(User.roles.any(UserRole.role == form.role.data))
         if form.status.data:
             query = query.where(User.active.is_(form.status.data == "active"))
-    page = db.paginate(query, page=_page(), per_page=current_app.config.get("PAGE_SIZE", 20),
+    page = db.paginate(query, page=page_arg(), per_page=current_app.config.get("PAGE_SIZE", 20),
                        max_per_page=100, error_out=False)
     filtered = bool(request.args.get("q") or request.args.get("role") or request.args.get("status"))
     return render_template("admin/users.html", form=form, page=page, filtered=filtered)
@@ -148,7 +144,7 @@ def audit():
     query = db.select(AuditEvent).order_by(AuditEvent.id.desc())
     if form.validate() and form.action.data:
         query = query.where(AuditEvent.action.startswith(form.action.data, autoescape=True))
-    page = db.paginate(query, page=_page(), per_page=50, max_per_page=100, error_out=False)
+    page = db.paginate(query, page=page_arg(), per_page=50, max_per_page=100, error_out=False)
     actor_ids = {e.actor_id for e in page.items if e.actor_id is not None}
     actors = ({u.id: u for u in db.session.scalars(db.select(User).where(User.id.in_(actor_ids)))}
               if actor_ids else {})

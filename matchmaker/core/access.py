@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from functools import wraps
 
-from flask import abort
+from flask import abort, request
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
@@ -31,6 +31,12 @@ admin_required = roles_required(Role.ADMIN)
 
 #: the largest id a table can hold (INTEGER primary keys: PostgreSQL refuses larger values with an error)
 MAX_ID = 2**31 - 1
+MAX_PAGE = 10_000  # a list page beyond this is not browsing; a huge one overflows the SQL OFFSET
+
+
+def page_arg() -> int:
+    """The ``page`` query argument, clamped to 1..MAX_PAGE (junk reads as 1)."""
+    return max(1, min(request.args.get("page", 1, type=int), MAX_PAGE))
 
 
 def get_or_404(model, ident):

@@ -24,17 +24,19 @@ log = logging.getLogger(__name__)
 def notify(users, kind: str, subject: str, body: str = "", link: str | None = None,
            email: bool = True) -> list[Notification]:
     """Add an inbox entry for each user (inactive users and duplicates skipped); queue the emails."""
-    seen, created = set(), []
+    seen, recipients, created = set(), [], []
     for user in users:
         if user is None or user.id in seen or not user.active:
             continue
         seen.add(user.id)
+        recipients.append(user)
         note = Notification(user_id=user.id, kind=kind, subject=subject[:200], body=body, link=link)
         db.session.add(note)
         created.append(note)
     if email and created:
         app = current_app._get_current_object()
-        messages = [(u.email, subject, body, link) for u in users if u is not None and u.id in seen]
+        # from the deduplicated list: walking ``users`` again mailed a repeated user once per repeat
+        messages = [(u.email, subject, body, link) for u in recipients]
         after_commit(db.session(), lambda: _send_all(app, messages))
     return created
 

@@ -1,10 +1,10 @@
 """The inbox."""
 from __future__ import annotations
 
-from flask import Blueprint, redirect, render_template, request, url_for
+from flask import Blueprint, redirect, render_template, url_for
 from flask_login import current_user, login_required
 
-from ..core.access import MAX_ID
+from ..core.access import MAX_ID, page_arg
 from ..extensions import db
 from .models import Notification
 from .operations import mark_read
@@ -18,7 +18,7 @@ def inbox():
     """The signed-in user's notifications, newest first."""
     page = db.paginate(db.select(Notification).where(Notification.user_id == current_user.id)
                        .order_by(Notification.created_at.desc(), Notification.id.desc()),
-                       per_page=30, error_out=False)
+                       page=page_arg(), per_page=30, error_out=False)
     return render_template("notifications/inbox.html", page=page)
 
 
