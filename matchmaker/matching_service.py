@@ -58,8 +58,12 @@ def get_engine(reconcile_db: bool = True):
                 current_app.extensions[EXTENSION_KEY] = engine
                 from .indexing.worker import start_thread_if_serving
                 start_thread_if_serving(current_app._get_current_object())
-    else:
-        engine.refresh_if_changed()  # another worker or `matchmaker reindex` saved a newer version
+    elif engine.refresh_if_changed() and engine.needs_rebuild():
+        # another process saved a version this one cannot load (another model, a damaged file): rebuild
+        # from the database rather than serve, and later save, an empty index
+        with index_write_lock(engine.index_dir):
+            engine.refresh_if_changed()
+            reconcile(engine)
     return engine
 
 
@@ -111,16 +115,18 @@ def reconcile(engine, progress: bool = False) -> dict[str, dict[str, int]]:
             engine.rebuild(kind, list(wanted.values()), progress=progress)
             report[kind] = {"rebuilt": len(wanted)}
             continue
-        in_index = engine.doc_ids(kind)
+        in_index = engine.doc_texts(kind)
         missing = [doc for i, doc in wanted.items() if i not in in_index]
+        # edited while matching was off, or a job given up: the database's text wins
+        changed = [doc for i, doc in wanted.items() if i in in_index and in_index[i] != doc.full_text]
         extra = [i for i in in_index if i not in wanted]
-        if missing:
-            engine.upsert_many(kind, missing, save=False, progress=progress)
+        if missing or changed:
+            engine.upsert_many(kind, missing + changed, save=False, progress=progress)
         for doc_id in extra:
             engine.remove(kind, doc_id, save=False)
-        if missing or extra:
+        if missing or changed or extra:
             engine.save(kind)
-        report[kind] = {"added": len(missing), "removed": len(extra)}
+        report[kind] = {"added": len(missing), "updated": len(changed), "removed": len(extra)}
     engine.refresh_query_means()  # an index saved by an older version may lack them
     return report
 
@@ -154,6 +160,8 @@ def sync_listings(keys: set[tuple[str, int]]) -> None:
         return
     with index_write_lock(engine.index_dir):
         engine.refresh_if_changed()
+        if engine.needs_rebuild():  # an unloadable file on disk: never save the jobs' few docs over it
+            reconcile(engine)
         published = _published_docs(only=keys)
         for kind in sorted({kind for kind, _ in keys}):
             docs = list(published[kind].values())

@@ -303,6 +303,12 @@ class MatchEngine:
         with self._lock:
             return set(self._kind(kind).texts)
 
+    def doc_texts(self, kind: str) -> dict[int, str]:
+        """id -> the text indexed for it (title and body), so a reconcile also finds listings changed
+        while no index job recorded it."""
+        with self._lock:
+            return dict(self._kind(kind).texts)
+
     def versions(self) -> tuple:
         """(kind, version) of every loaded index: changes whenever what a search can return may change."""
         return tuple((kind, st.version) for kind, st in self._kinds.items())

@@ -280,9 +280,14 @@ def read_meta(directory: Path, kind: str) -> IndexMeta:
         raise IndexMissing(f"{kind}: no index at {path}")
     try:
         raw = json.loads(path.read_text())
-        return IndexMeta(**raw)
+        meta = IndexMeta(**raw)
     except (ValueError, TypeError) as exc:
         raise IndexCorrupt(f"{kind}: unreadable sidecar {path}: {exc}") from exc
+    files = meta.files
+    if not (isinstance(files, dict) and all(isinstance(f, dict) and isinstance(f.get("file"), str)
+                                            and isinstance(f.get("sha256"), str) for f in files.values())):
+        raise IndexCorrupt(f"{kind}: sidecar {path} lists its files in an unknown shape")
+    return meta
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
