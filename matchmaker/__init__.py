@@ -5,6 +5,7 @@ import logging
 from pathlib import Path
 
 from flask import Flask, has_request_context, request, session
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from .config import load_config
@@ -34,6 +35,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     login_manager.init_app(app)
     login_manager.login_view = "accounts.login"
     login_manager.login_message_category = "warning"
+    # Flask-Login's own prompt is English only: ours is in the catalogue, rendered in the visitor's language
+    login_manager.login_message = _l("Please log in to access this page.")
+    login_manager.localize_callback = str
     babel.init_app(app, locale_selector=_select_locale)
 
     from . import models  # noqa: F401  (register every table with the metadata)

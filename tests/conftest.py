@@ -48,6 +48,7 @@ def app():
         "WTF_CSRF_ENABLED": False,
         "MATCHMAKER_MATCHING": False,
         "MATCHMAKER_INDEX_DIR": str(Path(tmp) / "embeddings"),
+        "MAIL_OUTBOX_DIR": str(Path(tmp) / "outbox"),  # not the checkout's instance/ folder
         # other connections cannot see this rolled-back transaction: index jobs run right after each commit
         # (tests/test_index_jobs.py covers the thread and `matchmaker worker` on committed data)
         "MATCHMAKER_INDEX_WORKER": "inline",

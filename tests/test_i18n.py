@@ -171,3 +171,12 @@ def test_language_switch_changes_the_interface(client):
     client.post("/lang/zh_CN", data={"next": "/"})
     page = client.get("/").get_data(as_text=True)
     assert ">技术需求<" in page and ">Technology needs<" not in page
+
+
+def test_the_login_prompt_is_in_the_visitors_language(client):
+    """Does a visitor sent to the login page by a members-only link read the prompt in Chinese (the default)
+    and in English when they chose English?"""
+    zh = client.get("/needs/new", follow_redirects=True).get_data(as_text=True)
+    assert "请先登录后再访问此页面。" in zh and "Please log in to access this page." not in zh
+    en = client.get("/needs/new?lang=en", follow_redirects=True).get_data(as_text=True)
+    assert "Please log in to access this page." in en

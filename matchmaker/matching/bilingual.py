@@ -79,10 +79,12 @@ class Dictionary:
                     out.extend(head[k:k + 2] for k in range(len(head) - 1))
         return out
 
-    def shared_translations(self, query: str, doc_terms: set[str], limit: int = 10) -> list[str]:
-        """Evidence for a match across languages: "query word → doc term" pairs where a dictionary
-        translation of a query word occurs in the doc (doc_terms: the doc's BM25 terms). Longest
-        words first; a word inside one already shown is not repeated."""
+    def shared_translations(self, query: str, doc_terms: set[str], limit: int = 10,
+                            surface: dict[str, str] | None = None) -> list[str]:
+        """Evidence for a match across languages: "query word → doc word" pairs where a dictionary
+        translation of a query word occurs in the doc (doc_terms: the doc's BM25 terms; surface: term ->
+        the doc's word as written). Longest words first; a word inside one already shown is not repeated."""
+        surface = surface or {}
         han_runs, words = _split(query)
         found: list[str] = []
         for tok in han_runs:
@@ -92,7 +94,7 @@ class Dictionary:
                 for j in range(min(len(tok), i + MAX_WORD), i + 1, -1):
                     hits = [t for t in self.zh_en.get(tok[i:j], ()) if t in doc_terms]
                     if hits:
-                        found.append(f"{tok[i:j]} → {hits[0]}")
+                        found.append(f"{tok[i:j]} → {surface.get(hits[0], hits[0])}")
                         step = j - i
                         break
                 i += step

@@ -20,7 +20,7 @@ from .embedders import Embedder, load_embedder, segments_of
 from .index import DEFAULT_APPROX_THRESHOLD, IndexLoadError, IndexMissing, VectorIndex, read_meta
 from .lexical import LexicalIndex
 from .ranking import Evidence, Match, RankParams, aggregate, centre, fuse, neighbour_bonus
-from .text import detect_lang, key_terms, split_sentences, tokenize, vagueness  # noqa: F401 (re-export)
+from .text import detect_lang, key_terms, split_sentences, surface_words, tokenize, vagueness  # noqa: F401 (re-export)
 
 KINDS = ("need", "capability")
 DOC_SENTENCES = 40    # sentences of a doc considered for evidence
@@ -451,7 +451,8 @@ class MatchEngine:
         doc_terms, query = st.lexical.terms_of(doc_id), " ".join(query_texts)
         terms = key_terms(query, doc_terms)
         if self.params.translate:  # across languages: "无人机 → drone"
-            terms += dictionary().shared_translations(query, doc_terms)
+            terms += dictionary().shared_translations(query, doc_terms,
+                                                      surface=surface_words(st.texts.get(doc_id, "")))
         terms = terms[:10]
         return Evidence(query_sentence=qs[best[0]] if qs else "", doc_sentence=ds[best[1]] if ds else "",
                         sentence_similarity=round(sim, 4), shared_terms=terms, query_text_index=text_index)

@@ -50,6 +50,11 @@ def detect_lang(text: str) -> str:
     return best
 
 
+def _term(word: str) -> str:
+    # a light plural fold ("catalysts" ~ "catalyst"); "analysis" becomes "analysi", so evidence shows words
+    return word[:-1] if len(word) > 4 and word.endswith("s") and not word.endswith("ss") else word
+
+
 def tokenize(text: str) -> list[str]:
     """BM25 terms: Han unigrams + bigrams, Latin/digit words (lower-cased, stop words dropped)."""
     out: list[str] = []
@@ -58,7 +63,16 @@ def tokenize(text: str) -> list[str]:
             out.extend(tok)
             out.extend(tok[i:i + 2] for i in range(len(tok) - 1))
         elif tok not in EN_STOP:
-            out.append(tok[:-1] if len(tok) > 4 and tok.endswith("s") and not tok.endswith("ss") else tok)
+            out.append(_term(tok))
+    return out
+
+
+def surface_words(text: str) -> dict[str, str]:
+    """BM25 term -> the first word of ``text`` it came from, to show evidence as written ("analysis")."""
+    out: dict[str, str] = {}
+    for tok in _TOKEN.findall(normalise(text)):
+        if not _HAN_RUN.fullmatch(tok) and tok not in EN_STOP:
+            out.setdefault(_term(tok), tok)
     return out
 
 

@@ -3,7 +3,7 @@ import numpy as np
 from matchmaker.matching.bilingual import Dictionary, dictionary, query_terms
 from matchmaker.matching.lexical import LexicalIndex
 from matchmaker.matching.ranking import RankParams, fuse
-from matchmaker.matching.text import tokenize
+from matchmaker.matching.text import surface_words, tokenize
 
 SAMPLE = """# CC-CEDICT excerpt
 無人機 无人机 [wu2 ren2 ji1] /drone; unmanned aerial vehicle/
@@ -67,6 +67,15 @@ def test_shared_translations_name_the_word_pairs_longest_first():
     drones = set(tokenize("The team builds crop-protection drones with variable-rate spraying control."))
     assert d.shared_translations("果园想用无人机作业", drones) == ["无人机 → drone"]
     assert d.shared_translations("果园想用无人机作业", set(tokenize("焊缝检测"))) == []
+
+
+def test_translated_evidence_shows_the_docs_word_as_written():
+    """Does the evidence show the doc's English word as written ("analysis", "drones"), not the BM25 term it
+    was folded to ("analysi", "drone")?"""
+    text = "Our group offers failure analysis of welded joints and crop-protection drones."
+    got = dictionary().shared_translations("焊接接头失效分析与植保无人机", set(tokenize(text)),
+                                           surface=surface_words(text))
+    assert "分析 → analysis" in got and "无人机 → drones" in got, got
 
 
 def test_a_translated_hit_is_capped_where_an_exact_hit_is_not():
