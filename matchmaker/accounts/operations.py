@@ -343,10 +343,10 @@ def _reset_serializer():
 
 
 def _latest_reset_request(user: User) -> int:
-    from ..core.audit import AuditEvent
-    return db.session.scalar(db.select(func.max(AuditEvent.id)).where(
-        AuditEvent.action == "auth.password_reset_requested", AuditEvent.target_type == User.__tablename__,
-        AuditEvent.target_id == user.id)) or 0
+    event = audit.AuditEvent
+    return db.session.scalar(db.select(func.max(event.id)).where(
+        event.action == "auth.password_reset_requested", event.target_type == User.__tablename__,
+        event.target_id == user.id)) or 0
 
 
 def _password_fingerprint(user: User) -> str:

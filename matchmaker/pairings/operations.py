@@ -239,9 +239,9 @@ def _check_capacity(expert) -> None:
     """Refuse a proposal from someone else once the expert's open pairings reach the maximum they set.
     The profile row is locked first, so two concurrent proposals cannot both take the last place."""
     from ..accounts.models import ExpertProfile
-    from .assignment import remaining_capacity
+    from .assignment import experts_at_capacity
     profile = lock_row(ExpertProfile, expert.id)
-    if profile is not None and remaining_capacity([profile.id]).get(("expert", profile.id), 0) <= 0:
+    if profile is not None and profile.id in experts_at_capacity([profile.id]):
         raise WorkflowError(_("This expert takes on at most %(n)d open pairings and has reached that number.",
                               n=profile.max_active_pairings), 409)
 
