@@ -88,3 +88,20 @@ def test_published_listings_stay_visible_to_coordinators_of_every_city(app, make
     elsewhere = make.user(Role.COORDINATOR, hub_city="chengdu")
     page = login(app.test_client(), elsewhere).get(f"/needs/{need.id}")
     assert page.status_code == 200 and "wang@example.com" in page.get_data(as_text=True)
+
+
+def test_the_csv_export_follows_the_same_scope(app, make, world):
+    """Does a Chengdu coordinator's export of every status leave out Chongqing work in progress (and its
+    contact) while keeping published Chongqing needs and Chengdu drafts?"""
+    make.need(world["enterprise"], status="draft", hub_city="chongqing", title="重庆草稿",
+              contact_email="draft@example.com")
+    make.need(world["enterprise"], hub_city="chongqing", title="重庆已发布")
+    make.need(world["enterprise"], status="submitted", hub_city="chengdu", title="成都待审")
+    elsewhere = make.user(Role.COORDINATOR, hub_city="chengdu")
+    body = login(app.test_client(), elsewhere).get("/bulk/needs.csv?status=all").get_data(as_text=True)
+    assert "重庆已发布" in body and "成都待审" in body
+    assert "重庆草稿" not in body and "draft@example.com" not in body
+    only_drafts = login(app.test_client(), elsewhere).get("/bulk/needs.csv?status=draft").get_data(as_text=True)
+    assert "重庆草稿" not in only_drafts
+    unscoped = login(app.test_client(), make.user(Role.COORDINATOR)).get("/bulk/needs.csv?status=all")
+    assert "重庆草稿" in unscoped.get_data(as_text=True)

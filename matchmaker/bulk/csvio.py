@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from flask_babel import gettext as _
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from werkzeug.datastructures import MultiDict
 
@@ -100,11 +100,18 @@ def to_csv(header: list[str], rows) -> bytes:
     return buf.getvalue().encode("utf-8-sig")
 
 
-def export_statement(model, status: str | None):
-    """Listings of ``model`` for the export: published by default, one status, or every status ("all")."""
+def export_statement(model, status: str | None, user):
+    """Listings of ``model`` for ``user``'s export: published by default, one status, or every status ("all").
+
+    Same rule as the pages (``can_view``): published listings of every hub city, work in progress only
+    where ``user`` moderates."""
     stmt = select(model).where(model.deleted_at.is_(None))
     if status != "all":
         stmt = stmt.where(model.status == (status or ListingStatus.PUBLISHED.value))
+    scopes = coordinator_scopes(user)
+    if scopes is not None:
+        stmt = stmt.where(or_(model.status == ListingStatus.PUBLISHED,
+                              model.hub_city.in_([s for s in scopes if s])))
     return stmt.order_by(model.id)
 
 

@@ -49,7 +49,7 @@ def export(kind):
     status = request.args.get("status") or None
     if status not in (None, "all", *ListingStatus.values()):
         abort(400, _("Unknown status."))
-    listings = db.session.scalars(csvio.export_statement(model, status)).unique()
+    listings = db.session.scalars(csvio.export_statement(model, status, current_user)).unique()
     body = csvio.to_csv(csvio.columns(model), (csvio.listing_row(li) for li in listings))
     return _csv_response(body, f"{kind}-{status or 'published'}.csv")
 
