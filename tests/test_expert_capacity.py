@@ -11,6 +11,7 @@ from matchmaker.pairings import operations as ops
 from matchmaker.pairings.models import Pairing
 from test_matching_app import matching  # noqa: F401  (the fixture: the real engine, its own index folder)
 from test_pairings import pw  # noqa: F401  (the fixture: need, capability, scoped coordinator)
+from test_vouchers import separate_app  # noqa: F401  (the fixture: a second app whose sessions commit for real)
 
 
 def _capacity(pw, n: int) -> None:
@@ -95,3 +96,76 @@ def test_the_match_page_says_when_an_expert_is_at_capacity(app, matching, pw):
     page = client.get(f"/needs/{pw['need'].id}/matches").get_data(as_text=True)
     card = page.split(f'data-id="{pw["cap"].id}"', 1)[1].split('class="card card-listing', 1)[0]
     assert "propose-form" in card and "at-capacity" not in card
+
+
+def _capacity_race_world(app) -> dict:
+    """An expert who takes one open pairing, two published needs of two firms, a coordinator; committed."""
+    from matchmaker.accounts.models import ExpertProfile, Membership, Organization, User
+    from matchmaker.core.enums import Role
+    from matchmaker.core.time import utcnow
+    from matchmaker.listings.models import Need
+    with app.app_context():
+        now = utcnow()
+        inst = Organization(name="容量研究院", kind="institute", hub_city="chengdu")
+        coord = User(email="coord@capacity.test", name="协调员", password_hash="x")
+        coord.add_role(Role.COORDINATOR)
+        expert = User(email="expert@capacity.test", name="专家", password_hash="x")
+        db.session.add_all([inst, coord, expert])
+        db.session.flush()
+        profile = ExpertProfile(user_id=expert.id, affiliation_id=inst.id, max_active_pairings=1)
+        db.session.add(profile)
+        needs = []
+        for i in range(2):
+            firm = Organization(name=f"容量企业{i}", kind="enterprise", hub_city="chongqing")
+            member = User(email=f"firm{i}@capacity.test", name=f"企业{i}", password_hash="x")
+            member.memberships.append(Membership(organization=firm, is_manager=True))
+            db.session.add_all([firm, member])
+            db.session.flush()
+            need = Need(title=f"容量测试需求{i}", industry="new_energy", status="published", submitted_at=now,
+                        published_at=now, reviewed_by_id=coord.id, organization_id=firm.id,
+                        hub_city="chongqing")
+            db.session.add(need)
+            needs.append(need)
+        db.session.commit()
+        return {"coord": coord.id, "profile": profile.id, "needs": [n.id for n in needs]}
+
+
+def test_two_simultaneous_proposals_cannot_both_take_the_last_place(separate_app):
+    """Two coordinator sessions propose the same one-place expert for two needs at the same moment, with real
+    commits (SQLite file or PostgreSQL): does exactly one get through and the other get the 409?"""
+    import threading
+
+    from matchmaker.accounts.models import ExpertProfile, User
+    from matchmaker.listings.models import Need
+    ids = _capacity_race_world(separate_app)
+    barrier = threading.Barrier(2)
+    outcomes: list = []
+
+    def worker(need_id):
+        # as in a POST request: on SQLite its transaction begins by taking the write lock (extensions.py)
+        with separate_app.test_request_context("/pairings/propose", method="POST"):
+            try:
+                barrier.wait(timeout=10)  # before the first query: SQLite lets one writer in at a time
+                coord = db.session.get(User, ids["coord"])
+                need = db.session.get(Need, need_id)
+                profile = db.session.get(ExpertProfile, ids["profile"])
+                ops.propose_pairing(need, expert=profile, by=coord)
+                db.session.commit()
+                outcomes.append("ok")
+            except WorkflowError as exc:
+                db.session.rollback()
+                outcomes.append(exc.status)
+            except Exception as exc:  # anything else is a failure the assertion below reports
+                outcomes.append(f"unexpected {exc!r}")
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=worker, args=(nid,)) for nid in ids["needs"]]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert sorted(map(str, outcomes)) == ["409", "ok"], outcomes
+    with separate_app.app_context():
+        assert db.session.scalar(select(func.count(Pairing.id)).where(Pairing.expert_id == ids["profile"])) == 1
+        db.session.remove()
