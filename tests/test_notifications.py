@@ -65,3 +65,45 @@ def test_external_link_is_not_followed(make, world, client_as):
     db.session.commit()
     response = client_as("expert").get(f"/inbox/{note.id}")
     assert response.headers["Location"].endswith("/inbox")
+
+
+def test_a_released_savepoint_waits_for_the_outer_commit(make, outbox):
+    """Is mail queued inside a savepoint held back when the savepoint is released, sent when the outer
+    transaction commits, and never sent when the savepoint itself is rolled back?"""
+    kept, dropped = make.user(Role.EXPERT), make.user(Role.EXPERT)
+    sp = db.session.begin_nested()
+    notify([kept], "pairing.approved", "保留的通知")
+    sp.commit()
+    assert _mails(outbox) == []
+    sp = db.session.begin_nested()
+    notify([dropped], "pairing.approved", "撤销的通知")
+    sp.rollback()
+    db.session.commit()
+    [mail] = _mails(outbox)
+    assert kept.email in mail.read_text() and dropped.email not in mail.read_text()
+
+
+def test_work_rolled_back_after_a_released_savepoint_sends_nothing(make, outbox):
+    """When the outer transaction is rolled back after a savepoint was released, is its mail dropped too?"""
+    user = make.user(Role.EXPERT)
+    sp = db.session.begin_nested()
+    notify([user], "pairing.approved", "随后撤销")
+    sp.commit()
+    db.session.rollback()
+    db.session.commit()
+    assert _mails(outbox) == []
+
+
+def test_a_refused_bulk_confirmation_mails_nobody(app, make, world, outbox):
+    """A coordinator confirms a bulk assignment whose second pick is malformed (400): are the first pick's
+    pairing and its proposal mails both gone, instead of mails about a pairing that does not exist?"""
+    from conftest import login
+    from matchmaker.pairings.models import Pairing
+    need = make.need(world["enterprise"])
+    cap = make.capability(world["expert"])
+    coord = make.user(Role.COORDINATOR, hub_city="chongqing")
+    r = login(app.test_client(), coord).post("/coordinate/assign",
+                                               data={"pick": [f"{need.id}:{cap.id}:0.8", "1:2:nan"]})
+    assert r.status_code == 400
+    assert db.session.scalar(db.select(Pairing.id).where(Pairing.capability_id == cap.id)) is None
+    assert _mails(outbox) == []

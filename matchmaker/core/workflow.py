@@ -52,14 +52,24 @@ def lock_row(model, row_id: int):
 
 
 def after_commit(session: Session, callback: Callable[[], None]) -> None:
-    """Run ``callback`` only once the surrounding transaction has committed (e.g. index updates, mail)."""
-    session.info.setdefault("after_commit", []).append(callback)
+    """Run ``callback`` only once the outermost transaction has committed (e.g. index updates, mail); a
+    callback registered inside a savepoint that is rolled back never runs."""
+    tx = session.get_nested_transaction() or session.get_transaction()
+    session.info.setdefault("after_commit", []).append((tx, callback))
 
 
 @event.listens_for(Session, "after_commit")
 def _run_after_commit(session: Session) -> None:
-    callbacks = session.info.pop("after_commit", [])
-    for callback in callbacks:
+    savepoint = session.get_nested_transaction()
+    if savepoint is not None:
+        # SQLAlchemy reports a released savepoint as a commit too; its work can still be rolled back with
+        # the enclosing transaction, so its callbacks wait for the outermost commit
+        session.info.setdefault("released_savepoints", []).append(savepoint)
+        return
+    released = session.info.pop("released_savepoints", [])
+    for tx, callback in session.info.pop("after_commit", []):
+        if not all(t in released for t in _savepoints_up_from(tx)):
+            continue  # registered in a savepoint that was rolled back
         try:
             callback()
         except Exception:  # a failed side effect must not undo a committed change; it is rebuilt later
@@ -67,6 +77,14 @@ def _run_after_commit(session: Session) -> None:
             logging.getLogger(__name__).exception("post-commit hook failed")
 
 
-@event.listens_for(Session, "after_rollback")
-def _drop_after_commit(session: Session) -> None:
-    session.info.pop("after_commit", None)
+def _savepoints_up_from(tx):
+    while tx is not None and tx.nested:
+        yield tx
+        tx = tx.parent
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _drop_after_commit(session: Session, transaction) -> None:
+    if transaction.parent is None:  # the outermost transaction ended: what it did not run never will
+        session.info.pop("after_commit", None)
+        session.info.pop("released_savepoints", None)
