@@ -152,6 +152,7 @@ def close_listing(listing, user, comment: str | None = None) -> None:
     _check(listing, S.CLOSED)
     listing.closed_at = utcnow()
     _transition(listing, S.CLOSED, user, comment)
+    _end_open_pairings(listing, user)
 
 
 def delete_listing(listing, user) -> None:
@@ -161,3 +162,9 @@ def delete_listing(listing, user) -> None:
     listing.deleted_at = utcnow()
     audit.record(f"{listing.kind_name}.delete", actor=user, target=listing, from_state=listing.status)
     _queue_index_job(listing)
+    _end_open_pairings(listing, user)
+
+
+def _end_open_pairings(listing, user) -> None:
+    from ..pairings.operations import end_open_pairings  # pairings build on listings, not the other way
+    end_open_pairings(listing, user)

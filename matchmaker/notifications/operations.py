@@ -12,6 +12,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 from flask import current_app
+from flask_babel import force_locale
 
 from ..core.time import utcnow
 from ..core.workflow import after_commit
@@ -21,24 +22,33 @@ from .models import Notification
 log = logging.getLogger(__name__)
 
 
-def notify(users, kind: str, subject: str, body: str = "", link: str | None = None,
+def notify(users, kind: str, subject, body="", link: str | None = None,
            email: bool = True) -> list[Notification]:
-    """Add an inbox entry for each user (inactive users and duplicates skipped); queue the emails."""
-    seen, recipients, created = set(), [], []
+    """Add an inbox entry for each user (inactive users and duplicates skipped); queue the emails. Give
+    ``subject`` and ``body`` as ``lazy_gettext`` strings so each recipient reads them in their language."""
+    seen, created, messages = set(), [], []
     for user in users:
         if user is None or user.id in seen or not user.active:
             continue
         seen.add(user.id)
-        recipients.append(user)
-        note = Notification(user_id=user.id, kind=kind, subject=subject[:200], body=body, link=link)
+        their_subject, their_body = in_their_language(user, subject), in_their_language(user, body)
+        note = Notification(user_id=user.id, kind=kind, subject=their_subject[:200], body=their_body, link=link)
         db.session.add(note)
         created.append(note)
+        messages.append((user.email, their_subject, their_body, link))
     if email and created:
         app = current_app._get_current_object()
-        # from the deduplicated list: walking ``users`` again mailed a repeated user once per repeat
-        messages = [(u.email, subject, body, link) for u in recipients]
         after_commit(db.session(), lambda: _send_all(app, messages))
     return created
+
+
+def in_their_language(user, text) -> str:
+    """``text`` for ``user``: a lazy translation (``lazy_gettext``) is rendered in the recipient's language,
+    not in that of whoever caused the notification; plain text (a user's own message) stays as it is."""
+    if text is None or isinstance(text, str):
+        return text or ""
+    with force_locale(getattr(user, "locale", None) or "zh_CN"):
+        return str(text)
 
 
 def mark_read(user, note_ids=None) -> int:

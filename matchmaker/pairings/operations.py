@@ -17,11 +17,12 @@ from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from ..core import audit
 from ..core.enums import ListingStatus
-from ..core.time import utcnow
+from ..core.time import PROGRAMME_TZ, utcnow
 from ..core.workflow import WorkflowError, lock_row
 from ..extensions import db
 from ..listings.forms import clean_text
@@ -31,7 +32,7 @@ from .models import (ContractType, DeclineReason, Pairing, PairingResponse, Pair
 TRANSITIONS: dict[str, set[str]] = {
     P.SUGGESTED: {P.PENDING_REVIEW, P.DECLINED},
     P.PROPOSED: {P.PENDING_REVIEW, P.DECLINED},
-    P.PENDING_REVIEW: {P.APPROVED, P.REJECTED},
+    P.PENDING_REVIEW: {P.APPROVED, P.REJECTED, P.DECLINED},  # declined: a listing withdrawn before judgment
     P.APPROVED: {P.MEETING_SCHEDULED, P.IN_PROGRESS, P.CONTRACT_SIGNED, P.FAILED},
     P.MEETING_SCHEDULED: {P.MEETING_SCHEDULED, P.IN_PROGRESS, P.CONTRACT_SIGNED, P.FAILED},
     P.IN_PROGRESS: {P.CONTRACT_SIGNED, P.FAILED},
@@ -216,7 +217,7 @@ def propose_pairing(need, capability=None, expert=None, *, by, origin: str | Non
         raise WorkflowError(_("The score must be a finite number."), 400)
     comment = _text(comment)
     check_pairable(need, capability, expert)
-    if expert is not None and origin != "capability":
+    if expert is not None and expert.user_id != by.id:  # the expert may take on more; nobody else for them
         _check_capacity(expert)
     pairing = Pairing(need=need, need_id=need.id, capability=capability,
                       capability_id=getattr(capability, "id", None), expert=expert,
@@ -230,8 +231,8 @@ def propose_pairing(need, capability=None, expert=None, *, by, origin: str | Non
                                        else PairingSide.CAPABILITY, decision="interested", message=comment,
                                        user_id=by.id))
     db.session.flush()
-    _notify(_parties(pairing), pairing, "proposed", _("New pairing proposal: %(title)s", title=_title(pairing)),
-            _("A pairing was proposed. Please tell us whether you are interested."), exclude=by)
+    _notify(_parties(pairing), pairing, "proposed", _l("New pairing proposal: %(title)s", title=_title(pairing)),
+            _l("A pairing was proposed. Please tell us whether you are interested."), exclude=by)
     return pairing
 
 
@@ -274,8 +275,8 @@ def suggest_from_engine(need, k: int = 3) -> list[Pairing]:
         db.session.flush()
         audit.record("pairing.suggested", target=pairing, to_state=P.SUGGESTED)
         _notify(_parties(pairing), pairing, "suggested",
-                _("Suggested pairing: %(title)s", title=_title(pairing)),
-                _("The matching engine suggests this pairing. Please tell us whether you are interested."))
+                _l("Suggested pairing: %(title)s", title=_title(pairing)),
+                _l("The matching engine suggests this pairing. Please tell us whether you are interested."))
         created.append(pairing)
         if cap.expert_id is not None:
             capacity[("expert", cap.expert_id)] = capacity.get(("expert", cap.expert_id), 1) - 1
@@ -317,6 +318,7 @@ def respond(pairing: Pairing, user, side: str, decision: str, reason: str | None
     # lock first: two "interested" answers at the same moment must not both miss each other (the second
     # waits for the first, then sees its response and moves the pairing to pending_review)
     pairing = _lock(pairing)
+    _check_listings_live(pairing)
     if pairing.state not in (P.SUGGESTED, P.PROPOSED):
         raise WorkflowError(_("This pairing is “%(state)s” and no longer takes responses.",
                               state=P.label_of(pairing.state)), 409)
@@ -333,25 +335,56 @@ def respond(pairing: Pairing, user, side: str, decision: str, reason: str | None
                                user_id=user.id)
     db.session.add(response)
     pairing.updated_at = utcnow()  # every answer bumps the version: a concurrent change fails the flush
-    audit.record(f"pairing.response.{decision}", actor=user, target=pairing, from_state=pairing.state,
-                 to_state=pairing.state, comment=f"{side}: {reason or ''} {message or ''}".strip())
+    # side and decision in the action, the reason in the response row: the history shows them translated;
+    # the comment keeps only what the person wrote
+    audit.record(f"pairing.response.{side}.{decision}", actor=user, target=pairing, comment=message)
     if decision == "declined":
-        _transition(pairing, P.DECLINED, user, comment=f"{side}: {reason}" + (f" — {message}" if message else ""))
-        _notify(_parties(pairing), pairing, "declined", _("Pairing declined: %(title)s", title=_title(pairing)),
-                _("Reason: %(reason)s", reason=DeclineReason.label_of(reason)), exclude=user)
+        _transition(pairing, P.DECLINED, user)
+        _notify(_parties(pairing), pairing, "declined", _l("Pairing declined: %(title)s", title=_title(pairing)),
+                _l("Reason: %(reason)s", reason=DeclineReason.label_of(reason)), exclude=user)
     else:
         other = PairingSide.CAPABILITY if side == PairingSide.NEED else PairingSide.NEED
         theirs = pairing.response_of(other)
         if theirs is not None and theirs.decision == "interested":
             _transition(pairing, P.PENDING_REVIEW, user, comment=message)
             _notify(_parties(pairing) + scope_coordinators(pairing), pairing, "pending_review",
-                    _("Both sides are interested: %(title)s", title=_title(pairing)),
-                    _("The pairing awaits a coordinator's approval."), exclude=user)
+                    _l("Both sides are interested: %(title)s", title=_title(pairing)),
+                    _l("The pairing awaits a coordinator's approval."), exclude=user)
         else:
-            _notify(_parties(pairing), pairing, "interest", _("Interest in pairing: %(title)s",
+            _notify(_parties(pairing), pairing, "interest", _l("Interest in pairing: %(title)s",
                                                                title=_title(pairing)), message or "", exclude=user)
     db.session.flush()
     return response
+
+
+def _check_listings_live(pairing: Pairing) -> None:
+    for listing in (pairing.need, pairing.capability):
+        if listing is not None and (listing.is_deleted or listing.status == ListingStatus.CLOSED):
+            raise WorkflowError(_("“%(title)s” has been withdrawn; this pairing cannot go on.",
+                                  title=listing.title), 409)
+
+
+#: states of a pairing still waiting for answers or a judgment (not docked yet)
+UNDOCKED_OPEN = (P.SUGGESTED, P.PROPOSED, P.PENDING_REVIEW)
+
+
+def end_open_pairings(listing, actor) -> int:
+    """A need or capability was closed or deleted: its pairings that are not docked yet end as declined
+    (freeing the expert's capacity) and the other side is told. Docked pairings go on: a need closed because
+    it was solved keeps its meetings and contracts. Returns how many ended."""
+    column = Pairing.need_id if listing.kind_name == "need" else Pairing.capability_id
+    ended = 0
+    for pairing in db.session.scalars(select(Pairing).where(column == listing.id,
+                                                            Pairing.state.in_(UNDOCKED_OPEN))).unique().all():
+        pairing = _lock(pairing)
+        if pairing.state not in UNDOCKED_OPEN:
+            continue
+        _transition(pairing, P.DECLINED, actor)
+        _notify(_parties(pairing), pairing, "declined", _l("Pairing ended: %(title)s", title=_title(pairing)),
+                _l("“%(listing)s” has been withdrawn.", listing=listing.title), exclude=actor)
+        ended += 1
+    db.session.flush()
+    return ended
 
 
 # -- coordinator judgment ------------------------------------------------------------------------
@@ -364,6 +397,7 @@ def judge(pairing: Pairing, coordinator, approve: bool, comment: str | None = No
                               "this pairing."), 403)
     to = P.APPROVED if approve else P.REJECTED
     _check(pairing, to)
+    _check_listings_live(pairing)
     if not approve and not comment:
         raise WorkflowError(_("A reason is required to reject a pairing."), 400)
     pairing.judged_by_id = coordinator.id
@@ -372,10 +406,10 @@ def judge(pairing: Pairing, coordinator, approve: bool, comment: str | None = No
     _transition(pairing, to, coordinator, comment)
     db.session.flush()  # the version check happens here: a concurrent judgment raises StaleDataError
     if approve:
-        _notify(_parties(pairing), pairing, "approved", _("Pairing approved: %(title)s", title=_title(pairing)),
+        _notify(_parties(pairing), pairing, "approved", _l("Pairing approved: %(title)s", title=_title(pairing)),
                 comment or "", exclude=coordinator)
     else:
-        _notify(_parties(pairing), pairing, "rejected", _("Pairing rejected: %(title)s", title=_title(pairing)),
+        _notify(_parties(pairing), pairing, "rejected", _l("Pairing rejected: %(title)s", title=_title(pairing)),
                 comment or "", exclude=coordinator)
 
 
@@ -398,11 +432,12 @@ def schedule_meeting(pairing: Pairing, actor, when: datetime, place: str) -> Non
         when = when.replace(tzinfo=timezone.utc)
     pairing.meeting_at = when.astimezone(timezone.utc)
     pairing.meeting_place = place[:300]
-    _transition(pairing, P.MEETING_SCHEDULED, actor, comment=f"{pairing.meeting_at:%Y-%m-%d %H:%M} UTC, {place}")
+    _transition(pairing, P.MEETING_SCHEDULED, actor, comment=f"{pairing.meeting_at.astimezone(PROGRAMME_TZ):%Y-%m-%d %H:%M}, {place}")  # Beijing time, as on the page
     db.session.flush()
     _notify(_parties(pairing), pairing, "meeting_scheduled",
-            _("Meeting scheduled: %(title)s", title=_title(pairing)),
-            _("%(when)s UTC at %(place)s", when=f"{pairing.meeting_at:%Y-%m-%d %H:%M}", place=place),
+            _l("Meeting scheduled: %(title)s", title=_title(pairing)),
+            _l("%(when)s (Beijing time) at %(place)s",
+               when=f"{pairing.meeting_at.astimezone(PROGRAMME_TZ):%Y-%m-%d %H:%M}", place=place),
             exclude=actor)
 
 
@@ -425,7 +460,7 @@ def cancel_meeting(pairing: Pairing, actor, reason: str) -> None:
                  to_state=P.APPROVED, comment=f"{old} — {reason}" if old else reason)
     db.session.flush()
     _notify(_parties(pairing), pairing, "meeting_cancelled",
-            _("Meeting cancelled: %(title)s", title=_title(pairing)), reason, exclude=actor)
+            _l("Meeting cancelled: %(title)s", title=_title(pairing)), reason, exclude=actor)
 
 
 # -- outcome -------------------------------------------------------------------------------------
@@ -456,5 +491,5 @@ def record_outcome(pairing: Pairing, user, outcome: str, contract_type: str | No
     pairing.outcome_at = utcnow()
     _transition(pairing, outcome, user, note)
     db.session.flush()
-    _notify(_parties(pairing), pairing, outcome, _("Pairing outcome: %(title)s", title=_title(pairing)),
-            str(P.label_of(outcome)), exclude=user)
+    _notify(_parties(pairing), pairing, outcome, _l("Pairing outcome: %(title)s", title=_title(pairing)),
+            P.label_of(outcome), exclude=user)

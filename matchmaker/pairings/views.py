@@ -20,7 +20,7 @@ from ..listings.models import Capability, Need
 from . import assignment as asg
 from . import operations as ops
 from .forms import parse_meeting_time, parse_score
-from .models import ContractType, DeclineReason, Pairing, PairingState as P
+from .models import ContractType, DeclineReason, Pairing, PairingSide, PairingState as P
 
 bp = Blueprint("pairings", __name__)
 
@@ -103,7 +103,8 @@ def detail(pairing_id: int):
         User.id.in_({e.actor_id for e in history if e.actor_id})))} if history else {}
     sides = [s for s in pairing.sides_of(current_user) if pairing.can_respond(current_user, s)]
     return render_template("pairings/detail.html", p=pairing, history=history, actors=actors,
-                           respond_sides=sides, P=P, DeclineReason=DeclineReason, ContractType=ContractType,
+                           respond_sides=sides, P=P, PairingSide=PairingSide, DeclineReason=DeclineReason,
+                           ContractType=ContractType,
                            outcome_states=ops.TRANSITIONS.get(pairing.state, set()) & set(ops.OUTCOME_STATES))
 
 
