@@ -175,7 +175,8 @@ def test_need_full_flow(client_as, world):
     assert owner.post(f"/needs/{need.id}/submit").status_code == 303
     assert fresh(need).status == "submitted"
 
-    response = coordinator.post(f"/review/needs/{need.id}/return", data={"reason": "请量化检测精度指标"})
+    response = coordinator.post(f"/review/needs/{need.id}/return",
+                                data={"reason": "请量化检测精度指标", "version": str(fresh(need).version)})
     assert response.status_code == 303 and fresh(need).status == "returned"
     page = owner.get(f"/needs/{need.id}").get_data(as_text=True)
     assert "请量化检测精度指标" in page
@@ -186,7 +187,8 @@ def test_need_full_flow(client_as, world):
     need = fresh(need)
     assert need.status == "submitted" and need.targets == "检测精度≤5μm" and need.return_reason is None
 
-    assert coordinator.post(f"/review/needs/{need.id}/publish", data={"comment": ""}).status_code == 303
+    assert coordinator.post(f"/review/needs/{need.id}/publish",
+                            data={"comment": "", "version": str(need.version)}).status_code == 303
     assert fresh(need).status == "published"
     assert "高精度减速器齿面磨损检测" in outsider.get("/needs").get_data(as_text=True)
 

@@ -123,3 +123,14 @@ def test_decline_has_no_preselected_reason(app, pw):
     page = login(app.test_client(), pw["expert"]).get(f"/pairings/{pairing.id}").get_data(as_text=True)
     select = page.split('name="reason"', 1)[1]
     assert select.split("<option", 2)[1].startswith(' value=""')
+
+
+def test_a_judgment_without_the_version_seen_is_refused(app, pw):
+    """Is an approval POST that carries no version answered 409, the pairing left awaiting judgment?"""
+    pairing = _pairing(pw, P.PENDING_REVIEW)
+    db.session.commit()
+    response = login(app.test_client(), pw["coord"]).post(f"/pairings/{pairing.id}/judge",
+                                                          data={"decision": "approve"})
+    assert response.status_code == 409
+    db.session.refresh(pairing)
+    assert pairing.state == P.PENDING_REVIEW

@@ -240,3 +240,11 @@ def test_owner_edit_during_review_is_detected(client_as, make, world):
     response = client_as("coordinator").post(f"/review/needs/{need.id}/publish" + EN, data={"version": seen})
     assert response.status_code == 409 and "owner changed this listing" in response.get_data(as_text=True)
     assert fresh(need).status == "submitted"
+
+
+def test_a_decision_without_the_version_seen_is_not_taken(client_as, make, world):
+    """Is a publish POST that carries no version (so nobody can tell what the coordinator saw) answered
+    with 409 and the current listing, instead of publishing whatever the owner changed meanwhile?"""
+    need = make.need(world["enterprise"], status="submitted")
+    response = client_as("coordinator").post(f"/review/needs/{need.id}/publish", data={"comment": ""})
+    assert response.status_code == 409 and fresh(need).status == "submitted"

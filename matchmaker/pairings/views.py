@@ -130,11 +130,8 @@ def judge(pairing_id: int):
     decision = request.form.get("decision")
     if decision not in ("approve", "reject"):
         abort(400, _("Unknown decision."))
-    try:
-        version = int(request.form.get("version", pairing.version))
-    except ValueError:
-        abort(400)
-    if version != pairing.version:  # the coordinator judged an older page: someone acted in between
+    # the coordinator judged an older page (someone acted in between), or sent no version at all
+    if (request.form.get("version") or "").strip() != str(pairing.version):
         abort(409, _stale_message())
     try:
         ops.judge(pairing, current_user, decision == "approve", request.form.get("comment"))

@@ -100,7 +100,7 @@ def _decide(kind: str, listing_id: int, form_cls, operation, done: str):
     if not form.validate_on_submit():
         forms = {"publish_form": form} if form_cls is PublishForm else {"return_form": form}
         return _render(k, listing, status=400, **forms)
-    if form.version.data and form.version.data != str(listing.version):
+    if form.version.data != str(listing.version):  # missing counts as stale: decide only on what was seen
         return _conflict(k, listing_id)
     if listing.status in (ListingStatus.PUBLISHED, ListingStatus.RETURNED):
         return _conflict(k, listing_id)  # decided by someone else since the page was loaded
