@@ -1,4 +1,5 @@
-"""Schedule exports: CSV for Excel (UTF-8 with BOM) and iCalendar (RFC 5545, written by hand)."""
+"""Schedule exports: CSV for Excel (UTF-8 with BOM, Beijing time like the pages) and iCalendar (RFC 5545,
+written by hand, UTC)."""
 from __future__ import annotations
 
 import csv
@@ -8,6 +9,7 @@ from datetime import datetime, timezone
 
 from flask_babel import gettext as _
 
+from ..core.time import PROGRAMME_TZ
 from .operations import capability_person, need_person
 
 ICS_PRODID = "-//Matchmaker//Docking fairs//ZH"
@@ -17,7 +19,7 @@ def schedule_csv(fair, meetings) -> bytes:
     """One row per meeting; the BOM makes Excel read the file as UTF-8 (Chinese shows correctly)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow([_("Slot start (UTC)"), _("Slot end (UTC)"), _("Table"), _("Need"), _("Firm"),
+    writer.writerow([_("Slot start (Beijing time)"), _("Slot end (Beijing time)"), _("Table"), _("Need"), _("Firm"),
                      _("Capability"), _("Expert")])
     for m in meetings:
         need, cap = m.request.need, m.request.capability
@@ -29,7 +31,8 @@ def schedule_csv(fair, meetings) -> bytes:
 
 
 def _fmt(dt: datetime) -> str:
-    return dt.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M")
+    """Beijing time, the clock of the pages and of the fair itself."""
+    return dt.astimezone(PROGRAMME_TZ).strftime("%Y-%m-%d %H:%M")
 
 
 def _cell(value: str) -> str:

@@ -3,19 +3,26 @@
 The rules that fit on rows are constraints: a fair ends after it starts, one registration per listing and
 fair, one request per fair × need × capability, one meeting per (fair, slot, table), and — through
 ``MeetingParticipant`` — one meeting per person and slot, so even a faulty code path cannot double-book.
+That rule is per fair (slots of different fairs do not line up): across fairs the scheduler leaves a person free
+in every slot that overlaps a meeting of theirs at another fair (``operations.run_scheduler``).
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import (Boolean, CheckConstraint, ForeignKey, ForeignKeyConstraint, Index, Integer, String,
-                        Text, UniqueConstraint)
+                        Text, UniqueConstraint, select)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..core.enums import HubCity, LabelledEnum, Role, sql_in
-from ..core.time import UTCDateTime, utcnow
+from ..core.time import PROGRAMME_TZ, UTCDateTime, utcnow
 from ..extensions import db
+
+#: daily session hours (Beijing time) of a fair that runs over several days: the nights in between
+#: (SESSION_END → next SESSION_START) have no meetings. Not stored per fair (the model has no such fields).
+SESSION_START = time(8, 0)
+SESSION_END = time(18, 0)
 
 
 class FairMode(LabelledEnum):
@@ -91,6 +98,37 @@ class Fair(db.Model):
     def slot_end(self, slot: int) -> datetime:
         return self.slot_start(slot + 1)
 
+    def nights(self) -> list[tuple[datetime, datetime]]:
+        """The nights (SESSION_END → next day's SESSION_START, Beijing time) the fair spans entirely: a fair
+        over several days pauses then. A fair inside one day, or one evening, has none."""
+        day, last = self.starts_at.astimezone(PROGRAMME_TZ).date(), self.ends_at.astimezone(PROGRAMME_TZ).date()
+        nights = []
+        while day < last:
+            begin = datetime.combine(day, SESSION_END, tzinfo=PROGRAMME_TZ)
+            end = datetime.combine(day + timedelta(days=1), SESSION_START, tzinfo=PROGRAMME_TZ)
+            if self.starts_at <= begin and end <= self.ends_at:
+                nights.append((begin, end))
+            day += timedelta(days=1)
+        return nights
+
+    def slot_days(self) -> list[int | None]:
+        """For every slot, the fair's day it belongs to (0, 1, … counted by the nights before it), or None
+        for a slot that reaches into a night: the scheduler places no meeting there."""
+        nights = self.nights()
+        days = []
+        for s in range(self.n_slots):
+            start, end = self.slot_start(s), self.slot_end(s)
+            if any(start < n_end and n_begin < end for n_begin, n_end in nights):
+                days.append(None)
+            else:
+                days.append(sum(1 for _begin, n_end in nights if n_end <= start))
+        return days
+
+    @property
+    def meeting_slots(self) -> list[int]:
+        """The slots meetings can be scheduled in (all of them, unless the fair runs over nights)."""
+        return [s for s, day in enumerate(self.slot_days()) if day is not None]
+
     @property
     def location(self) -> str:
         return (self.place if self.mode == FairMode.ONSITE else self.video_url) or ""
@@ -107,6 +145,19 @@ class Fair(db.Model):
             return True
         scopes = {r.hub_city for r in user.roles if r.role == Role.COORDINATOR}
         return None in scopes or self.hub_city in scopes
+
+    def can_see_video_link(self, user) -> bool:
+        """The video link is for those who manage the fair and for people with a listing registered at it (its
+        owners, and the expert behind a registered capability)."""
+        if not getattr(user, "is_authenticated", False):
+            return False
+        if self.can_manage(user):
+            return True
+        expert = getattr(user, "expert_profile", None)
+        regs = db.session.scalars(select(FairRegistration).where(FairRegistration.fair_id == self.id)).all()
+        return any(r.listing.is_owned_by(user)
+                   or (expert is not None and r.capability_id is not None and r.capability.expert_id == expert.id)
+                   for r in regs)
 
     def registration_open(self, now: datetime) -> bool:
         return self.status == FairStatus.OPEN and now <= self.registration_deadline

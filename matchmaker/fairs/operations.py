@@ -2,12 +2,15 @@
 and never commits (the request or CLI command owns the transaction).
 
 Fair: draft → open → closed → held. Registration and meeting requests while open and before the
-registration deadline; accept/decline until the fair is held; the scheduler runs while the fair is open.
-Unanswered requests expire at the registration deadline (``expire_unanswered``).
+registration deadline; accept/decline until the fair is held; the scheduler runs while the fair is open. Its
+schedule is neither re-run nor cleared once the fair has started, a fair is marked held only once it has ended,
+and the meetings of a held fair are no longer locked or unlocked. Unanswered requests expire at the registration
+deadline (``expire_unanswered``).
 """
 from __future__ import annotations
 
-from datetime import datetime
+from collections import defaultdict
+from datetime import datetime, timedelta
 
 from flask import url_for
 from flask_babel import gettext as _
@@ -28,6 +31,10 @@ FAIR_FIELDS = ("title", "description", "starts_at", "ends_at", "mode", "place", 
                "organizer_id", "slot_minutes", "tables", "registration_deadline")
 
 MAX_SLOTS = 1000  # e.g. three days round the clock in 5-minute meetings would be 864
+
+#: the exact solver's time limit: it runs inside the POST that holds SQLite's write lock, and other writers
+#: wait for it only up to their busy timeout (5 s, ``extensions``)
+SOLVER_SECONDS = 3.0
 
 TRANSITIONS = {
     FairStatus.DRAFT: {FairStatus.OPEN},
@@ -117,13 +124,15 @@ def update_fair(fair: Fair, actor, data: dict) -> None:
     db.session.flush()
 
 
-def _transition(fair: Fair, actor, to: str) -> None:
+def _transition(fair: Fair, actor, to: str, now: datetime | None = None) -> None:
     if not fair.can_manage(actor):
         raise WorkflowError(_("You may not manage this fair."), 403)
     frm = fair.status
     if to not in TRANSITIONS.get(frm, set()):
         raise WorkflowError(_("A fair cannot go from “%(frm)s” to “%(to)s”.", frm=FairStatus.label_of(frm),
                               to=FairStatus.label_of(to)), 409)
+    if to == FairStatus.HELD and (now or utcnow()) < fair.ends_at:
+        raise WorkflowError(_("A fair can be marked as held only once it has ended."), 409)
     fair.status = to
     audit.record(f"fair.{to}", actor=actor, target=fair, from_state=frm, to_state=to)
     db.session.flush()
@@ -137,8 +146,8 @@ def close_fair(fair: Fair, actor) -> None:
     _transition(fair, actor, FairStatus.CLOSED)
 
 
-def mark_held(fair: Fair, actor) -> None:
-    _transition(fair, actor, FairStatus.HELD)
+def mark_held(fair: Fair, actor, now: datetime | None = None) -> None:
+    _transition(fair, actor, FairStatus.HELD, now=now)
 
 
 # --- registration --------------------------------------------------------------------------------------------
@@ -302,15 +311,44 @@ def _schedule_exists(fair: Fair) -> bool:
     return db.session.scalar(select(Meeting.id).where(Meeting.fair_id == fair.id).limit(1)) is not None
 
 
-def run_scheduler(fair: Fair, actor, time_limit: float = 10.0) -> sched.Schedule:
+def _refuse_if_started(fair: Fair, now: datetime | None) -> None:
+    """Meetings that may already have taken place are not moved or removed (nor the pairings behind them)."""
+    if (now or utcnow()) >= fair.starts_at:
+        raise WorkflowError(_("The fair has started: its schedule can no longer be changed."), 409)
+
+
+def _busy_elsewhere(fair: Fair, user_ids) -> dict:
+    """user id → the slots of ``fair`` that overlap a meeting of theirs at another fair."""
+    rows = db.session.execute(
+        select(MeetingParticipant.user_id, Meeting.starts_at, Meeting.ends_at)
+        .join(Meeting, Meeting.id == MeetingParticipant.meeting_id)
+        .where(MeetingParticipant.user_id.in_(list(user_ids)), Meeting.fair_id != fair.id,
+               Meeting.starts_at < fair.ends_at, Meeting.ends_at > fair.starts_at)).all()
+    busy = defaultdict(set)
+    step = timedelta(minutes=fair.slot_minutes)
+    for user_id, starts_at, ends_at in rows:
+        s = max(0, (starts_at - fair.starts_at) // step)
+        while s < fair.n_slots and fair.slot_start(s) < ends_at:
+            if fair.slot_end(s) > starts_at:
+                busy[user_id].add(s)
+            s += 1
+    return dict(busy)
+
+
+def run_scheduler(fair: Fair, actor, time_limit: float = SOLVER_SECONDS,
+                  now: datetime | None = None) -> sched.Schedule:
     """Replace the fair's unlocked meetings with a new schedule of every accepted request, in the caller's
-    transaction (all or nothing). Approved pairings behind a scheduled meeting move to meeting_scheduled."""
+    transaction (all or nothing). Approved pairings behind a scheduled meeting move to meeting_scheduled.
+    Meetings go only into the fair's daytime slots (``Fair.slot_days``: earlier days first), and nobody is
+    booked in a slot that overlaps a meeting of theirs at another fair."""
     if not fair.can_manage(actor):
         raise WorkflowError(_("You may not manage this fair."), 403)
     if fair.status != FairStatus.OPEN:
         raise WorkflowError(_("Only an open fair can be scheduled (this one is “%(status)s”).",
                               status=FairStatus.label_of(fair.status)), 409)
-    if fair.n_slots < 1:
+    _refuse_if_started(fair, now)
+    days = fair.slot_days()
+    if all(day is None for day in days):
         raise WorkflowError(_("The fair has no meeting slot."), 409)
 
     old = db.session.scalars(select(Meeting).where(Meeting.fair_id == fair.id)).all()
@@ -330,8 +368,12 @@ def run_scheduler(fair: Fair, actor, time_limit: float = 10.0) -> sched.Schedule
     plain = [sched.Request(r.id, frozenset(u.id for u in people[r.id].values() if u is not None))
              for r in requests]
     fixed = [sched.Fixed(m.id, frozenset(p.user_id for p in m.participants), m.slot, m.table_no) for m in kept]
-    result = sched.schedule(plain, fair.n_slots, fair.tables, fixed=fixed, time_limit=time_limit)
-    problems = sched.check(plain, result.placed, fair.n_slots, fair.tables, fixed)
+    closed = [s for s, day in enumerate(days) if day is None]
+    elsewhere = _busy_elsewhere(fair, {u for r in plain for u in r.people})
+    result = sched.schedule(plain, fair.n_slots, fair.tables, fixed=fixed, time_limit=time_limit, closed=closed,
+                            unavailable=elsewhere, day_of=[day or 0 for day in days])
+    problems = sched.check(plain, result.placed, fair.n_slots, fair.tables, fixed, closed=closed,
+                           unavailable=elsewhere)
     if problems:  # pragma: no cover - the scheduler's own guarantee; never write a broken schedule
         raise WorkflowError(_("The scheduler produced an invalid schedule; nothing was saved."), 500)
 
@@ -407,13 +449,14 @@ def _unlink_pairing(req: MeetingRequest, starts_at: datetime, actor, reason: str
                               id=pairing.id, reason=exc.reason), 409) from None
 
 
-def clear_schedule(fair: Fair, actor) -> int:
+def clear_schedule(fair: Fair, actor, now: datetime | None = None) -> int:
     """Remove every meeting of the fair (locked ones too); their requests are accepted again and the pairings
-    whose meeting they set go back to approved. Returns how many."""
+    whose meeting they set go back to approved. Returns how many. Refused once the fair has started."""
     if not fair.can_manage(actor):
         raise WorkflowError(_("You may not manage this fair."), 403)
     if fair.status == FairStatus.HELD:
         raise WorkflowError(_("The schedule of a fair that has been held is kept as a record."), 409)
+    _refuse_if_started(fair, now)
     old = db.session.scalars(select(Meeting).where(Meeting.fair_id == fair.id)).all()
     for m in old:
         if m.request.status == RequestStatus.SCHEDULED:
@@ -430,6 +473,8 @@ def clear_schedule(fair: Fair, actor) -> int:
 def set_locked(meeting: Meeting, actor, locked: bool) -> None:
     if not meeting.fair.can_manage(actor):
         raise WorkflowError(_("You may not manage this fair."), 403)
+    if meeting.fair.status == FairStatus.HELD:
+        raise WorkflowError(_("The meetings of a fair that has been held cannot be locked or unlocked."), 409)
     meeting.locked = bool(locked)
     audit.record("fair.meeting_lock" if locked else "fair.meeting_unlock", actor=actor, target=meeting)
     db.session.flush()

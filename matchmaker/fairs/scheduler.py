@@ -2,25 +2,28 @@
 
 Input: accepted meeting requests, each with the set of people who must attend (the firm's contact and the
 expert); a grid of ``n_slots`` time slots × ``n_tables`` tables; optionally meetings already fixed (locked)
-in the grid. Output: an assignment request → (slot, table) with
+in the grid, slots that are closed (outside the session hours), the slots in which a person is busy elsewhere
+(a meeting at another fair) and the day each slot belongs to. Output: an assignment request → (slot, table)
+with
 
-* at most one meeting per (slot, table),
-* no person in two meetings of the same slot,
-* as many meetings as possible,
+* at most one meeting per (slot, table), none in a closed slot,
+* no person in two meetings of the same slot, nor in a slot where they are busy elsewhere,
+* as many meetings as possible, on the earliest days possible,
 
 and, for every request left out, the reason.
 
-Method: a greedy pass (most-constrained request first, least-loaded slot first) followed by a repair pass
-(move one blocking meeting to another slot to free room). When the greedy result does not reach the
-obvious upper bound, an exact integer programme (``scipy.optimize.milp``, HiGHS) is solved with a time
-limit and the better of the two is kept. Tables inside a slot are interchangeable, so the integer
-programme only chooses slots; tables are numbered afterwards.
+Method: a greedy pass (most-constrained request first; earliest day, then least-loaded slot of that day)
+followed by a repair pass (move one blocking meeting to another slot to free room). When the greedy result
+does not reach the upper bound (requests, free cells, what each person can attend), an exact integer
+programme (``scipy.optimize.milp``, HiGHS) is solved with a time limit and the better of the two is kept.
+Tables inside a slot are interchangeable, so the integer programme only chooses slots; tables are numbered
+afterwards.
 """
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Hashable, Iterable
+from typing import Hashable, Iterable, Sequence
 
 #: reasons for an unscheduled request (stable codes; the app translates them)
 REASON_PERSON_BUSY = "participant_busy"      # a participant has no free slot left in common
@@ -59,10 +62,16 @@ class Schedule:
 
 
 def schedule(requests: Iterable[Request], n_slots: int, n_tables: int, fixed: Iterable[Fixed] = (),
-             exact: bool = True, time_limit: float = 10.0) -> Schedule:
-    """Assign ``requests`` to (slot, table); maximise the number placed. See the module docstring."""
+             exact: bool = True, time_limit: float = 10.0, closed: Iterable[int] = (),
+             unavailable: dict | None = None, day_of: Sequence[int] | None = None) -> Schedule:
+    """Assign ``requests`` to (slot, table); maximise the number placed. See the module docstring.
+
+    ``closed``: slots where no meeting may be placed; ``unavailable``: person → slots in which they are busy
+    elsewhere; ``day_of``: slot → day number (earlier days are filled first; by default all one day)."""
     requests = list(requests)
     fixed = list(fixed)
+    closed = set(closed)
+    day_of = list(day_of) if day_of is not None else [0] * max(0, n_slots)
     seen = set()
     for r in requests:
         if r.id in seen:
@@ -73,7 +82,7 @@ def schedule(requests: Iterable[Request], n_slots: int, n_tables: int, fixed: It
     for r in requests:
         if len(r.people) < 2:
             result.unscheduled[r.id] = REASON_SAME_PERSON
-        elif n_slots <= 0 or n_tables <= 0:
+        elif n_slots <= 0 or n_tables <= 0 or all(s in closed for s in range(n_slots)):
             result.unscheduled[r.id] = REASON_NO_SLOTS
         else:
             valid.append(r)
@@ -82,18 +91,20 @@ def schedule(requests: Iterable[Request], n_slots: int, n_tables: int, fixed: It
 
     # what the locked meetings take
     tables_used = defaultdict(set)   # slot → tables taken
-    busy = defaultdict(set)          # person → slots taken
+    busy = defaultdict(set)          # person → slots taken (locked meetings here, meetings elsewhere)
     for f in fixed:
         tables_used[f.slot].add(f.table)
         for p in f.people:
             busy[p].add(f.slot)
-    free_tables = {s: n_tables - len(tables_used[s]) for s in range(n_slots)}
+    for p, slots in (unavailable or {}).items():
+        busy[p].update(slots)
+    free_tables = {s: 0 if s in closed else n_tables - len(tables_used[s]) for s in range(n_slots)}
 
     result.upper_bound = _upper_bound(valid, n_slots, free_tables, busy)
-    slots_of = greedy(valid, n_slots, free_tables, busy)
+    slots_of = greedy(valid, n_slots, free_tables, busy, day_of=day_of)
     result.method = "greedy"
     if exact and len(slots_of) < result.upper_bound:
-        better = solve_ilp(valid, n_slots, free_tables, busy, time_limit=time_limit)
+        better = solve_ilp(valid, n_slots, free_tables, busy, time_limit=time_limit, day_of=day_of)
         if better is not None and len(better) > len(slots_of):
             slots_of, result.method = better, "ilp"
         elif better is not None:
@@ -119,7 +130,7 @@ def schedule(requests: Iterable[Request], n_slots: int, n_tables: int, fixed: It
     for r in valid:
         if r.id in slots_of:
             continue
-        open_slots = [s for s in range(n_slots) if occupied[s] < n_tables]
+        open_slots = [s for s in range(n_slots) if s not in closed and occupied[s] < n_tables]
         if not open_slots:
             result.unscheduled[r.id] = REASON_GRID_FULL
         else:
@@ -128,13 +139,35 @@ def schedule(requests: Iterable[Request], n_slots: int, n_tables: int, fixed: It
 
 
 def _upper_bound(requests, n_slots, free_tables, busy) -> int:
-    """A simple bound: no more than the requests, the free cells, or what each person can still attend."""
+    """A simple bound: no more than the requests, the free cells, or what each person can still attend.
+
+    A person with more requests than slots they can still use (a free table, not busy) leaves out at least the
+    excess. One left-out request can settle the excess of every over-booked person in it, so the requests lost
+    are at least the largest excess and at least the total excess divided by the most over-booked people any
+    single request has (1 when, as usual, only one side is crowded: then every excess counts in full)."""
     bound = min(len(requests), sum(max(0, v) for v in free_tables.values()))
+    open_slots = [s for s in range(n_slots) if free_tables[s] > 0]
+    load = defaultdict(int)
+    for r in requests:
+        for p in r.people:
+            load[p] += 1
+    excess = {}
+    for p, n in load.items():
+        usable = sum(1 for s in open_slots if s not in busy.get(p, ()))
+        if n > usable:
+            excess[p] = n - usable
+    if excess:
+        per_request = max(sum(1 for p in r.people if p in excess) for r in requests)
+        total = sum(excess.values())
+        lost = max(max(excess.values()), -(-total // per_request))
+        bound = min(bound, len(requests) - lost)
     return bound
 
 
-def greedy(requests, n_slots, free_tables, busy, repair: bool = True) -> dict:
-    """Most-constrained first (people with the most requests), least-loaded feasible slot; then repair."""
+def greedy(requests, n_slots, free_tables, busy, repair: bool = True, day_of: Sequence[int] | None = None) -> dict:
+    """Most-constrained first (people with the most requests), the least-loaded feasible slot of the earliest
+    day; then repair."""
+    day = list(day_of) if day_of is not None else [0] * n_slots
     load = defaultdict(int)
     for r in requests:
         for p in r.people:
@@ -167,7 +200,7 @@ def greedy(requests, n_slots, free_tables, busy, repair: bool = True) -> dict:
     for r in ordered:
         options = [s for s in range(n_slots) if fits(r, s)]
         if options:
-            put(r, max(options, key=lambda s: (cap[s], -s)))
+            put(r, min(options, key=lambda s: (day[s], -cap[s], s)))
         else:
             left.append(r)
 
@@ -203,8 +236,10 @@ def greedy(requests, n_slots, free_tables, busy, repair: bool = True) -> dict:
     return placed
 
 
-def solve_ilp(requests, n_slots, free_tables, busy, time_limit: float = 10.0) -> dict | None:
-    """Exact maximum via an integer programme; None if scipy is missing or no solution was found in time."""
+def solve_ilp(requests, n_slots, free_tables, busy, time_limit: float = 10.0,
+              day_of: Sequence[int] | None = None) -> dict | None:
+    """Exact maximum via an integer programme; None if scipy is missing or no solution was found in time.
+    Among schedules of the same size, earlier days are preferred (a weight too small to cost one meeting)."""
     try:
         import numpy as np
         from scipy.optimize import Bounds, LinearConstraint, milp
@@ -230,7 +265,11 @@ def solve_ilp(requests, n_slots, free_tables, busy, time_limit: float = 10.0) ->
             A[len(requests) + n_slots + pidx[p] * n_slots + s, j] = 1  # a person once per slot
     ub = np.concatenate([np.ones(len(requests)), np.array([max(0, free_tables[s]) for s in range(n_slots)]),
                          np.ones(len(people) * n_slots)])
-    res = milp(c=-np.ones(len(var)), constraints=LinearConstraint(A.tocsr(), -np.inf, ub),
+    day = list(day_of) if day_of is not None else [0] * n_slots
+    last_day = max([day[s] for _i, s in var] + [0])
+    eps = 1.0 / ((last_day + 1) * (len(requests) + 1))  # all the day weights together stay below one meeting
+    cost = np.array([-1.0 + eps * day[s] for _i, s in var])
+    res = milp(c=cost, constraints=LinearConstraint(A.tocsr(), -np.inf, ub),
                integrality=np.ones(len(var)), bounds=Bounds(0, 1),
                options={"time_limit": time_limit, "disp": False})
     if res.x is None:
@@ -239,10 +278,12 @@ def solve_ilp(requests, n_slots, free_tables, busy, time_limit: float = 10.0) ->
 
 
 def check(requests: Iterable[Request], placed: dict, n_slots: int, n_tables: int,
-          fixed: Iterable[Fixed] = ()) -> list[str]:
+          fixed: Iterable[Fixed] = (), closed: Iterable[int] = (), unavailable: dict | None = None) -> list[str]:
     """Every rule a schedule must satisfy; returns the violations (empty when valid). Used by tests and
-    as a last guard before anything is written."""
+    as a last guard before anything is written. Locked meetings are kept as they are: only the placed ones
+    are checked against ``closed`` slots and ``unavailable`` people (person → slots busy elsewhere)."""
     problems = []
+    closed, unavailable = set(closed), unavailable or {}
     people_of = {r.id: r.people for r in requests}
     cells, person_slot = {}, {}
     items = [(f.id, f.people, f.slot, f.table) for f in fixed]
@@ -251,6 +292,11 @@ def check(requests: Iterable[Request], placed: dict, n_slots: int, n_tables: int
             problems.append(f"{rid!r} is not a request")
             continue
         items.append((rid, people_of[rid], s, t))
+        if s in closed:
+            problems.append(f"{rid!r} in slot {s}, outside the session hours")
+        for p in sorted(people_of[rid], key=repr):
+            if s in unavailable.get(p, ()):
+                problems.append(f"{p!r} is in {rid!r} in slot {s} but busy elsewhere then")
     for rid, people, s, t in items:
         if not (0 <= s < n_slots and 1 <= t <= n_tables):
             problems.append(f"{rid!r} outside the grid at ({s}, {t})")

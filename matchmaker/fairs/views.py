@@ -18,7 +18,7 @@ from ..listings.models import Capability, Need
 from . import exports
 from . import operations as ops
 from .forms import FairForm, from_utc
-from .models import Fair, FairStatus, Meeting, MeetingRequest, RequestStatus
+from .models import SESSION_END, SESSION_START, Fair, FairStatus, Meeting, MeetingRequest, RequestStatus
 
 bp = Blueprint("fairs", __name__, url_prefix="/fairs")
 
@@ -121,7 +121,8 @@ def detail(fair_id: int):
     reg_needs = [r.need for r in regs if r.need_id is not None and r.need.can_view(current_user)]
     reg_caps = [r.capability for r in regs if r.capability_id is not None and r.capability.can_view(current_user)]
     ctx = dict(fair=fair, reg_needs=reg_needs, reg_caps=reg_caps, now=utcnow(),
-               can_manage=fair.can_manage(current_user), reason_label=reason_label)
+               can_manage=fair.can_manage(current_user), reason_label=reason_label,
+               session_hours=(SESSION_START.strftime("%H:%M"), SESSION_END.strftime("%H:%M")))
     if current_user.is_authenticated:
         my_needs, my_caps = _mine(Need, current_user), _mine(Capability, current_user)
         reg_ids = {("need", r.need_id) for r in regs} | {("capability", r.capability_id) for r in regs}
@@ -268,10 +269,11 @@ def schedule(fair_id: int):
     fair = load_managed(fair_id)
     meetings = ops.meetings(fair)
     grid = {(m.slot, m.table_no): m for m in meetings}
+    rows = sorted(set(fair.meeting_slots) | {m.slot for m in meetings})  # no empty rows for the nights
     left = db.session.scalars(select(MeetingRequest).where(
         MeetingRequest.fair_id == fair.id, MeetingRequest.status == RequestStatus.ACCEPTED)).all()
-    return render_template("fairs/schedule.html", fair=fair, grid=grid, meetings=meetings, left=left,
-                           reason_label=reason_label, person=ops.capability_person)
+    return render_template("fairs/schedule.html", fair=fair, grid=grid, meetings=meetings, left=left, rows=rows,
+                           now=utcnow(), reason_label=reason_label, person=ops.capability_person)
 
 
 # --- participants ------------------------------------------------------------------------------------------
