@@ -85,15 +85,46 @@ class Challenge(db.Model):
         return next((b for b in self.bids if b.status == BidStatus.WON), None)
 
     def can_manage(self, user) -> bool:
-        """The owning firm, or a coordinator whose scope covers the need's hub city (admins always)."""
+        """The owning firm, or a coordinator whose scope covers the hub city (admins always): for a hub-city
+        challenge the city that published it, which stays in charge if the firm later moves the need; for a
+        firm's challenge the need's hub city."""
         if not getattr(user, "is_authenticated", False):
             return False
         if self.need.is_owned_by(user):
             return True
+        if self.publisher == "hub_city":
+            return self._coordinated_by(user)
         return self.need.can_moderate(user)
 
+    def _coordinated_by(self, user) -> bool:
+        """A coordinator scoped to the challenge's hub city (unscoped coordinators and admins anywhere)."""
+        from ..core.enums import Role
+        if not user.is_coordinator:
+            return False
+        if user.is_admin:
+            return True
+        scopes = {r.hub_city for r in user.roles if r.role == Role.COORDINATOR}
+        return None in scopes or (self.hub_city is not None and self.hub_city in scopes)
+
     def can_view(self, user) -> bool:
-        return self.need.can_view(user) or self.can_manage(user)
+        """Whoever may see the need or manage the challenge; besides, as long as the need is neither deleted
+        nor hidden from the public, whoever bid on it and, while it is open, every eligible bidder (the
+        experts it invites): an edit sends a published need back to review, and the call for bids must not
+        vanish meanwhile."""
+        if self.can_manage(user) or self.need.can_view(user):
+            return True
+        from ..core.enums import Visibility
+        if self.need.is_deleted or self.need.visibility != Visibility.PUBLIC:
+            return False
+        if self.status == ChallengeStatus.OPEN and self.can_bid(user):
+            return True
+        return self.has_bid_from(user)
+
+    def has_bid_from(self, user) -> bool:
+        if not getattr(user, "is_authenticated", False):
+            return False
+        return db.session.scalar(db.select(Bid.id).where(Bid.challenge_id == self.id,
+                                                         Bid.bidder_id == user.id)) is not None
 
     def can_bid(self, user) -> bool:
         """Experts (and institute members) outside the need's own organization."""

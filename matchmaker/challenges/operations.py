@@ -7,6 +7,7 @@ from flask_babel import gettext as _
 
 from ..core import audit
 from ..core.access import MAX_ID
+from ..core.enums import Visibility
 from ..core.time import utcnow
 from ..core.workflow import WorkflowError
 from ..extensions import db
@@ -46,6 +47,10 @@ def publish_challenge(need, user, *, reward: Decimal, deadline, terms: str) -> C
                               "publish a challenge for it."), 403)
     if not need.is_published:
         raise WorkflowError(_("A challenge needs a published technology need."))
+    if need.visibility != Visibility.PUBLIC:
+        # bidders could not open a challenge on a need that only coordinators may see
+        raise WorkflowError(_("A challenge is a public call for bids: make the need visible to everyone "
+                              "before publishing a challenge for it."))
     if reward is None or reward <= 0:
         raise WorkflowError(_("The reward must be more than zero."), 400)
     if deadline <= utcnow():
@@ -176,7 +181,8 @@ def invite_matching_experts(challenge: Challenge, user, k: int = 10) -> int | No
     for suggestion in capabilities_for_need(challenge.need, k=k, evidence=False):
         cap = suggestion.listing
         target = cap.expert.user if cap.expert is not None else cap.created_by
-        if target is not None and challenge.can_bid(target):
+        # only those who can open the link: can_bid alone ignores the need's visibility
+        if target is not None and challenge.can_bid(target) and challenge.can_view(target):
             users.append(target)
     from ..notifications.operations import notify
     notes = notify(users, "challenge.invite",

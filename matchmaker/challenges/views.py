@@ -71,10 +71,14 @@ def index():
     # the signed-in firm's published needs without a live challenge: where "publish a challenge" starts
     publishable = []
     if current_user.is_authenticated and current_user.organization_ids:
+        from ..core.enums import Visibility
         from ..listings.queries import owned_listings
-        live = {c.need_id for c in challenges if c.status in (ChallengeStatus.OPEN, ChallengeStatus.SHORTLISTING)}
-        publishable = [n for n in db.session.scalars(owned_listings(Need, current_user).where(
-            Need.status == "published").limit(50)) if n.id not in live]
+        # which needs have a live challenge is asked of the database, not of the (filtered, capped) list above
+        live = db.select(Challenge.need_id).where(Challenge.status.in_([ChallengeStatus.OPEN.value,
+                                                                     ChallengeStatus.SHORTLISTING.value]))
+        publishable = db.session.scalars(owned_listings(Need, current_user).where(
+            Need.status == "published", Need.visibility == Visibility.PUBLIC.value,
+            Need.id.not_in(live)).limit(50)).all()
     return render_template("challenges/index.html", challenges=challenges, status=status,
                            statuses=ChallengeStatus.choices(), publishable=publishable)
 
