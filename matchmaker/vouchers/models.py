@@ -34,6 +34,12 @@ class EntryKind(LabelledEnum):
     REVOKE = "revoke", _l("Revoked")
 
 
+#: what the ledger says of a system movement (no actor), by kind, in the reader's language
+SYSTEM_ENTRY_NOTES = {
+    EntryKind.EXPIRE.value: _l("Closed automatically after the expiry date"),
+}
+
+
 class Voucher(db.Model):
     __tablename__ = "vouchers"
     __table_args__ = (
@@ -47,7 +53,7 @@ class Voucher(db.Model):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    #: short human-readable serial, e.g. CQ-2026-000012
+    #: short human-readable serial: city prefix, issue day, random hex, e.g. CQ-20260101-3F9A0C51D2
     code: Mapped[str] = mapped_column(String(32), unique=True, nullable=False)
     organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"), nullable=False, index=True)
     #: the hub city that issued (and funds) the voucher
@@ -156,6 +162,15 @@ class VoucherEntry(db.Model):
     @property
     def signed(self) -> Decimal:
         return self.amount if self.kind == EntryKind.ISSUE else -self.amount
+
+    @property
+    def display_note(self):
+        """The note to show: a person's own words (e.g. a reason for revoking) as written; for a system
+        movement a translated label by kind, never its stored note (older expiry entries hold the English
+        word "expired")."""
+        if self.actor_id is None:
+            return SYSTEM_ENTRY_NOTES.get(self.kind)
+        return self.note
 
 
 def signed_amount():

@@ -8,31 +8,45 @@ concurrent redemptions can never overdraw a voucher.
 """
 from __future__ import annotations
 
+import logging
 import secrets
 from datetime import date
 from decimal import Decimal, InvalidOperation
 
 from flask_babel import gettext as _
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 
 from ..core import audit
 from ..core.enums import HubCity
 from ..core.time import programme_today
-from ..core.workflow import WorkflowError, lock_row
+from ..core.workflow import RACE_ERRORS, WorkflowError, lock_row
 from ..extensions import db
 from ..pairings.models import Pairing, PairingState
 from .models import EntryKind, Voucher, VoucherEntry, VoucherStatus, can_issue_for
 
+log = logging.getLogger(__name__)
+
 CENT = Decimal("0.01")
+#: a distinct prefix per hub city (the first two letters would give Chongqing and Chengdu both "CH")
+CODE_PREFIXES = {HubCity.CHONGQING.value: "CQ", HubCity.CHENGDU.value: "CD", HubCity.DEYANG.value: "DY",
+                 HubCity.MEISHAN.value: "MS", HubCity.ZIYANG.value: "ZY", HubCity.QINGDAO.value: "QD"}
+#: random bytes in a code (hex: twice as many characters), and how many draws a clash may cost
+CODE_RANDOM_BYTES = 5
+CODE_ATTEMPTS = 5
 
 
 def _money(value) -> Decimal:
+    """The amount in CNY to the fen; more decimals are refused, never rounded away."""
     if value is None:
         raise WorkflowError(_("Give an amount."), 400)
     try:
-        amount = Decimal(value).quantize(CENT)
+        exact = Decimal(str(value) if isinstance(value, float) else value)
+        amount = exact.quantize(CENT)
     except (InvalidOperation, ValueError, TypeError):  # not a number, or too many digits to keep cents
         raise WorkflowError(_("The amount is too large."), 400) from None
+    if amount != exact:
+        raise WorkflowError(_("Give the amount in CNY with at most two decimals (to the fen)."), 400)
     if amount <= 0:  # quantize raised for NaN and infinity
         raise WorkflowError(_("The amount must be more than zero."), 400)
     return amount
@@ -51,18 +65,39 @@ def issue_voucher(user, organization, *, amount, expires_on: date, hub_city: str
     amount = _money(amount)
     if expires_on is None or expires_on < programme_today():
         raise WorkflowError(_("The expiry date cannot be in the past."), 400)
-    code = f"{hub_city[:2].upper()}-{programme_today():%Y%m%d}-{secrets.token_hex(3).upper()}"
-    voucher = Voucher(code=code, organization_id=organization.id, hub_city=hub_city, amount=amount,
-                      balance=amount, expires_on=expires_on, status=VoucherStatus.ACTIVE.value, note=note,
-                      issued_by_id=user.id)
-    db.session.add(voucher)
-    db.session.flush()
+    voucher = _insert_with_new_code(hub_city, lambda code: Voucher(
+        code=code, organization_id=organization.id, hub_city=hub_city, amount=amount, balance=amount,
+        expires_on=expires_on, status=VoucherStatus.ACTIVE.value, note=note, issued_by_id=user.id))
     db.session.add(VoucherEntry(voucher_id=voucher.id, kind=EntryKind.ISSUE.value, amount=amount,
                                 balance_after=amount, actor_id=user.id, note=note))
     audit.record("voucher.issue", actor=user, target=voucher, to_state=VoucherStatus.ACTIVE,
                  comment=f"{amount} CNY to organization {organization.id}")
     db.session.flush()
     return voucher
+
+
+def new_code(hub_city: str) -> str:
+    """e.g. CQ-20260101-3F9A0C51D2: the issuing city, the day, and random hex."""
+    return (f"{CODE_PREFIXES[hub_city]}-{programme_today():%Y%m%d}-"
+            f"{secrets.token_hex(CODE_RANDOM_BYTES).upper()}")
+
+
+def _insert_with_new_code(hub_city: str, build) -> Voucher:
+    """Insert ``build(code)`` under a fresh random code. Each try runs in a savepoint: a code already taken
+    (UNIQUE) undoes only that try, and another code is drawn."""
+    for _attempt in range(CODE_ATTEMPTS):
+        voucher = build(new_code(hub_city))
+        try:
+            with db.session.begin_nested():
+                db.session.add(voucher)
+                db.session.flush()
+        except IntegrityError:
+            if db.session.scalar(select(Voucher.id).where(Voucher.code == voucher.code)) is None:
+                raise  # another constraint than the code's
+            log.warning("voucher code %s was taken; drawing another", voucher.code)
+            continue
+        return voucher
+    raise WorkflowError(_("No free voucher code could be drawn. Nothing was issued; please try again."))
 
 
 def _lock_voucher(voucher_id: int) -> Voucher:
@@ -176,10 +211,20 @@ def revoke(voucher: Voucher, user, reason: str) -> VoucherEntry:
 
 
 def expire_due(today: date | None = None) -> int:
-    """Expire every active voucher past its expiry date (system action); returns how many."""
+    """Expire every active voucher past its expiry date (system action); returns how many expired (one refused
+    meanwhile is logged and skipped)."""
     today = today or programme_today()
     ids = db.session.scalars(select(Voucher.id).where(Voucher.status == VoucherStatus.ACTIVE.value,
                                                       Voucher.expires_on < today)).all()
+    expired = 0
     for vid in ids:
-        _close(db.session.get(Voucher, vid), None, EntryKind.EXPIRE, VoucherStatus.EXPIRED, "expired")
-    return len(ids)
+        # one savepoint per voucher: a voucher refused (e.g. used up or revoked since the list was read)
+        # is skipped, the others still expire. System entries carry no note: the page labels them by kind.
+        try:
+            with db.session.begin_nested():
+                _close(db.session.get(Voucher, vid), None, EntryKind.EXPIRE, VoucherStatus.EXPIRED, None)
+        except (WorkflowError, *RACE_ERRORS) as exc:
+            log.warning("voucher %s not expired: %s", vid, getattr(exc, "reason", exc))
+            continue
+        expired += 1
+    return expired
