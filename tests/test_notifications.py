@@ -107,3 +107,21 @@ def test_a_refused_bulk_confirmation_mails_nobody(app, make, world, outbox):
     assert r.status_code == 400
     assert db.session.scalar(db.select(Pairing.id).where(Pairing.capability_id == cap.id)) is None
     assert _mails(outbox) == []
+
+
+def test_a_join_request_reaches_an_english_speaking_manager_in_english(client, make):
+    """Someone registers on the Chinese pages asking to join a firm whose manager reads English: is the
+    manager's notice in English, and a Chinese-reading co-manager's in Chinese?"""
+    from test_accounts import enterprise_form
+    firm = make.org(kind="enterprise", name="已有公司")
+    english = make.user(Role.ENTERPRISE, org=firm)
+    english.locale = "en"
+    chinese = make.user(Role.ENTERPRISE, org=firm)
+    for m in firm.memberships:
+        m.is_manager = True
+    db.session.commit()
+    client.post("/register?lang=zh", data=enterprise_form(org_name="已有公司", hub_city=""))
+    subject = lambda u: db.session.scalars(db.select(Notification.subject).where(  # noqa: E731
+        Notification.user_id == u.id)).one()
+    assert subject(english).endswith("asks to join 已有公司"), subject(english)
+    assert "申请加入" in subject(chinese), subject(chinese)

@@ -13,6 +13,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import VerificationError
 from flask import current_app, request, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
@@ -183,8 +184,8 @@ def _ask_managers(join_request: MembershipRequest) -> None:
     audit.record("org.join_requested", actor=join_request.user, target=join_request)
     managers = [m.user for m in org.memberships if m.is_manager]
     notify(managers, "org.join_requested",
-           _("%(name)s asks to join %(org)s", name=join_request.user.name, org=org.name),
-           _("Approve or decline the request on the organization's page."),
+           _l("%(name)s asks to join %(org)s", name=join_request.user.name, org=org.name),
+           _l("Approve or decline the request on the organization's page."),
            link=f"/organizations/{org.id}")
 
 
@@ -220,8 +221,8 @@ def decide_join_request(join_request: MembershipRequest, actor: User, approve: b
                  from_state="pending", to_state=join_request.status)
     from ..notifications.operations import notify
     notify([join_request.user], "org.join_decided",
-           _("You are now a member of %(org)s", org=org.name) if approve
-           else _("Your request to join %(org)s was declined", org=org.name),
+           _l("You are now a member of %(org)s", org=org.name) if approve
+           else _l("Your request to join %(org)s was declined", org=org.name),
            link=f"/organizations/{org.id}")
     db.session.flush()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from ..core import audit
 from ..core.access import MAX_ID
@@ -150,7 +151,7 @@ def award(challenge: Challenge, bid, user, comment: str | None = None) -> Bid:
     bid.status = BidStatus.WON.value
     db.session.flush()
     from ..notifications.operations import notify
-    notify([bid.bidder], "challenge.won", _("Your bid won the challenge “%(title)s”", title=challenge.need.title),
+    notify([bid.bidder], "challenge.won", _l("Your bid won the challenge “%(title)s”", title=challenge.need.title),
            link=f"/challenges/{challenge.id}")
     return bid
 
@@ -186,8 +187,8 @@ def invite_matching_experts(challenge: Challenge, user, k: int = 10) -> int | No
             users.append(target)
     from ..notifications.operations import notify
     notes = notify(users, "challenge.invite",
-                   _("You are invited to bid: %(title)s", title=challenge.need.title),
-                   _("Reward: %(reward)s CNY. Deadline: %(deadline)s.", reward=challenge.reward,
+                   _l("You are invited to bid: %(title)s", title=challenge.need.title),
+                   _l("Reward: %(reward)s CNY. Deadline: %(deadline)s.", reward=challenge.reward,
                      deadline=challenge.deadline.strftime("%Y-%m-%d")),
                    link=f"/challenges/{challenge.id}")
     challenge.invited_at = utcnow()

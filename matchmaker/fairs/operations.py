@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 from flask import url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from ..core import audit
@@ -253,8 +254,8 @@ def request_meeting(fair: Fair, need: Need, capability: Capability, actor, messa
     audit.record("fair.meeting_request", actor=actor, target=req, to_state=RequestStatus.REQUESTED)
     other = capability if owns_need else need
     notify(_owner_users(other), "fair.meeting_request",
-           _("Meeting request at %(fair)s", fair=fair.title),
-           _("%(who)s would like to meet you about “%(title)s”.", who=actor.name,
+           _l("Meeting request at %(fair)s", fair=fair.title),
+           _l("%(who)s would like to meet you about “%(title)s”.", who=actor.name,
              title=(need if owns_need else capability).title), link=_link(fair))
     return req
 
@@ -277,9 +278,9 @@ def _respond(req: MeetingRequest, actor, to: str) -> None:
     audit.record(f"fair.meeting_{to}", actor=actor, target=req, from_state=frm, to_state=to)
     db.session.flush()
     notify([req.requester], f"fair.meeting_{to}",
-           _("Your meeting request was accepted") if to == RequestStatus.ACCEPTED
-           else _("Your meeting request was declined"),
-           _("“%(need)s” × “%(cap)s” at %(fair)s", need=req.need.title, cap=req.capability.title,
+           _l("Your meeting request was accepted") if to == RequestStatus.ACCEPTED
+           else _l("Your meeting request was declined"),
+           _l("“%(need)s” × “%(cap)s” at %(fair)s", need=req.need.title, cap=req.capability.title,
              fair=req.fair.title), link=_link(req.fair))
 
 
@@ -403,8 +404,8 @@ def run_scheduler(fair: Fair, actor, time_limit: float = SOLVER_SECONDS,
     for rid, (slot, table) in result.placed.items():
         req = by_id[rid]
         notify([u for u in people[rid].values()], "fair.meeting_scheduled",
-               _("Meeting scheduled at %(fair)s", fair=fair.title),
-               _("“%(need)s” × “%(cap)s”: table %(table)s, slot %(slot)s.", need=req.need.title,
+               _l("Meeting scheduled at %(fair)s", fair=fair.title),
+               _l("“%(need)s” × “%(cap)s”: table %(table)s, slot %(slot)s.", need=req.need.title,
                  cap=req.capability.title, table=table, slot=slot + 1), link=_link(fair), email=False)
     return result
 
