@@ -115,3 +115,18 @@ def test_the_publish_offer_ignores_the_status_filter(cw, make, client_as):
     page = client_as("enterprise").get("/challenges?status=awarded").get_data(as_text=True)
     assert f"/challenges/new/{cw['need'].id}" not in page
     assert f"/challenges/new/{spare.id}" in page
+
+
+@pytest.mark.parametrize("withdraw", ["close", "delete"])
+def test_withdrawing_the_need_cancels_its_live_challenge(cw, withdraw):
+    """When the firm closes or deletes the need, is its open challenge cancelled with a reason and the bids
+    marked not selected, instead of staying open for bids nobody can see the need of?"""
+    from matchmaker.listings import operations as listing_ops
+    c = publish(cw)
+    b = bid(c, cw["experts"][0])
+    action = listing_ops.close_listing if withdraw == "close" else listing_ops.delete_listing
+    action(cw["need"], cw["enterprise"])
+    db.session.commit()
+    db.session.refresh(c)
+    db.session.refresh(b)
+    assert c.status == "cancelled" and c.close_reason and b.status == "not_selected"

@@ -158,6 +158,20 @@ def award(challenge: Challenge, bid, user, comment: str | None = None) -> Bid:
 
 def cancel(challenge: Challenge, user, reason: str) -> None:
     _require_manager(challenge, user)
+    _cancel(challenge, user, reason)
+
+
+def cancel_for_withdrawn_need(need, actor) -> int:
+    """The need was closed or deleted: its live challenges (open or shortlisting) are cancelled, their
+    bids not selected. Whoever may withdraw the need ends its calls for bids with it."""
+    live = db.session.scalars(db.select(Challenge).where(
+        Challenge.need_id == need.id, Challenge.status.in_([S.OPEN.value, S.SHORTLISTING.value]))).all()
+    for challenge in live:
+        _cancel(challenge, actor, _("The need was withdrawn."))
+    return len(live)
+
+
+def _cancel(challenge: Challenge, user, reason: str) -> None:
     if not reason:
         raise WorkflowError(_("Give a reason for cancelling."), 400)
     _transition(challenge, S.CANCELLED, user, comment=reason)

@@ -152,7 +152,7 @@ def close_listing(listing, user, comment: str | None = None) -> None:
     _check(listing, S.CLOSED)
     listing.closed_at = utcnow()
     _transition(listing, S.CLOSED, user, comment)
-    _end_open_pairings(listing, user)
+    _end_open_work(listing, user)
 
 
 def delete_listing(listing, user) -> None:
@@ -162,9 +162,14 @@ def delete_listing(listing, user) -> None:
     listing.deleted_at = utcnow()
     audit.record(f"{listing.kind_name}.delete", actor=user, target=listing, from_state=listing.status)
     _queue_index_job(listing)
-    _end_open_pairings(listing, user)
+    _end_open_work(listing, user)
 
 
-def _end_open_pairings(listing, user) -> None:
-    from ..pairings.operations import end_open_pairings  # pairings build on listings, not the other way
+def _end_open_work(listing, user) -> None:
+    """A withdrawn listing takes its pairings not docked yet and, for a need, its live challenges with it."""
+    # pairings and challenges build on listings, not the other way round
+    from ..challenges.operations import cancel_for_withdrawn_need
+    from ..pairings.operations import end_open_pairings
     end_open_pairings(listing, user)
+    if listing.kind_name == "need":
+        cancel_for_withdrawn_need(listing, user)
