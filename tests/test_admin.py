@@ -236,3 +236,33 @@ def test_admin_user_detail_shows_roles_and_actions(client_as, world):
     """Does a user's admin page show their roles and the grant/deactivate controls?"""
     page = client_as("admin").get(f"/admin/users/{world['coordinator'].id}").get_data(as_text=True)
     assert "Coordinator" in page and "Deactivate and sign out" in page and "Grant role" in page
+
+
+def test_two_admins_granting_the_same_role_at_once_is_a_message_not_a_500(client_as, world, monkeypatch):
+    """Another administrator grants the same role between this page's read and its write (the row already
+    exists at commit): is the answer a redirect with a message, the role there once?"""
+    from matchmaker.admin import operations as ops
+    target = world["expert"]
+    real = ops.grant_role
+
+    def other_admin_first(admin, user, role, hub_city=None):
+        user.roles  # noqa: B018  (this request has read the roles: the other grant is not seen)
+        db.session.execute(db.insert(UserRole).values(user_id=user.id, role=role, hub_city=None))
+        return real(admin, user, role, hub_city)
+
+    monkeypatch.setattr(ops, "grant_role", other_admin_first)
+    response = client_as("admin").post(f"/admin/users/{target.id}/roles", data={"role": "coordinator"})
+    assert response.status_code == 303 and response.headers["Location"].endswith(f"/admin/users/{target.id}")
+
+
+def test_create_admin_brings_a_deactivated_administrator_back(world):
+    """When every administrator was deactivated, does `create-admin EMAIL` sign the account back in (active
+    again, audited), as its message claims?"""
+    from matchmaker.admin.operations import bootstrap_admin
+    admin = world["admin"]
+    admin.active = False
+    db.session.commit()
+    bootstrap_admin(admin.email)
+    db.session.commit()
+    assert db.session.get(User, admin.id).active
+    assert [e.target_id for e in events("admin.activate")] == [admin.id]

@@ -248,3 +248,43 @@ def test_a_decision_without_the_version_seen_is_not_taken(client_as, make, world
     need = make.need(world["enterprise"], status="submitted")
     response = client_as("coordinator").post(f"/review/needs/{need.id}/publish", data={"comment": ""})
     assert response.status_code == 409 and fresh(need).status == "submitted"
+
+
+def test_a_listing_closed_during_review_says_so(client_as, make, world):
+    """The owner closes a submitted need while the coordinator reads it: is the coordinator's decision a 409
+    that says the listing was closed (not that someone else reviewed it)?"""
+    need = make.need(world["enterprise"], status="submitted")
+    seen = str(need.version)
+    assert client_as("enterprise").post(f"/needs/{need.id}/close").status_code == 303
+    response = client_as("coordinator").post(f"/review/needs/{need.id}/publish" + EN, data={"version": seen})
+    assert response.status_code == 409
+    assert "closed while you were reviewing" in response.get_data(as_text=True)
+    assert fresh(need).status == "closed"
+
+
+def test_the_queue_reads_its_owners_in_a_fixed_number_of_queries(app, make, world):
+    """Does the moderation queue cost the same number of queries for 3 and for 12 listings posted by people
+    without an organization (no query per owner)?"""
+    from sqlalchemy import event
+
+    from matchmaker.core.enums import Role
+    coordinator = login(app.test_client(), make.user(Role.COORDINATOR))
+
+    def queries_for_queue() -> int:
+        seen = []
+        listener = lambda *args: seen.append(1)  # noqa: E731
+        event.listen(db.engine, "before_cursor_execute", listener)
+        try:
+            assert coordinator.get("/review/").status_code == 200
+        finally:
+            event.remove(db.engine, "before_cursor_execute", listener)
+        return len(seen)
+
+    def add(n):
+        for _ in range(n):
+            make.capability(make.user(Role.EXPERT), status="submitted", organization_id=None)
+
+    add(3)
+    few = queries_for_queue()
+    add(9)
+    assert queries_for_queue() == few

@@ -85,6 +85,9 @@ def bootstrap_admin(email: str) -> User:
         raise WorkflowError(_("No account with this email."), 404)
     if not user.has_role(Role.ADMIN):
         user.roles.append(UserRole(role=Role.ADMIN.value))
-        audit.record("admin.role_grant", target=user, to_state=Role.ADMIN.value, comment="command line")
-        db.session.flush()
+        audit.record("admin.role_grant", target=user, to_state=Role.ADMIN.value)  # no actor: the command line
+    if not user.active:  # the way back in when every administrator was deactivated
+        user.active = True
+        audit.record("admin.activate", target=user, from_state="inactive", to_state="active")
+    db.session.flush()
     return user

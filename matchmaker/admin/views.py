@@ -10,7 +10,7 @@ from ..accounts.models import User, UserRole
 from ..core.access import admin_required, get_or_404, page_arg
 from ..core.audit import AuditEvent
 from ..core.enums import Role
-from ..core.workflow import WorkflowError
+from ..core.workflow import WorkflowError, answer_lost_races
 from ..extensions import db
 from . import operations as ops
 from .forms import ActionForm, ActiveForm, AuditFilterForm, GrantRoleForm, UserFilterForm
@@ -20,6 +20,14 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 def _back_to(user: User):
     return redirect(url_for("admin.user_detail", user_id=user.id), code=303)
+
+
+def _changed_meanwhile(_exc):
+    """Another administrator changed the same account at the same moment (e.g. granted the same role)."""
+    db.session.rollback()
+    flash(_("Another administrator changed this account at the same moment. Nothing was changed; here is "
+            "its current state."), "warning")
+    return redirect(url_for("admin.user_detail", user_id=request.view_args["user_id"]), code=303)
 
 
 def _form_reason(form) -> str:
@@ -71,6 +79,7 @@ def user_detail(user_id: int):
 
 @bp.post("/users/<int:user_id>/active")
 @admin_required
+@answer_lost_races(_changed_meanwhile)
 def set_active(user_id: int):
     """Activate or deactivate an account (deactivation signs the user out everywhere)."""
     user = get_or_404(User, user_id)
@@ -93,6 +102,7 @@ def set_active(user_id: int):
 
 @bp.post("/users/<int:user_id>/roles")
 @admin_required
+@answer_lost_races(_changed_meanwhile)
 def grant_role(user_id: int):
     """Grant a role; coordinators can be limited to one hub city."""
     user = get_or_404(User, user_id)
@@ -116,6 +126,7 @@ def grant_role(user_id: int):
 
 @bp.post("/users/<int:user_id>/roles/<role>/revoke")
 @admin_required
+@answer_lost_races(_changed_meanwhile)
 def revoke_role(user_id: int, role: str):
     """Revoke a role (not your own administrator role)."""
     user = get_or_404(User, user_id)

@@ -35,6 +35,7 @@ def owned_listings(model, user) -> Select:
 # --- browse, search and moderation ------------------------------------------------------------------
 
 from sqlalchemy import String, case, cast, func  # noqa: E402
+from sqlalchemy.orm import selectinload  # noqa: E402
 
 from ..core.enums import CapabilityKind, CoopMode, HubCity, Industry, Language, Role  # noqa: E402
 from .models import Capability  # noqa: E402
@@ -155,4 +156,5 @@ def moderation_queue(model, user) -> Select:
     scopes = coordinator_scopes(user)
     if scopes is not None:
         stmt = stmt.where(model.hub_city.in_([s for s in scopes if s]))
-    return stmt.order_by(model.submitted_at.asc(), model.id.asc())
+    # the queue names each listing's owner: one query for all of them, not one per row
+    return stmt.options(selectinload(model.created_by)).order_by(model.submitted_at.asc(), model.id.asc())

@@ -88,6 +88,8 @@ def _conflict(k, listing_id: int):
     if listing.status == ListingStatus.SUBMITTED:
         flash(_("The owner changed this listing while you were reviewing it. Nothing was decided; "
                 "please look at the current version."), "warning")
+    elif listing.status == ListingStatus.CLOSED:
+        flash(_("This listing was closed while you were reviewing it. Nothing was decided."), "warning")
     else:
         flash(_("Someone else has already reviewed this listing. Nothing was changed; here is its current "
                 "state."), "warning")
