@@ -98,6 +98,24 @@ def test_the_match_page_says_when_an_expert_is_at_capacity(app, matching, pw):
     assert "propose-form" in card and "at-capacity" not in card
 
 
+def test_the_propose_button_is_offered_only_where_it_would_work(app, matching, pw, make):
+    """Is the propose button hidden from a coordinator of another hub city (the POST would be refused) and,
+    once the pair exists, replaced by a note for the firm?"""
+    from matchmaker.core.enums import Role
+
+    def card(user):
+        page = login(app.test_client(), user).get(f"/needs/{pw['need'].id}/matches").get_data(as_text=True)
+        assert f'data-id="{pw["cap"].id}"' in page, "the capability should be among the matches"
+        return page.split(f'data-id="{pw["cap"].id}"', 1)[1].split('class="card card-listing', 1)[0]
+
+    assert "propose-form" not in card(make.user(Role.COORDINATOR, hub_city="chengdu"))
+    assert "propose-form" in card(pw["coord"])
+    ops.propose_pairing(pw["need"], pw["cap"], by=pw["enterprise"])
+    db.session.commit()
+    mine = card(pw["enterprise"])
+    assert "propose-form" not in mine and "already-paired" in mine
+
+
 def _capacity_race_world(app) -> dict:
     """An expert who takes one open pairing, two published needs of two firms, a coordinator; committed."""
     from matchmaker.accounts.models import ExpertProfile, Membership, Organization, User

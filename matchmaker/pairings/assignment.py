@@ -149,6 +149,13 @@ def remaining_capacity(expert_ids) -> dict:
     return {("expert", e): max(0, caps.get(e, 0) - active.get(e, 0)) for e in expert_ids}
 
 
+def paired_capability_ids(need) -> set[int]:
+    """Capabilities that already have a pairing with ``need`` (in any state: a pair is proposed once)."""
+    from .models import Pairing
+    return set(db.session.scalars(select(Pairing.capability_id).where(Pairing.need_id == need.id,
+                                                                      Pairing.capability_id.is_not(None))))
+
+
 def experts_at_capacity(expert_ids) -> set[int]:
     """The experts among ``expert_ids`` whose open pairings have reached the maximum they set."""
     return {e for (_, e), left in remaining_capacity(expert_ids).items() if left <= 0}

@@ -14,7 +14,7 @@ from ..core.pagecache import cached_page
 from ..extensions import read_only_request
 from ..listings.models import Need
 from ..listings.views import load_listing
-from ..pairings.assignment import experts_at_capacity
+from ..pairings.assignment import experts_at_capacity, paired_capability_ids
 
 bp = Blueprint("suggestions", __name__)
 
@@ -55,7 +55,8 @@ def need_matches(listing_id: int):
     capabilities, experts = match_cache.need_matches(need, k=20, experts_k=8, filters=filters)
     return render_template("suggestions/need_matches.html", need=need, capabilities=capabilities,
                            experts=experts, filters=filters, engine_on=ms.enabled(),
-                           at_capacity=experts_at_capacity(s.listing.expert_id for s in capabilities))
+                           at_capacity=experts_at_capacity(s.listing.expert_id for s in capabilities),
+                           paired=paired_capability_ids(need))
 
 
 @bp.get("/suggestions")
