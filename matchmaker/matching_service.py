@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from flask import current_app
 from sqlalchemy import and_, literal, or_, select, union
+from sqlalchemy.orm import selectinload
 
 from .core.enums import ListingStatus
 from .extensions import db
@@ -360,5 +361,9 @@ def _owned_by(model, user):
 
 
 def _attach(model, matches) -> list[Suggestion]:
-    rows = {r.id: r for r in db.session.scalars(select(model).where(model.id.in_([m.doc_id for m in matches])))}
+    stmt = select(model).where(model.id.in_([m.doc_id for m in matches]))
+    if model.__name__ == "Capability":  # every page names the expert behind a capability: load them with it
+        from .accounts.models import ExpertProfile
+        stmt = stmt.options(selectinload(model.expert).selectinload(ExpertProfile.user))
+    rows = {r.id: r for r in db.session.scalars(stmt).unique()}
     return [Suggestion(rows[m.doc_id], m) for m in matches if m.doc_id in rows]

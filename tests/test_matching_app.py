@@ -8,6 +8,7 @@ from matchmaker.accounts.models import Membership
 from matchmaker.core.enums import Role
 from matchmaker.extensions import db
 from matchmaker.listings import operations as ops
+from matchmaker.listings.models import Need
 
 pytestmark = pytest.mark.slow
 
@@ -282,3 +283,25 @@ def test_match_page_sees_a_member_who_joined_later(matching, docking, barred, wo
     need, cap = docking["need"], barred["caps"]["elsewhere"]
     _match_page_follows(Membership(user_id=barred["experts"]["elsewhere"].id, organization_id=world["firm"].id),
                         client_as("enterprise"), need, cap)
+
+
+def test_suggestions_arrive_with_their_experts_loaded(matching, docking, make, world):
+    """Do the capabilities a need's matches return come with their experts' names already loaded (pages
+    such as bulk assignment name each one: no query per expert)?"""
+    from sqlalchemy import event
+    for i in range(4):
+        expert = make.user(Role.EXPERT, org=world["institute"])
+        make.capability(expert, title=f"低温电池热管理方案 {i}", field="new_energy", summary="电池低温预热",
+                        description="-20℃环境下电池包快速预热。")
+    need_id = docking["need"].id
+    db.session.expunge_all()  # nothing already in the session: what the page reads comes from the query
+    suggestions = ms.capabilities_for_need(db.session.get(Need, need_id), k=10)
+    assert len({s.listing.expert_id for s in suggestions}) >= 3
+    seen = []
+    listener = lambda *args: seen.append(1)  # noqa: E731
+    event.listen(db.engine, "before_cursor_execute", listener)
+    try:
+        names = [s.listing.expert.user.name for s in suggestions if s.listing.expert is not None]
+    finally:
+        event.remove(db.engine, "before_cursor_execute", listener)
+    assert names and seen == []
