@@ -6,6 +6,7 @@ from flask_wtf import FlaskForm
 from wtforms import HiddenField, SelectField, StringField, SubmitField
 from wtforms.validators import AnyOf, Length, Optional
 
+from ..core.audit_labels import category_choices
 from ..core.enums import HubCity, Role
 from ..listings.forms import clean_text
 
@@ -24,7 +25,15 @@ class AuditFilterForm(FlaskForm):
     class Meta:
         csrf = False
 
-    action = StringField(_l("Action starts with"), filters=[clean_text], validators=[Optional(), Length(max=64)])
+    #: an action prefix; the page offers categories (``auth.``, ``need.`` …), but any prefix of at most 64
+    #: characters from an older link (``?action=need.submitted``) still filters and is added as a choice
+    action = SelectField(_l("Kind of action"), filters=[clean_text], validate_choice=False, default="",
+                         choices=category_choices(), validators=[Optional(), Length(max=64)])
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        data = self.action.data
+        self.action.choices = category_choices(data if isinstance(data, str) and len(data) <= 64 else None)
 
 
 class GrantRoleForm(FlaskForm):

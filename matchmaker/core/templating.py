@@ -41,6 +41,12 @@ def register(app) -> None:
     def label(value, enum_name: str):
         return getattr(enums, enum_name).label_of(value)
 
+    @app.template_global()
+    def describe_audit(event):
+        """An audit event's action, target, change and actor-less label in the reader's language."""
+        from .audit_labels import describe
+        return describe(event)
+
     @app.template_filter("localdt")
     def localdt(value, fmt: str = "%Y-%m-%d %H:%M"):
         if value is None:

@@ -1,0 +1,298 @@
+"""Audit events in the reader's language: what happened, to what, which change, and by whom.
+
+The audit trail stores stable codes (``need.submitted``, ``admin.role_grant``, ``users``, ``coordinator:qingdao``);
+the pages show them through :func:`describe`, keeping the code for a tooltip. Codes are either fixed
+(:data:`ACTION_LABELS`) or a kind followed by a state of that kind's workflow (``pairing.approved``,
+``fair.open``…), composed from the kind's name and the state's label. An unknown code is shown as it is.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+
+from ..challenges.models import BidStatus, ChallengeStatus
+from ..fairs.models import FairStatus, RequestStatus
+from ..pairings.models import PairingSide, PairingState
+from ..vouchers.models import EntryKind, VoucherStatus
+from .enums import HubCity, LabelledEnum, ListingStatus, Role
+
+#: every fixed action code written with ``audit.record("…")``, plus the finite f-string families whose
+#: suffix is a verb rather than a state (``{listing.kind_name}.create`` …)
+ACTION_LABELS = {
+    # accounts and sessions
+    "auth.register": _l("Account registered"),
+    "auth.login": _l("Signed in"),
+    "auth.logout": _l("Signed out"),
+    "auth.login_failed": _l("Failed sign-in"),
+    "auth.login_throttled": _l("Sign-in blocked after too many attempts"),
+    "auth.session_expired": _l("Session expired"),
+    "auth.password_change": _l("Password changed"),
+    "auth.password_reset_requested": _l("Password reset requested"),
+    "auth.password_reset": _l("Password reset"),
+    "account.update": _l("Account details updated"),
+    "api_token.create": _l("API token created"),
+    "api_token.revoke": _l("API token revoked"),
+    # administration
+    "admin.activate": _l("Account activated"),
+    "admin.deactivate": _l("Account deactivated"),
+    "admin.role_grant": _l("Role granted"),
+    "admin.role_revoke": _l("Role revoked"),
+    "admin.role_scope": _l("Role scope changed"),
+    "seed.load": _l("Seed data loaded"),
+    # organizations
+    "org.create": _l("Organization created"),
+    "org.update": _l("Organization updated"),
+    "org.join_requested": _l("Asked to join an organization"),
+    "org.join_approved": _l("Join request approved"),
+    "org.join_declined": _l("Join request declined"),
+    # listings: f"{listing.kind_name}.create|edit|delete|bulk_import" (state changes are composed)
+    "need.create": _l("Need created"),
+    "need.edit": _l("Need edited"),
+    "need.delete": _l("Need deleted"),
+    "need.bulk_import": _l("Need imported in bulk"),
+    "capability.create": _l("Capability created"),
+    "capability.edit": _l("Capability edited"),
+    "capability.delete": _l("Capability deleted"),
+    "capability.bulk_import": _l("Capability imported in bulk"),
+    # pairings (state changes are composed)
+    "pairing.meeting_cancelled": _l("Pairing meeting cancelled"),
+    # docking fairs (state changes are composed)
+    "fair.create": _l("Fair created"),
+    "fair.edit": _l("Fair edited"),
+    "fair.register": _l("Listing registered for a fair"),
+    "fair.meeting_request": _l("Meeting requested"),
+    "fair.schedule": _l("Fair schedule drawn up"),
+    "fair.schedule_clear": _l("Fair schedule cleared"),
+    "fair.meeting_lock": _l("Meeting locked"),
+    "fair.meeting_unlock": _l("Meeting unlocked"),
+    "fair.pairing_not_updated": _l("Pairing not updated by the fair schedule"),
+    # open challenges and bids (state changes are composed)
+    "challenge.publish": _l("Challenge published"),
+    "challenge.invite": _l("Experts invited to bid"),
+    "bid.submit": _l("Bid submitted"),
+    "bid.edit": _l("Bid edited"),
+    "bid.shortlist": _l("Bid shortlisted"),
+    "bid.won": _l("Bid won"),
+    "bid.not_selected": _l("Bid not selected"),
+    # innovation vouchers (voucher.expire / voucher.revoke are composed)
+    "voucher.issue": _l("Voucher issued"),
+    "voucher.redeem": _l("Voucher redeemed"),
+}
+
+#: the kind named by an action's first part
+KIND_LABELS = {
+    "need": _l("Need"),
+    "capability": _l("Capability"),
+    "pairing": _l("Pairing"),
+    "fair": _l("Fair"),
+    "challenge": _l("Challenge"),
+    "voucher": _l("Voucher"),
+}
+
+#: "<kind>.<state>" actions: the enum whose labels name the state
+STATE_ACTIONS: dict[str, type[LabelledEnum]] = {
+    "need": ListingStatus,          # f"{listing.kind_name}.{to}"
+    "capability": ListingStatus,
+    "pairing": PairingState,        # f"pairing.{to}"
+    "fair": FairStatus,             # f"fair.{to}"
+    "challenge": ChallengeStatus,   # f"challenge.{to}"
+    "voucher": EntryKind,           # f"voucher.{kind.value}"
+}
+
+#: ``pairing.response.<side>.<decision>``
+DECISION_LABELS = {"interested": _l("Interested"), "declined": _l("Declined")}
+
+#: filter of the audit page: (action prefix, category)
+CATEGORIES = [
+    ("auth.", _l("Accounts")),
+    ("admin.", _l("Administration")),
+    ("need.", _l("Technology needs")),
+    ("capability.", _l("Capabilities")),
+    ("pairing.", _l("Pairings")),
+    ("fair.", _l("Docking fairs")),
+    ("challenge.", _l("Open challenges")),
+    ("bid.", _l("Bids")),
+    ("voucher.", _l("Innovation vouchers")),
+    ("org.", _l("Organizations")),
+    ("api_token.", _l("API tokens")),
+]
+
+#: target_type (a table name) → the kind shown before "#id"
+TARGET_LABELS = {
+    "users": _l("User"),
+    "organizations": _l("Organization"),
+    "membership_requests": _l("Join request"),
+    "api_tokens": _l("API token"),
+    "needs": _l("Need"),
+    "capabilities": _l("Capability"),
+    "pairings": _l("Pairing"),
+    "fairs": _l("Fair"),
+    "fair_registrations": _l("Fair registration"),
+    "fair_meeting_requests": _l("Meeting request"),
+    "fair_meetings": _l("Fair meeting"),
+    "challenges": _l("Challenge"),
+    "challenge_bids": _l("Bid"),
+    "vouchers": _l("Voucher"),
+}
+
+#: target_type → the enum of its from_state / to_state
+TARGET_STATES: dict[str, type[LabelledEnum]] = {
+    "needs": ListingStatus,
+    "capabilities": ListingStatus,
+    "pairings": PairingState,
+    "fairs": FairStatus,
+    "fair_meeting_requests": RequestStatus,
+    "challenges": ChallengeStatus,
+    "challenge_bids": BidStatus,
+    "vouchers": VoucherStatus,
+}
+
+#: states that are not a workflow enum's: account status, session expiry, join requests
+OTHER_STATES = {
+    "active": _l("Active"),
+    "inactive": _l("Deactivated"),
+    "idle": _l("Idle timeout"),
+    "absolute": _l("Maximum session length"),
+    "pending": _l("Awaiting decision"),
+    "approved": _l("Approved"),
+    "declined": _l("Declined"),
+}
+
+#: actions without an actor that a visitor (not signed in) caused; other actor-less events are the system's
+VISITOR_ACTIONS = {"auth.login_failed", "auth.login_throttled", "auth.password_reset_requested"}
+
+
+def _compose(kind, event) -> str:
+    return _("%(kind)s · %(event)s", kind=kind, event=event)
+
+
+def action_label(code: str | None) -> str:
+    """The action in the reader's language; an unknown code as it is."""
+    if not code:
+        return ""
+    fixed = ACTION_LABELS.get(code)
+    if fixed is not None:
+        return str(fixed)
+    kind, _sep, rest = code.partition(".")
+    if kind == "pairing" and rest.startswith("response."):
+        parts = rest.split(".")
+        if len(parts) == 3 and parts[1] in PairingSide.values() and parts[2] in DECISION_LABELS:
+            return _compose(KIND_LABELS["pairing"],
+                            _compose(PairingSide.label_of(parts[1]), DECISION_LABELS[parts[2]]))
+    if kind == "fair" and rest.startswith("meeting_") and rest[len("meeting_"):] in RequestStatus.values():
+        return _compose(_l("Meeting request"), RequestStatus.label_of(rest[len("meeting_"):]))
+    states = STATE_ACTIONS.get(kind)
+    if states is not None and rest in states.values():
+        return _compose(KIND_LABELS[kind], states.label_of(rest))
+    return code
+
+
+def is_labelled(code: str) -> bool:
+    return action_label(code) != code
+
+
+def labelled_codes() -> set[str]:
+    """Every action code :func:`action_label` translates (fixed and composed)."""
+    codes = set(ACTION_LABELS)
+    codes.update(f"{kind}.{state}" for kind, enum_cls in STATE_ACTIONS.items() for state in enum_cls.values())
+    codes.update(f"fair.meeting_{state}" for state in RequestStatus.values())
+    codes.update(f"pairing.response.{side}.{decision}" for side in PairingSide.values()
+                 for decision in DECISION_LABELS)
+    return codes
+
+
+def _role_label(value: str) -> str | None:
+    """'coordinator' or 'coordinator:qingdao' / 'coordinator:all' (admin.role_* events), else None."""
+    role, sep, city = value.partition(":")
+    if role not in Role.values():
+        return None
+    if not sep:
+        return str(Role.label_of(role))
+    if city in ("all", ""):
+        city_label = _l("All hub cities")
+    elif city in HubCity.values():
+        city_label = HubCity.label_of(city)
+    else:
+        return None
+    return _("%(role)s (%(city)s)", role=Role.label_of(role), city=city_label)
+
+
+def state_label(value: str | None, target_type: str | None = None) -> str:
+    """A from_state / to_state in the reader's language, read by the target's kind; else as it is."""
+    if value is None or value == "":
+        return ""
+    states = TARGET_STATES.get(target_type or "")
+    if states is not None and value in states.values():
+        return str(states.label_of(value))
+    if target_type in (None, "users"):
+        role = _role_label(value)
+        if role is not None:
+            return role
+    other = OTHER_STATES.get(value)
+    if other is not None:
+        return str(other)
+    return value
+
+
+def target_label(target_type: str | None, target_id: int | None) -> str:
+    """'User #3', 'Need #1' in the reader's language; an unknown kind as it is."""
+    if not target_type:
+        return ""
+    kind = TARGET_LABELS.get(target_type)
+    kind = str(kind) if kind is not None else target_type
+    return f"{kind} #{target_id}" if target_id is not None else kind
+
+
+def actorless_label(action: str | None) -> str:
+    """Who did an event without an actor: a visitor who is not signed in, or the system."""
+    return _("Visitor (not signed in)") if action in VISITOR_ACTIONS else _("System / command line")
+
+
+def category_choices(current: str | None = None) -> list[tuple[str, object]]:
+    """Choices of the audit page's action filter; a prefix from an older link stays selectable."""
+    choices: list[tuple[str, object]] = [("", _l("All actions"))] + list(CATEGORIES)
+    if current and current not in {value for value, _label in choices}:
+        choices.append((current, _("Starting with “%(prefix)s”", prefix=current)))
+    return choices
+
+
+@dataclass(frozen=True)
+class Described:
+    """An audit event as shown: labels in the reader's language, raw codes for tooltips."""
+
+    action: str
+    action_code: str
+    target: str
+    target_code: str
+    from_state: str
+    to_state: str
+    change: str
+    change_code: str
+    actorless: str
+
+
+def _change(frm: str, to: str) -> str:
+    if not frm and not to:
+        return ""
+    return f"{frm} → {to}" if frm else f"→ {to}"
+
+
+def describe(event) -> Described:
+    """Everything the audit pages show of ``event`` (an AuditEvent), in the reader's language."""
+    frm = state_label(event.from_state, event.target_type)
+    to = state_label(event.to_state, event.target_type)
+    target_code = (f"{event.target_type} #{event.target_id}" if event.target_id is not None
+                   else event.target_type or "")
+    return Described(
+        action=action_label(event.action),
+        action_code=event.action or "",
+        target=target_label(event.target_type, event.target_id),
+        target_code=target_code,
+        from_state=frm,
+        to_state=to,
+        change=_change(frm, to),
+        change_code=_change(event.from_state or "", event.to_state or ""),
+        actorless=actorless_label(event.action),
+    )
