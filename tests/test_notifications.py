@@ -125,3 +125,14 @@ def test_a_join_request_reaches_an_english_speaking_manager_in_english(client, m
         Notification.user_id == u.id)).one()
     assert subject(english).endswith("asks to join 已有公司"), subject(english)
     assert "申请加入" in subject(chinese), subject(chinese)
+
+
+def test_a_title_with_a_line_break_still_reaches_the_mailbox(make, outbox):
+    """A listing title with a line break (possible from a CSV cell) in a notice's subject: is the mail still
+    written, with the subject on one line, instead of being dropped?"""
+    user = make.user(Role.EXPERT)
+    notify([user], "pairing.proposed", "新的配对建议：第一行标题\n第二行")
+    db.session.commit()
+    [mail] = _mails(outbox)
+    from email import message_from_bytes, policy
+    assert message_from_bytes(mail.read_bytes(), policy=policy.default)["Subject"] == "新的配对建议：第一行标题 第二行"

@@ -78,7 +78,7 @@ def send_email(to: str, subject: str, body: str) -> None:
     msg = EmailMessage()
     msg["From"] = cfg.get("MAIL_FROM", "matchmaker@localhost")
     msg["To"] = to
-    msg["Subject"] = subject
+    msg["Subject"] = " ".join(subject.split())  # a title with a line break is one header line, not an error
     msg.set_content(body)
     if cfg.get("MAIL_SERVER"):
         with smtplib.SMTP(cfg["MAIL_SERVER"], int(cfg.get("MAIL_PORT", 25)), timeout=10) as smtp:
