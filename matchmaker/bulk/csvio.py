@@ -140,7 +140,8 @@ def decode(data: bytes) -> str | None:
     """Text of an uploaded file: UTF-8 (with or without BOM), else GB18030 (Chinese Excel); None if neither."""
     for encoding in ("utf-8-sig", "gb18030"):
         try:
-            return data.decode(encoding)
+            # GB18030 has its own byte-order mark (84 31 95 33), which decodes to U+FEFF: drop it too
+            return data.decode(encoding).removeprefix("\ufeff")
         except UnicodeDecodeError:
             continue
     return None
@@ -197,10 +198,24 @@ def parse(data: bytes, model, result: ImportResult) -> list[tuple[int, dict[str,
 
 
 def first_manager(org: Organization) -> User | None:
+    """The longest-standing active manager of ``org`` (a deactivated account cannot own, nor submit, a listing)."""
     return db.session.execute(
         select(User).join(Membership, Membership.user_id == User.id)
-        .where(Membership.organization_id == org.id, Membership.is_manager.is_(True))
+        .where(Membership.organization_id == org.id, Membership.is_manager.is_(True), User.active.is_(True))
         .order_by(Membership.created_at, Membership.user_id).limit(1)).scalar_one_or_none()
+
+
+def belongs_to(user: User, org: Organization) -> bool:
+    """Is ``user`` a member of ``org``, or an expert affiliated with it?"""
+    profile = user.expert_profile
+    return org.id in user.organization_ids or (profile is not None and profile.affiliation_id == org.id)
+
+
+def existing_listing(model, org: Organization, title: str):
+    """A live (not deleted) listing of ``model`` of ``org`` with this exact title, if any."""
+    return db.session.execute(
+        select(model).where(model.organization_id == org.id, model.title == title, model.deleted_at.is_(None))
+        .order_by(model.id).limit(1)).scalar_one_or_none()
 
 
 def _formdata(model, values: dict[str, str], org_id: int) -> MultiDict:
@@ -266,11 +281,21 @@ def run_import(model, data: bytes, importer, submit: bool) -> ImportResult:
                 result.errors.append(Problem(number, "expert_email",
                                              _("No expert with this email address is registered.")))
                 row_ok = False
+            elif not owner.active:
+                result.errors.append(Problem(number, "expert_email",
+                                             _("This expert's account is deactivated; it cannot own a listing.")))
+                row_ok = False
+            elif org is not None and not belongs_to(owner, org):
+                # the organization's members may edit its listings: never hand them an outsider's capability
+                result.errors.append(Problem(number, "expert_email",
+                                             _("This expert is neither a member of “%(name)s” nor affiliated "
+                                               "with it.", name=name)))
+                row_ok = False
         elif org is not None:
             owner = first_manager(org)
             if owner is None:
                 result.errors.append(Problem(number, "organization",
-                                             _("This organization has no manager to own the listing.")))
+                                             _("This organization has no active manager to own the listing.")))
                 row_ok = False
         form = FORMS[model](formdata=_formdata(model, values, org.id if org else 0), meta={"csrf": False})
         form.organization_id.choices = [(org.id if org else 0, name)]
@@ -280,6 +305,14 @@ def run_import(model, data: bytes, importer, submit: bool) -> ImportResult:
                     result.errors.append(Problem(number, column, str(message)))
             row_ok = False
         title = values.get("title", "").strip()
+        if title and org is not None:
+            # a file imported again (a retried upload) must not duplicate every listing
+            existing = existing_listing(model, org, title)
+            if existing is not None:
+                result.errors.append(Problem(number, "title", _(
+                    "“%(name)s” already has a listing titled “%(title)s” (#%(id)d); it is not imported again.",
+                    name=name, title=existing.title, id=existing.id)))
+                row_ok = False
         if title:
             if title in titles:
                 result.warnings.append(Problem(number, "title", _("Same title as row %(row)d.", row=titles[title])))
