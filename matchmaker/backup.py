@@ -24,6 +24,7 @@ from pathlib import Path
 import click
 from flask.cli import with_appcontext
 from sqlalchemy import JSON, Date, DateTime, LargeBinary, Numeric, TypeDecorator, func, inspect, select, text
+from sqlalchemy.exc import IntegrityError
 
 from .extensions import db
 
@@ -175,14 +176,13 @@ def read_archive(path: str | os.PathLike) -> tuple[dict, dict[str, bytes]]:
 def restore_backup(path: str | os.PathLike, force: bool = False) -> dict[str, int]:
     """Load the archive into this database in one transaction; returns rows per table.
 
-    Refuses (BackupError, nothing written) when the archive is corrupt, when its Alembic revision is not
-    this database's revision and the code's head, or when the database holds rows and ``force`` is off.
+    Refuses (BackupError, nothing written) when the archive is corrupt, when its tables are not exactly this
+    schema's, when its Alembic revision is not this database's revision and the code's head, when the
+    database holds rows and ``force`` is off, or when its rows break a constraint.
     """
     manifest, files = read_archive(path)
     tables = {t.name: t for t in _tables()}
-    unknown = [e["name"] for e in manifest["tables"] if e["name"] not in tables]
-    if unknown:
-        raise BackupError(f"archive has tables this schema does not know: {', '.join(unknown)}")
+    _check_table_set(manifest, tables)
     head = head_revision()
     counts: dict[str, int] = {}
     with db.engine.begin() as conn:  # all or nothing
@@ -200,24 +200,48 @@ def restore_backup(path: str | os.PathLike, force: bool = False) -> dict[str, in
                               "empty database, or pass --force to delete every row first")
         for table in reversed(_tables()):
             conn.execute(table.delete())
-        for entry in manifest["tables"]:
-            table = tables[entry["name"]]
+        entries = {e["name"]: e for e in manifest["tables"]}
+        for table in _tables():  # parents before children, whatever the manifest's order
+            entry = entries[table.name]
             rows = []
-            for line in files[entry["name"]].splitlines():
+            for lineno, line in enumerate(files[entry["name"]].splitlines(), 1):
                 if not line.strip():
                     continue
-                raw = json.loads(line)
-                rows.append({c.name: _decode(c, raw[c.name]) for c in table.columns if c.name in raw})
+                try:
+                    raw = json.loads(line)
+                    rows.append({c.name: _decode(c, raw[c.name]) for c in table.columns if c.name in raw})
+                except (ValueError, TypeError, AttributeError) as exc:
+                    raise BackupError(f"{entry['file']} line {lineno}: unreadable row ({exc})") from exc
             if len(rows) != entry["rows"]:
                 raise BackupError(f"{entry['file']}: {len(rows)} rows, manifest says {entry['rows']}")
-            for s in range(0, len(rows), 1000):
-                conn.execute(table.insert(), rows[s:s + 1000])
+            try:
+                for s in range(0, len(rows), 1000):
+                    conn.execute(table.insert(), rows[s:s + 1000])
+            except IntegrityError as exc:  # raising rolls the whole restore back
+                raise BackupError(f"{entry['file']}: rows break a constraint of this schema "
+                                  f"({exc.orig}): the archive is inconsistent") from exc
             counts[table.name] = len(rows)
         if conn.dialect.name == "postgresql":
             _reset_sequences(conn)
         from .core import data_version
         data_version.bump(conn)
     return counts
+
+
+def _check_table_set(manifest: dict, tables: dict) -> None:
+    """The archive must hold every table of this schema exactly once: a table left out would be emptied by
+    --force and never refilled."""
+    names = [e["name"] for e in manifest["tables"]]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise BackupError(f"archive lists tables more than once: {', '.join(repeated)}")
+    unknown = [n for n in names if n not in tables]
+    if unknown:
+        raise BackupError(f"archive has tables this schema does not know: {', '.join(unknown)}")
+    missing = [n for n in tables if n not in names]
+    if missing:
+        raise BackupError(f"archive lacks tables this schema has: {', '.join(missing)}: "
+                          "it is incomplete or from another version of the code")
 
 
 def _reset_sequences(conn) -> None:

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import click
+from flask import current_app
 from flask.cli import FlaskGroup
 
 from . import create_app
+from .seeding import DEFAULT_DEMO_PASSWORD
 
 
 @click.group(cls=FlaskGroup, create_app=create_app)
@@ -21,16 +23,41 @@ def init_db() -> None:
 
 
 @main.command("seed")
-@click.option("--demo-password", envvar="MATCHMAKER_DEMO_PASSWORD", default="Matchmaker-demo-2026",
+@click.option("--demo-password", envvar="MATCHMAKER_DEMO_PASSWORD", default=DEFAULT_DEMO_PASSWORD,
               show_default=True, help="Password for the demo accounts.")
 @click.option("--scale", type=click.IntRange(1, 100), default=1, show_default=True,
               help="Listings at N times the demo size (generated variants; for load tests, not the demo).")
-def seed(demo_password: str, scale: int) -> None:
+@click.option("--allow-production", is_flag=True,
+              help="Seed even with MATCHMAKER_ENV=production (needs a --demo-password of your own).")
+def seed(demo_password: str, scale: int, allow_production: bool) -> None:
     """Load the demo data set from seeds/ (idempotent: running it twice changes nothing)."""
     from .seeding import load_seeds
+    if current_app.config.get("ENV_NAME") == "production":
+        _check_production_seed(demo_password, allow_production)
     report = load_seeds(demo_password=demo_password, scale=scale)
     for key, value in report.items():
         click.echo(f"{key}: {value}")
+
+
+def _check_production_seed(demo_password: str, allow_production: bool) -> None:
+    """The demo accounts include an administrator: in production they need an explicit yes and a password
+    that is not the one published in the README."""
+    if not allow_production:
+        raise click.ClickException(
+            "refusing to seed a production database (MATCHMAKER_ENV=production): the demo accounts include an "
+            "administrator; pass --allow-production with a --demo-password of your own (or "
+            "MATCHMAKER_DEMO_PASSWORD) to seed anyway")
+    if demo_password == DEFAULT_DEMO_PASSWORD:
+        raise click.ClickException(
+            "refusing to seed a production database with the default demo password (it is published): "
+            "set --demo-password or MATCHMAKER_DEMO_PASSWORD to a password of your own")
+    from flask_babel import force_locale
+
+    from .accounts.operations import password_problems
+    with force_locale("en"):
+        problems = [str(p) for p in password_problems(demo_password)]
+    if problems:
+        raise click.ClickException("the demo password is too weak for production: " + " ".join(problems))
 
 
 @main.command("create-admin")

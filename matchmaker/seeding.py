@@ -21,6 +21,9 @@ from .matching.text import detect_lang
 
 SEEDS_DIR = Path(__file__).resolve().parent.parent / "seeds"
 DEMO_DOMAIN = "demo.matchmaker.local"
+#: the demo accounts' password unless one is given; published in the README and scripts/demo.sh, so
+#: ``matchmaker seed`` refuses it in production
+DEFAULT_DEMO_PASSWORD = "Matchmaker-demo-2026"
 
 #: one demo login per role; printed by the demo script
 DEMO_ACCOUNTS = [
@@ -32,6 +35,8 @@ DEMO_ACCOUNTS = [
     {"key": "demo-firm", "email": f"firm@{DEMO_DOMAIN}", "name": "企业用户 王经理", "roles": [Role.ENTERPRISE]},
     {"key": "demo-expert", "email": f"expert@{DEMO_DOMAIN}", "name": None, "roles": [Role.EXPERT]},
 ]
+#: the demo expert login is the first seeded expert (seeds/experts.json) under the easy address above
+DEMO_EXPERT_EMAIL = DEMO_ACCOUNTS[-1]["email"]
 
 
 def _read_json(seeds_dir: Path, name: str) -> list[dict]:
@@ -83,10 +88,12 @@ def load_seeds(demo_password: str, seeds_dir: Path | None = None, scale: int = 1
     experts_seed = _read_json(seeds_dir, "experts.json")
 
     password_hash = User.hash_password(demo_password)
+    created: set[str] = set()  # users made by this run: only they get the seeded memberships and profile
 
     def ensure(key: str, **kw) -> User:
         if key not in users:
             users[key] = _user(key, password_hash=password_hash, **kw)
+            created.add(key)
             added["users"] += 1
         return users[key]
 
@@ -97,30 +104,29 @@ def load_seeds(demo_password: str, seeds_dir: Path | None = None, scale: int = 1
                hub_city=account.get("hub_city"))
 
     # One login per enterprise, so every seeded need has a real owner; the demo firm user joins the first.
+    # Existing accounts are left as they are: a membership a manager removed stays removed.
     enterprises = [r for r in _read_json(seeds_dir, "organizations.json") if r["kind"] == "enterprise"]
     for row in enterprises:
-        user = ensure(f"user-{row['key']}", email=f"{row['key']}@{DEMO_DOMAIN}", name=f"{row['name']} 联系人",
+        key = f"user-{row['key']}"
+        user = ensure(key, email=f"{row['key']}@{DEMO_DOMAIN}", name=f"{row['name']} 联系人",
                       roles=[Role.ENTERPRISE])
-        if not user.memberships:
+        if key in created:
             user.memberships.append(Membership(organization=orgs[row["key"]], is_manager=True))
-    demo_firm = users["demo-firm"]
-    if not demo_firm.memberships and enterprises:
-        demo_firm.memberships.append(Membership(organization=orgs[enterprises[0]["key"]], is_manager=True))
+    if "demo-firm" in created and enterprises:
+        users["demo-firm"].memberships.append(Membership(organization=orgs[enterprises[0]["key"]],
+                                                         is_manager=True))
 
     for i, row in enumerate(experts_seed):
         locale = "en" if row.get("languages") == ["en"] else "zh_CN"
-        user = ensure(row["key"], email=row["email"], name=row["name"], roles=[Role.EXPERT], locale=locale)
-        if user.expert_profile is None:
+        email = DEMO_EXPERT_EMAIL if i == 0 else row["email"]
+        user = ensure(row["key"], email=email, name=row["name"], roles=[Role.EXPERT], locale=locale)
+        if row["key"] in created:
             db.session.add(ExpertProfile(user=user, title=row.get("title"),
                                          affiliation=orgs.get(row.get("org")),
                                          fields=row.get("fields", []), languages=row.get("languages", []),
                                          bio=row.get("bio")))
-            if row.get("org") in orgs and not user.memberships:
+            if row.get("org") in orgs:
                 user.memberships.append(Membership(organization=orgs[row["org"]], is_manager=False))
-        if i == 0 and "demo-expert" not in users:
-            # The demo expert login is the first seeded expert under an easy address.
-            user.email = f"expert@{DEMO_DOMAIN}"
-            users["demo-expert"] = user
     db.session.flush()
 
     reviewer = users["demo-coordinator"]

@@ -156,3 +156,85 @@ def test_corrupt_archive_and_non_empty_target_are_refused(fresh_app, make, tmp_p
 
     with target.app_context(), pytest.raises(BackupError, match="unreadable archive"):
         restore_backup(tmp_path / "missing.zip")
+
+
+def _rewrite(archive, out, manifest_edit=None, file_edits=None):
+    """A copy of ``archive`` with table files edited (checksums and row counts kept consistent) and the
+    manifest then edited by ``manifest_edit(manifest)``."""
+    import hashlib
+    import json
+    file_edits = file_edits or {}
+    with zipfile.ZipFile(archive) as zin:
+        manifest = json.loads(zin.read("manifest.json"))
+        files = {e["file"]: zin.read(e["file"]) for e in manifest["tables"]}
+    for entry in manifest["tables"]:
+        if entry["file"] in file_edits:
+            data = files[entry["file"]] = file_edits[entry["file"]](files[entry["file"]])
+            entry["sha256"] = hashlib.sha256(data).hexdigest()
+            entry["rows"] = sum(1 for line in data.splitlines() if line.strip())
+    if manifest_edit:
+        manifest_edit(manifest)
+    with zipfile.ZipFile(out, "w") as zout:
+        for name, data in files.items():
+            zout.writestr(name, data)
+        zout.writestr("manifest.json", json.dumps(manifest))
+    return out
+
+
+def test_archive_missing_or_repeating_a_table_is_refused(fresh_app, make, tmp_path, db_session):
+    """Is an archive whose manifest leaves out a table (or lists one twice) refused, naming the table, even
+    with --force, the database untouched?"""
+    source = fresh_app("src")
+    archive = tmp_path / "ok.zip"
+    with source.app_context():
+        _seed(make)
+        create_backup(archive)
+    before = _dump(source)
+    assert before["notifications"], "the left-out table must hold rows for the test to prove anything"
+
+    def drop_notifications(manifest):
+        manifest["tables"] = [e for e in manifest["tables"] if e["name"] != "notifications"]
+
+    def repeat_organizations(manifest):
+        manifest["tables"].append(next(e for e in manifest["tables"] if e["name"] == "organizations"))
+
+    missing = _rewrite(archive, tmp_path / "missing.zip", drop_notifications)
+    repeated = _rewrite(archive, tmp_path / "repeated.zip", repeat_organizations)
+    with source.app_context():
+        result = source.test_cli_runner().invoke(restore_command, [str(missing), "--force"])
+        assert result.exit_code != 0 and "lacks tables" in result.output and "notifications" in result.output
+        assert "Restored" not in result.output
+        with pytest.raises(BackupError, match="more than once: organizations"):
+            restore_backup(repeated, force=True)
+    assert _dump(source) == before
+
+    target = fresh_app("dst")  # an empty database is refused as well: it would come back without the table
+    with target.app_context(), pytest.raises(BackupError, match="notifications"):
+        restore_backup(missing)
+    assert all(not rows for rows in _dump(target).values())
+
+
+def test_rows_breaking_a_constraint_are_a_backup_error_and_rolled_back(fresh_app, make, tmp_path, db_session):
+    """Do archive rows that break a constraint of the schema (a repeated primary key) give a BackupError
+    naming the table file rather than a traceback, with everything rolled back?"""
+    source = fresh_app("src")
+    archive = tmp_path / "ok.zip"
+    with source.app_context():
+        _seed(make)
+        create_backup(archive)
+    before = _dump(source)
+
+    def repeat_first_row(data: bytes) -> bytes:
+        return data + data.splitlines(keepends=True)[0]
+
+    broken = _rewrite(archive, tmp_path / "broken.zip", file_edits={"tables/users.jsonl": repeat_first_row})
+    with source.app_context():
+        result = source.test_cli_runner().invoke(restore_command, [str(broken), "--force"])
+        assert result.exit_code != 0 and "users.jsonl" in result.output and "constraint" in result.output
+        assert isinstance(result.exception, SystemExit), result.exception  # a ClickException, not a crash
+    assert _dump(source) == before
+
+    target = fresh_app("dst")
+    with target.app_context(), pytest.raises(BackupError, match="users.jsonl"):
+        restore_backup(broken)
+    assert all(not rows for rows in _dump(target).values()), "a refused restore wrote rows"

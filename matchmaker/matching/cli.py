@@ -143,25 +143,49 @@ def bench_group():
     """Benchmarks of the matching engine (no database needed)."""
 
 
-def _read_texts(path: str | None, limit: int) -> list[str]:
+def _read_texts(path: str | None, limit: int, param_hint: str = "--queries") -> list[str]:
+    """Up to about ``limit`` texts from a JSON Lines file, each line an object with a string ``text`` or a list
+    of strings ``texts``; anything else is a usage error naming the line (read before any model loads)."""
     if not path:
         return SAMPLE_TEXTS
     texts = []
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except ValueError:
-                raise click.BadParameter(f"line {lineno}: not valid JSON", param_hint="--queries") from None
-            texts.extend(obj.get("texts") or [obj.get("text") or ""])
-            if len(texts) >= limit:
-                break
+    try:
+        with open(path, encoding="utf-8") as fh:
+            for lineno, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                except ValueError:
+                    raise click.BadParameter(f"line {lineno}: not valid JSON", param_hint=param_hint) from None
+                texts.extend(_line_texts(obj, lineno, param_hint))
+                if len(texts) >= limit:
+                    break
+    except UnicodeDecodeError:
+        raise click.BadParameter(f"{path}: not UTF-8 text", param_hint=param_hint) from None
+    except OSError as exc:
+        raise click.BadParameter(f"{path}: {exc.strerror or exc}", param_hint=param_hint) from None
     texts = [t for t in texts if t.strip()]
     if not texts:
-        raise click.BadParameter("no texts found", param_hint="--queries")
+        raise click.BadParameter("no texts found", param_hint=param_hint)
     return texts
+
+
+def _line_texts(obj, lineno: int, param_hint: str) -> list[str]:
+    """The texts of one line: its list of strings ``texts`` when not empty, else its string ``text``."""
+    def bad(why: str) -> click.BadParameter:
+        return click.BadParameter(f"line {lineno}: {why}", param_hint=param_hint)
+
+    if not isinstance(obj, dict):
+        raise bad('not a JSON object (expected {"text": "..."} or {"texts": ["...", ...]})')
+    many, one = obj.get("texts"), obj.get("text")
+    if many is not None and not (isinstance(many, list) and all(isinstance(t, str) for t in many)):
+        raise bad('"texts" is not a list of strings')
+    if one is not None and not isinstance(one, str):
+        raise bad('"text" is not a string')
+    if many is None and one is None:
+        raise bad('no "text" or "texts"')
+    return many or [one or ""]
 
 
 def clustered_vectors(bases: np.ndarray, n: int, rng: np.random.Generator, spread: float = 0.6,
@@ -178,7 +202,8 @@ def clustered_vectors(bases: np.ndarray, n: int, rng: np.random.Generator, sprea
 
 @bench_group.command("search")
 @click.option("--n", "n", type=click.IntRange(1000), default=200_000, show_default=True, help="vectors")
-@click.option("--queries", default=None, type=click.Path(dir_okay=False), help="jsonl texts seeding the clusters")
+@click.option("--queries", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="jsonl texts seeding the clusters")
 @click.option("--k", type=click.IntRange(1, 1000), default=10, show_default=True)
 @click.option("--nq", type=click.IntRange(10), default=200, show_default=True, help="timed queries")
 @click.option("--model", default=None, help="embedder whose vectors seed the clusters")
@@ -190,10 +215,11 @@ def bench_search(n, queries, k, nq, model, threads, as_json):
 
     from .index import VectorIndex
 
+    texts = _read_texts(queries, 2000)  # a bad file fails before the model loads
     if threads:
         faiss.omp_set_num_threads(threads)
     emb = _embedder(model, None)
-    bases = emb.encode_documents(_read_texts(queries, 2000))
+    bases = emb.encode_documents(texts)
     d, rng = bases.shape[1], np.random.default_rng(0)
     sub = max(len(bases), n // 200)
     centre_rng = np.random.default_rng(1)
@@ -241,18 +267,18 @@ def bench_search(n, queries, k, nq, model, threads, as_json):
 
 
 @bench_group.command("embed")
-@click.option("--texts", "texts_path", default=None, type=click.Path(dir_okay=False),
+@click.option("--texts", "texts_path", default=None, type=click.Path(exists=True, dir_okay=False),
               help="jsonl with text/texts (default: built-in short zh/en texts)")
 @click.option("--n", "n", type=click.IntRange(1), default=512, show_default=True)
 @click.option("--model", default=None, help="embedder spec (default: the platform default)")
 @click.option("--json", "as_json", is_flag=True)
 def bench_embed(texts_path, n, model, as_json):
     """Embedding throughput (short texts per second) and peak RSS of an embedder."""
+    base = _read_texts(texts_path, n, param_hint="--texts")  # a bad file fails before the model loads
     t0 = time.time()
     emb = _embedder(model, None)
     emb.encode_documents(SAMPLE_TEXTS[:4])  # warm-up: lazy weights, thread pools
     load_s = time.time() - t0
-    base = _read_texts(texts_path, n)
     texts = [base[i % len(base)] + ("" if i < len(base) else f" {i}") for i in range(n)]
     t = time.time()
     emb.encode_documents(texts)

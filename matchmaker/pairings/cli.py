@@ -21,7 +21,9 @@ MAX_ITEMS = 10
 
 def _new_needs_for(user, since: datetime) -> list:
     """Needs published since ``since`` that are suggested for the expert: the engine's ranking when it is on,
-    otherwise needs in the expert's fields (the same hard filters: visible, not their own organization)."""
+    otherwise needs in the expert's fields. Both apply the same hard filters: visible to the expert, and
+    ``matchable_needs`` (not their own or their colleagues' organizations or needs, not their affiliation,
+    not an organization they declared a conflict of interest with)."""
     from .. import matching_service as ms
     from ..listings.models import Need
     from ..listings.queries import visible_listings
@@ -33,9 +35,7 @@ def _new_needs_for(user, since: datetime) -> list:
     if not fields:
         return []
     stmt = visible_listings(Need, user).where(Need.status == ListingStatus.PUBLISHED, Need.published_at > since,
-                                             Need.industry.in_(fields))
-    if user.organization_ids:
-        stmt = stmt.where((Need.organization_id.is_(None)) | (Need.organization_id.not_in(user.organization_ids)))
+                                             Need.industry.in_(fields), ms.matchable_needs(user))
     return list(db.session.scalars(stmt.order_by(Need.published_at.desc()).limit(MAX_ITEMS)))
 
 
