@@ -237,11 +237,12 @@ def experts_for_need(need, k: int = 5, pool: int = 60) -> list[ExpertSuggestion]
     return sorted(ranked, key=lambda e: -e.score)[:k]
 
 
-def needs_for_user(user, k: int = 10) -> tuple[list[Suggestion], list[str]]:
+def needs_for_user(user, k: int = 10, published_since=None) -> tuple[list[Suggestion], list[str]]:
     """Needs suggested for an expert (or institute member): the profile is all their published
     capabilities, falling back to the expert bio. Returns the suggestions and the profile texts used.
     Never needs of the user's organizations, of their expert affiliation or of organizations they declared a
-    conflict of interest with (``matchable_needs``)."""
+    conflict of interest with (``matchable_needs``). ``published_since``: only needs published after it
+    (the digest ranks the new ones, not the best of all time filtered afterwards)."""
     from .listings.models import Capability, Need
     from .listings.queries import visible_listings
     engine = get_engine()
@@ -254,6 +255,8 @@ def needs_for_user(user, k: int = 10) -> tuple[list[Suggestion], list[str]]:
     if not texts:
         return [], []
     stmt = visible_listings(Need, user).with_only_columns(Need.id).where(matchable_needs(user))
+    if published_since is not None:
+        stmt = stmt.where(Need.published_at > published_since)
     allowed = db.session.scalars(stmt).all()
     if not allowed:
         return [], texts

@@ -305,3 +305,18 @@ def test_suggestions_arrive_with_their_experts_loaded(matching, docking, make, w
     finally:
         event.remove(db.engine, "before_cursor_execute", listener)
     assert names and seen == []
+
+
+def test_the_digest_ranks_only_the_needs_published_since_the_last_one(matching, docking, make, world):
+    """With the engine on, are an expert's digest suggestions chosen among the needs published since the last
+    digest (a new need ranked below older, closer ones was never sent), and nothing older?"""
+    from datetime import timedelta
+
+    from matchmaker.core.time import utcnow
+    from matchmaker.pairings.cli import _new_needs_for
+    since = utcnow()
+    newer = make.need(world["other_enterprise"], title="冷链物流车厢温控系统优化", industry="new_energy",
+                      problems="冷藏车厢温度波动大", targets="温差≤1℃")
+    assert newer.published_at > since and docking["need"].published_at <= since
+    found = _new_needs_for(world["expert"], since - timedelta(seconds=0))
+    assert [n.id for n in found] == [newer.id]

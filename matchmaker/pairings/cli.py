@@ -28,9 +28,8 @@ def _new_needs_for(user, since: datetime) -> list:
     from ..listings.models import Need
     from ..listings.queries import visible_listings
     if ms.get_engine() is not None:
-        suggestions, _texts = ms.needs_for_user(user, k=50)
-        return [s.listing for s in suggestions
-                if s.listing.published_at is not None and s.listing.published_at > since][:MAX_ITEMS]
+        suggestions, _texts = ms.needs_for_user(user, k=MAX_ITEMS, published_since=since)
+        return [s.listing for s in suggestions]
     fields = list(user.expert_profile.fields or [])
     if not fields:
         return []
