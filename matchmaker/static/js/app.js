@@ -11,6 +11,13 @@
     setTimeout(() => buttons.forEach((b) => { b.disabled = true; }), 0);
   });
 
+  // Forms that undo something ask first (data-confirm); inline onsubmit handlers are blocked by the CSP.
+  document.querySelectorAll("form[data-confirm]").forEach((form) => {
+    form.addEventListener("submit", (event) => {
+      if (!window.confirm(form.dataset.confirm)) event.preventDefault();
+    });
+  });
+
   // Affiliation field: suggest registered organizations from the datalist rendered beside it.
   const affiliation = document.getElementById("affiliation");
   if (affiliation && document.getElementById("affiliations")) affiliation.setAttribute("list", "affiliations");
