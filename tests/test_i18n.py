@@ -180,3 +180,16 @@ def test_the_login_prompt_is_in_the_visitors_language(client):
     assert "请先登录后再访问此页面。" in zh and "Please log in to access this page." not in zh
     en = client.get("/needs/new?lang=en", follow_redirects=True).get_data(as_text=True)
     assert "Please log in to access this page." in en
+
+
+def test_the_name_is_said_once_on_chinese_pages(client, world):
+    """On Chinese pages, where the name and the tagline are the same words (科创对接), do the brand and the
+    title say them once — and the challenge heading 揭榜挂帅 once — while English pages keep both?"""
+    zh = client.get("/challenges?lang=zh").get_data(as_text=True)
+    brand = re.search(r'navbar-brand[^>]*>(.*?)</a>', zh, re.S).group(1)
+    assert brand.count("科创对接") == 1
+    assert re.search(r"<title>(.*?)</title>", zh, re.S).group(1).count("科创对接") == 1
+    assert re.search(r"<h1[^>]*>(.*?)</h1>", zh, re.S).group(1).count("揭榜挂帅") == 1
+    en = client.get("/challenges?lang=en").get_data(as_text=True)
+    assert "Matchmaker" in re.search(r'navbar-brand[^>]*>(.*?)</a>', en, re.S).group(1)
+    assert "揭榜挂帅" in re.search(r"<h1[^>]*>(.*?)</h1>", en, re.S).group(1)
