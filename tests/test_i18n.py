@@ -193,3 +193,12 @@ def test_the_name_is_said_once_on_chinese_pages(client, world):
     en = client.get("/challenges?lang=en").get_data(as_text=True)
     assert "Matchmaker" in re.search(r'navbar-brand[^>]*>(.*?)</a>', en, re.S).group(1)
     assert "揭榜挂帅" in re.search(r"<h1[^>]*>(.*?)</h1>", en, re.S).group(1)
+
+
+def test_words_that_mean_something_else_in_chinese_are_told_apart(client_as):
+    """Does the expert's profile ask for their 职称 (not a listing's 标题), and the dashboard chart's goal
+    line read 目标 (not the audit trail's 对象)?"""
+    profile = client_as("expert").get("/profile?lang=zh").get_data(as_text=True)
+    assert "职称" in profile
+    dashboard = client_as("admin").get("/dashboards?lang=zh").get_data(as_text=True)
+    assert '"target": "目标"' in dashboard.replace("\\u76ee\\u6807", "目标"), "the chart's goal line"

@@ -66,7 +66,7 @@ class RegisterForm(FlaskForm):
     region = StringField(_l("District or region"), filters=[clean_text], validators=[Optional(), Length(max=100)])
 
     # experts
-    title = StringField(_l("Title"), filters=[clean_text], validators=[Optional(), Length(max=100)])
+    title = StringField(_l("Job title"), filters=[clean_text], validators=[Optional(), Length(max=100)])
     affiliation = StringField(_l("Affiliation"), filters=[clean_text], validators=[Optional(), Length(max=200)])
     fields = MultiCheckboxField(_l("Fields of expertise"), choices=Industry.choices())
     languages = MultiCheckboxField(_l("Working languages"), choices=Language.choices(), default=["zh"])
@@ -132,7 +132,7 @@ class ProfileForm(FlaskForm):
     name = StringField(_l("Your name"), filters=[clean_text], validators=[DataRequired(), Length(max=100)])
     locale = SelectField(_l("Preferred language"), choices=locale_choices())
     # expert fields (removed for users without an expert profile)
-    title = StringField(_l("Title"), filters=[clean_text], validators=[Optional(), Length(max=100)])
+    title = StringField(_l("Job title"), filters=[clean_text], validators=[Optional(), Length(max=100)])
     affiliation = StringField(_l("Affiliation"), filters=[clean_text], validators=[Optional(), Length(max=200)])
     fields = MultiCheckboxField(_l("Fields of expertise"), choices=Industry.choices(),
                                 validators=[DataRequired(message=_l("Choose at least one field of expertise."))])

@@ -51,7 +51,7 @@ def index():
         "docked": [r.needs_docked for r in rows],
         "outcomeLabels": [str(s.label) for s in PairingState],
         "outcomes": [overall.outcomes.get(s.value, 0) for s in PairingState],
-        "text": {"rate": _("Docking rate (%)"), "target": _("Target"), "posted": _("Needs posted"),
+        "text": {"rate": _("Docking rate (%)"), "target": _("Target rate"), "posted": _("Needs posted"),
                  "docked": _("Needs docked")},
     }
     return render_template("dashboards/index.html", rows=rows, overall=overall, city=city, chart=chart,
