@@ -6,7 +6,6 @@ from urllib.parse import urlsplit
 from flask import Blueprint, redirect, render_template, request, session, url_for
 from flask_login import current_user
 
-from .core.enums import ListingStatus
 from .extensions import db
 
 bp = Blueprint("main", __name__)
@@ -22,12 +21,10 @@ def index():
         Need.published_at.desc()).limit(6)).all()
     latest_caps = db.session.scalars(visible_listings(Capability, current_user).order_by(
         Capability.published_at.desc()).limit(6)).all()
-    counts = {
-        "needs": db.session.scalar(db.select(db.func.count(Need.id)).where(
-            Need.status == ListingStatus.PUBLISHED, Need.deleted_at.is_(None))),
-        "capabilities": db.session.scalar(db.select(db.func.count(Capability.id)).where(
-            Capability.status == ListingStatus.PUBLISHED, Capability.deleted_at.is_(None))),
-    }
+    # what the visitor can browse (coordinators-only needs count for coordinators and their own firm)
+    counts = {kind: db.session.scalar(db.select(db.func.count()).select_from(
+                  visible_listings(model, current_user).subquery()))
+              for kind, model in (("needs", Need), ("capabilities", Capability))}
     return render_template("main/index.html", latest_needs=latest_needs, latest_caps=latest_caps,
                            counts=counts)
 
