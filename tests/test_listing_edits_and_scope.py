@@ -120,3 +120,23 @@ def test_the_home_page_counts_what_the_visitor_can_browse(app, make, world):
 
     assert count(app.test_client()) == 1
     assert count(login(app.test_client(), make.user(Role.COORDINATOR))) == 2
+
+
+def test_a_colleague_cannot_edit_or_delete_an_experts_own_capability(app, make, world):
+    """Two experts of one institute: can the colleague edit, close or delete the other's capability (page and
+    permissions)? (No — while the institute's manager still can, and a capability posted for the whole
+    institute stays shared.)"""
+    cap = make.capability(world["expert"], title="某专家的能力")
+    colleague = make.user(Role.EXPERT, org=world["institute"])
+    for m in colleague.memberships:
+        m.is_manager = False  # a plain member
+    manager = make.user(Role.EXPERT, org=world["institute"])  # the factory makes members managers
+    db.session.commit()
+    assert cap.is_owned_by(colleague)  # still the institute's for matching and pairing rules
+    assert not cap.can_edit(colleague) and not cap.can_close(colleague) and not cap.can_delete(colleague)
+    client = login(app.test_client(), colleague)
+    assert client.get(f"/capabilities/{cap.id}/edit").status_code == 403
+    assert client.post(f"/capabilities/{cap.id}/delete").status_code == 403
+    assert cap.can_edit(manager) and cap.can_delete(manager)
+    shared = make.capability(colleague, title="研究院共享能力", expert_id=None)
+    assert shared.can_edit(world["expert"])

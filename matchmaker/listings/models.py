@@ -121,8 +121,12 @@ class ListingMixin:
             return True
         return bool(getattr(user, "is_authenticated", False) and user.is_coordinator) and self.can_view(user)
 
+    def manages(self, user) -> bool:
+        """Who edits, submits, closes and deletes it as its owner (see ``is_owned_by``)."""
+        return self.is_owned_by(user)
+
     def can_edit(self, user) -> bool:
-        return not self.is_deleted and self.is_owned_by(user) and self.status != ListingStatus.CLOSED
+        return not self.is_deleted and self.manages(user) and self.status != ListingStatus.CLOSED
 
     def can_submit(self, user) -> bool:
         return self.can_edit(user) and self.status in (ListingStatus.DRAFT, ListingStatus.RETURNED)
@@ -133,7 +137,7 @@ class ListingMixin:
             not self.is_deleted and self.status != ListingStatus.CLOSED and self.can_moderate(user))
 
     def can_delete(self, user) -> bool:
-        return not self.is_deleted and (self.is_owned_by(user) or
+        return not self.is_deleted and (self.manages(user) or
                                         bool(getattr(user, "is_authenticated", False) and user.is_admin))
 
     def can_moderate(self, user) -> bool:
@@ -207,6 +211,15 @@ class Capability(ListingMixin, db.Model):
     def can_view_contact(self, user) -> bool:
         # Capabilities are meant to be found: their owner is shown to every signed-in user.
         return bool(getattr(user, "is_authenticated", False))
+
+    def manages(self, user) -> bool:
+        """An institute's members share its listings, but an expert's own capability is theirs: a colleague
+        may not edit, close or delete it; the one who posted it and the organization's managers may."""
+        if not self.is_owned_by(user):
+            return False
+        if self.created_by_id == user.id or self.expert is None or self.expert.user_id == user.id:
+            return True
+        return any(m.organization_id == self.organization_id and m.is_manager for m in user.memberships)
 
     def matching_text(self) -> str:
         return "\n".join(p for p in (self.title, self.summary, self.description) if p)
