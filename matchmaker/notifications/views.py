@@ -1,15 +1,34 @@
 """The inbox."""
 from __future__ import annotations
 
-from flask import Blueprint, redirect, render_template, url_for
+import logging
+
+from flask import Blueprint, has_request_context, redirect, render_template, url_for
 from flask_login import current_user, login_required
+from sqlalchemy.exc import SQLAlchemyError
 
 from ..core.access import MAX_ID, page_arg
 from ..extensions import db
 from .models import Notification
-from .operations import mark_read
+from .operations import mark_read, unread_count
+
+log = logging.getLogger(__name__)
 
 bp = Blueprint("notifications", __name__)
+
+
+@bp.app_template_global()
+def unread_notifications() -> int:
+    """The signed-in user's unread count for the navigation badge (0 for visitors): one COUNT, asked only
+    where the layout shows the badge. Pages kept by core.pagecache stay right: creating a notification or
+    reading one commits a write, which moves the data version those pages are keyed on."""
+    if not has_request_context() or not getattr(current_user, "is_authenticated", False):
+        return 0
+    try:
+        return unread_count(current_user)
+    except SQLAlchemyError:  # e.g. the error page after a lost connection: show the page without a badge
+        log.warning("could not count unread notifications", exc_info=True)
+        return 0
 
 
 @bp.get("/inbox")

@@ -14,6 +14,7 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -73,7 +74,20 @@ def issue_voucher(user, organization, *, amount, expires_on: date, hub_city: str
     audit.record("voucher.issue", actor=user, target=voucher, to_state=VoucherStatus.ACTIVE,
                  comment=f"{amount} CNY to organization {organization.id}")
     db.session.flush()
+    from ..notifications.operations import notify
+    notify([u for u in _managers_of(organization) if u.id != user.id], "voucher.issue",
+           _l("Innovation voucher issued to %(org)s", org=organization.name),
+           _l("%(city)s issued voucher %(code)s of %(amount)s CNY, valid until %(day)s.",
+              city=HubCity.label_of(hub_city), code=voucher.code, amount=amount, day=expires_on.isoformat()),
+           link=f"/vouchers/{voucher.id}")
     return voucher
+
+
+def _managers_of(organization) -> list:
+    """The organization's managers: who hears that a voucher was issued to it."""
+    from ..accounts.models import Membership, User
+    return list(db.session.scalars(select(User).join(Membership, Membership.user_id == User.id).where(
+        Membership.organization_id == organization.id, Membership.is_manager.is_(True)).order_by(User.id)))
 
 
 def new_code(hub_city: str) -> str:
