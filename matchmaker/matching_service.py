@@ -277,6 +277,25 @@ def similar_needs(text: str, user, exclude_id: int | None = None, k: int = 5) ->
     return _attach(Need, engine.search("need", [text], k=k, allowed_ids=allowed))
 
 
+#: longest search-box text handed to the engine (embedding time grows with it; a query is a few words)
+MAX_RELATED_QUERY = 200
+
+
+def related_listings(model, text: str, allowed_ids, k: int = 10) -> list:
+    """Listings of ``model`` among ``allowed_ids`` (the caller's visibility and facet filters) that the
+    engine ranks for the free text ``text``, in any language, best first, without evidence: the browse
+    pages' "related across languages". No score floor: scores are relative to the pool (in a small pool a
+    good match can score below 0), so the section always shows the engine's best k."""
+    engine = get_engine()
+    text = (text or "").strip()[:MAX_RELATED_QUERY]
+    allowed = list(allowed_ids)
+    if engine is None or not text or not allowed:
+        return []
+    kind = "need" if model.__name__ == "Need" else "capability"
+    matches = engine.search(kind, [text], k=k, allowed_ids=allowed, evidence=False)
+    return [s.listing for s in _attach(model, matches)]
+
+
 # -- who may be matched with whom -----------------------------------------------------------------
 # The pairing rules (pairings.assignment.build_candidates "same_org"/"conflict", pairings.operations.
 # check_pairable) as SQL, so that nothing is suggested that a pairing would refuse: a need is never matched

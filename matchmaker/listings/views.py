@@ -13,6 +13,7 @@ from flask_login import current_user, login_required
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
+from .. import matching_service as ms
 from ..core.access import get_or_404, page_arg
 from ..core.enums import CoopMode, ListingStatus, OrgKind, Role
 from ..core.pagecache import cached_page
@@ -151,21 +152,37 @@ def _browse(kind: Kind):
                              error_out=False, count=False)
     pagination.total, counts = browse_counts(model, current_user, filters, q)
     facets = [(arg, facet_enums[arg]) for arg in list(facet_enums)]
+    related = _related(model, base, filters, q) if q and pagination.page == 1 else []
     return render_template(
         "listings/browse.html", kind=kind, q=q, terms=search_terms(q), filters=filters, ignored=ignored,
-        facets=facets, counts=counts, page=pagination, items=pagination.items,
+        facets=facets, counts=counts, page=pagination, items=pagination.items, related=related,
         can_post=bool(poster_choices(kind, current_user)))
 
 
+RELATED_K = 10
+
+
+def _related(model, base, filters: dict[str, str], q: str) -> list:
+    """Listings the engine ranks for ``q`` in any language (an English query finds Chinese listings): among
+    those ``base`` lets the visitor see and the page's facets keep, leaving out every keyword result (they
+    are listed above, on this page or another). Shown on the first page only; [] when matching is off."""
+    if not ms.enabled():
+        return []
+    keyword_ids = apply_filters(base, model, filters, q).with_only_columns(model.id)
+    allowed = db.session.scalars(apply_filters(base, model, filters).with_only_columns(model.id)
+                                 .where(model.id.not_in(keyword_ids))).all()
+    return ms.related_listings(model, q, allowed, k=RELATED_K)
+
+
 @bp.get("/needs")
-@cached_page
+@cached_page(uses_index=True)  # the related listings depend on the match index
 def browse_needs():
     """Published technology needs the visitor may see, with keyword search and facets."""
     return _browse(KINDS["needs"])
 
 
 @bp.get("/capabilities")
-@cached_page
+@cached_page(uses_index=True)
 def browse_capabilities():
     """Published capabilities (achievements, expertise, instruments, platforms)."""
     return _browse(KINDS["capabilities"])
