@@ -82,10 +82,12 @@ NEED_BAD_INPUT = {
 
 @pytest.mark.parametrize("case", sorted(NEED_BAD_INPUT))
 def test_need_form_rejects_bad_input(client_as, case):
-    """Does the need form answer bad input with a field message (400) and save nothing?"""
+    """Does the need form, sent for review, answer bad input with a field message (400) and save nothing? (A
+    draft may leave required fields blank: tests/test_drafts.py.)"""
     overrides, message = NEED_BAD_INPUT[case]
     before = count(Need)
-    response = client_as("enterprise").post("/needs/new" + EN, data=need_form(**overrides))
+    response = client_as("enterprise").post("/needs/new" + EN, data=need_form(
+        **overrides, save_draft=None, save_submit="Save and submit"))
     assert response.status_code == 400
     assert message.lower() in response.get_data(as_text=True).lower()
     assert count(Need) == before
@@ -106,10 +108,12 @@ CAPABILITY_BAD_INPUT = {
 
 @pytest.mark.parametrize("case", sorted(CAPABILITY_BAD_INPUT))
 def test_capability_form_rejects_bad_input(client_as, case):
-    """Does the capability form answer bad input with a field message (400) and save nothing?"""
+    """Does the capability form, sent for review, answer bad input with a field message (400) and save
+    nothing?"""
     overrides, message = CAPABILITY_BAD_INPUT[case]
     before = count(Capability)
-    response = client_as("expert").post("/capabilities/new" + EN, data=capability_form(**overrides))
+    response = client_as("expert").post("/capabilities/new" + EN, data=capability_form(
+        **overrides, save_draft=None, save_submit="Save and submit"))
     assert response.status_code == 400
     assert message.lower() in response.get_data(as_text=True).lower()
     assert count(Capability) == before

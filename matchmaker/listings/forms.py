@@ -84,11 +84,29 @@ class ListingForm(FlaskForm):
     save_submit = SubmitField(_l("Save and submit"))
 
     fields_saved: tuple[str, ...] = ()
-    nullable_text: tuple[str, ...] = ("region",)
+    nullable_text: tuple[str, ...] = ("region", "hub_city")
+    #: what even a draft must have (its NOT NULL columns); the rest may wait until it is submitted
+    draft_requires: tuple[str, ...] = ("title",)
+    #: set by the view when the listing is (or stays) a draft: "Save draft" then accepts blank required fields
+    draft_ok = False
 
     @property
     def wants_submit(self) -> bool:
         return bool(self.save_submit.data)
+
+    @property
+    def saving_draft(self) -> bool:
+        return self.draft_ok and not self.wants_submit
+
+    def validate(self, extra_validators=None) -> bool:
+        ok = super().validate(extra_validators)
+        if not ok and self.saving_draft:
+            for field in self:
+                if (field.name not in self.draft_requires and field.errors and field.data in (None, "", [])
+                        and any(isinstance(v, DataRequired) for v in field.validators)):
+                    field.errors = []  # left blank in a draft: asked for again when it is submitted
+            ok = not any(field.errors for field in self)
+        return ok
 
     def listing_data(self) -> dict:
         """The whitelisted values for ``operations`` ("" becomes NULL for optional columns)."""
@@ -109,7 +127,7 @@ def _text(label, required_message=None, max_len=TEXT_MAX):
 
 class NeedForm(ListingForm):
     fields_saved = NEED_FIELDS
-    nullable_text = ("region", "contact_name", "contact_phone", "contact_email")
+    nullable_text = ("region", "hub_city", "contact_name", "contact_phone", "contact_email")
 
     industry = SelectField(_l("Industry"), choices=_choose(Industry), validators=[
         _required(_l("Choose an industry."))])
@@ -146,10 +164,12 @@ class NeedForm(ListingForm):
         if field.data and field.data != self.original_deadline and field.data < programme_today():
             raise ValidationError(_l("The deadline cannot be in the past."))
 
+    draft_requires = ("title", "industry")
+
     def validate(self, extra_validators=None) -> bool:
         ok = super().validate(extra_validators)
         phone, email = self.contact_phone, self.contact_email
-        if not phone.data and not email.data and not phone.errors and not email.errors:
+        if not self.saving_draft and not phone.data and not email.data and not phone.errors and not email.errors:
             phone.errors = [*phone.errors, _l("Give a phone number or an email address.")]
             ok = False
         return ok
@@ -157,7 +177,8 @@ class NeedForm(ListingForm):
 
 class CapabilityForm(ListingForm):
     fields_saved = CAPABILITY_FIELDS
-    nullable_text = ("region", "ip")
+    nullable_text = ("region", "hub_city", "ip")
+    draft_requires = ("title", "kind", "field")
 
     kind = SelectField(_l("Kind"), choices=_choose(CapabilityKind), validators=[
         _required(_l("Choose what kind of capability this is."))])

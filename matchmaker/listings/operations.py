@@ -7,6 +7,7 @@ editing a published listing sends it back for review. Functions flush but never 
 from __future__ import annotations
 
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from ..core import audit
 from ..core.enums import ListingStatus as S
@@ -110,10 +111,32 @@ def update_listing(listing, user, data: dict) -> bool:
     return True
 
 
+#: what a listing must have before review (a draft may be saved without them): attribute → label
+REQUIRED_FOR_REVIEW = {
+    "need": {"problems": _l("Key technical problems"), "targets": _l("Targets and indicators"),
+             "coop_modes": _l("Cooperation modes"), "hub_city": _l("Hub city"),
+             "contact_name": _l("Contact person")},
+    "capability": {"summary": _l("Summary"), "description": _l("Description"),
+                   "coop_modes": _l("Cooperation modes"), "hub_city": _l("Hub city")},
+}
+
+
+def missing_for_review(listing) -> list[str]:
+    """Labels of what the listing still lacks before it can be submitted."""
+    missing = [str(label) for name, label in REQUIRED_FOR_REVIEW[listing.kind_name].items()
+               if getattr(listing, name) in (None, "", [])]
+    if listing.kind_name == "need" and not (listing.contact_phone or listing.contact_email):
+        missing.append(str(_l("Contact phone")) + " / " + str(_l("Contact email")))
+    return missing
+
+
 def submit_listing(listing, user) -> None:
     if not listing.can_submit(user):
         raise WorkflowError(_("Only a draft or returned listing can be submitted, by its owner."), 403
                             if not listing.is_owned_by(user) else 409)
+    missing = missing_for_review(listing)
+    if missing:
+        raise WorkflowError(_("Fill in before submitting: %(fields)s.", fields=", ".join(missing)), 400)
     _check(listing, S.SUBMITTED)
     listing.submitted_at = utcnow()
     listing.return_reason = None

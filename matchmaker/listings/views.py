@@ -206,6 +206,7 @@ def create(kind: str):
     k = KINDS[kind]
     choices = require_poster(k, current_user)
     form = k.form()
+    form.draft_ok = True
     del form.version
     if len(choices) > 1:
         form.organization_id.choices = choices
@@ -239,6 +240,7 @@ def edit(kind: str, listing_id: int):
         abort(403, _("You cannot edit this listing.") if not listing.is_owned_by(current_user)
               else _("A closed listing cannot be edited."))
     form = k.form(obj=listing)
+    form.draft_ok = listing.status in (ListingStatus.DRAFT, ListingStatus.RETURNED)
     del form.organization_id
     if isinstance(form, NeedForm):
         form.original_deadline = listing.deadline
