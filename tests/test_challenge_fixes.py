@@ -130,3 +130,13 @@ def test_withdrawing_the_need_cancels_its_live_challenge(cw, withdraw):
     db.session.refresh(c)
     db.session.refresh(b)
     assert c.status == "cancelled" and c.close_reason and b.status == "not_selected"
+
+
+def test_the_need_page_offers_to_publish_a_challenge(cw, app):
+    """Does the owner of a published public need find a "publish a challenge" button on the need's page (the
+    challenges page says it is there), while another firm does not?"""
+    url = f"/needs/{cw['need'].id}"
+    mine = login(app.test_client(), cw["enterprise"]).get(url).get_data(as_text=True)
+    assert f'href="/challenges/new/{cw["need"].id}"' in mine
+    theirs = login(app.test_client(), cw["other_enterprise"]).get(url).get_data(as_text=True)
+    assert "/challenges/new/" not in theirs
