@@ -8,7 +8,7 @@ import re
 import pytest
 
 from matchmaker import matching_service as ms
-from tests.test_matching_app import BATTERY_NEED
+from tests.test_matching_app import BATTERY_NEED, matching  # noqa: F401  (matching: the fixture)
 
 QUERY = "low temperature lithium battery electrolyte"
 
@@ -18,17 +18,6 @@ OFF_TOPIC_NEEDS = [
     dict(title="工业机器人焊缝跟踪", industry="smart_manufacturing", background="焊接车间人工示教效率低。",
          problems="厚板多道焊焊缝偏移无法实时纠正。", targets="跟踪精度±0.2mm。"),
 ]
-
-
-@pytest.fixture
-def matching(app, tmp_path):
-    """Matching switched on for this test, with its own empty index folder (as in test_matching_app)."""
-    saved = {k: app.config[k] for k in ("MATCHMAKER_MATCHING", "MATCHMAKER_INDEX_DIR")}
-    app.config.update(MATCHMAKER_MATCHING=True, MATCHMAKER_INDEX_DIR=str(tmp_path / "embeddings"))
-    app.extensions[ms.EXTENSION_KEY] = None
-    yield
-    app.config.update(saved)
-    app.extensions[ms.EXTENSION_KEY] = None
 
 
 def _ids(html: str) -> tuple[list[int], list[int]]:

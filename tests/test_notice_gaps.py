@@ -6,7 +6,6 @@ import re
 from datetime import timedelta
 from decimal import Decimal
 
-import pytest
 from sqlalchemy import select
 
 from matchmaker.accounts.models import Membership
@@ -18,6 +17,7 @@ from matchmaker.extensions import db
 from matchmaker.notifications.models import Notification
 from matchmaker.notifications.operations import notify
 from matchmaker.vouchers import operations as voucher_ops
+from tests.test_notifications import outbox  # noqa: F401  (the fixture: mail written to a temp folder)
 
 BADGE = re.compile(r'id="nav-inbox-unread">(\d+)<span class="visually-hidden">')
 
@@ -39,14 +39,6 @@ def _bid(challenge, expert, budget="300000"):
                                    budget=Decimal(budget), timeline_months=12)
     db.session.commit()
     return bid
-
-
-@pytest.fixture
-def outbox(app, tmp_path):
-    saved = app.config.get("MAIL_OUTBOX_DIR")
-    app.config["MAIL_OUTBOX_DIR"] = str(tmp_path / "outbox")
-    yield tmp_path / "outbox"
-    app.config["MAIL_OUTBOX_DIR"] = saved
 
 
 def test_a_bid_notifies_the_firm_and_not_the_bidder(make, world, outbox):
