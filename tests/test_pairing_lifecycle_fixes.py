@@ -134,3 +134,17 @@ def test_a_judgment_without_the_version_seen_is_refused(app, pw):
     assert response.status_code == 409
     db.session.refresh(pairing)
     assert pairing.state == P.PENDING_REVIEW
+
+
+def test_the_history_tells_each_message_once_and_leads_a_coordinator_home(app, pw):
+    """When the second side's "interested" moves the pairing on, is their message shown once in the history
+    (not also on the state change), and does a coordinator's breadcrumb lead to their workspace?"""
+    pairing = _pairing(pw, P.PROPOSED)
+    ops.respond(pairing, pw["enterprise"], "need", "interested", message="欢迎来厂交流")
+    ops.respond(pairing, pw["expert"], "capability", "interested", message="下周可以到厂")
+    db.session.commit()
+    page = login(app.test_client(), pw["coord"]).get(f"/pairings/{pairing.id}").get_data(as_text=True)
+    history = page.split('id="pairing-history"', 1)[1]
+    assert history.count("下周可以到厂") == 1
+    breadcrumb = page.split('class="breadcrumb"', 1)[1].split("</ol>", 1)[0]
+    assert 'href="/coordinate"' in breadcrumb

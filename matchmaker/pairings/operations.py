@@ -346,7 +346,7 @@ def respond(pairing: Pairing, user, side: str, decision: str, reason: str | None
         other = PairingSide.CAPABILITY if side == PairingSide.NEED else PairingSide.NEED
         theirs = pairing.response_of(other)
         if theirs is not None and theirs.decision == "interested":
-            _transition(pairing, P.PENDING_REVIEW, user, comment=message)
+            _transition(pairing, P.PENDING_REVIEW, user)  # the message is on the answer just recorded
             _notify(_parties(pairing) + scope_coordinators(pairing), pairing, "pending_review",
                     _l("Both sides are interested: %(title)s", title=_title(pairing)),
                     _l("The pairing awaits a coordinator's approval."), exclude=user)
