@@ -128,6 +128,8 @@ def test_assign_page_and_engine_suggestions_with_real_model(app, tmp_path, make,
         picks = re.findall(r'name="pick" value="([^"]+)"', html)
         assert len(picks) == 2  # the expert's capacity allows one of their three capabilities, plus the other's
         assert 'data-status="capacity_used"' in html
+        # nothing is proposed before the coordinator confirms, and the confirm button is at the top as well
+        assert "已提议" not in html and "拟提议" in html and 'id="assign-bar"' in html
         coord.post("/coordinate/assign", data={"pick": picks})
         assert db.session.scalar(select(db.func.count(Pairing.id)).where(Pairing.need_id == need.id)) == 2
         need2 = make.need(world["enterprise"], title="储能电池低温容量保持")

@@ -26,7 +26,7 @@ from ..extensions import db
 SCALE = 1000
 
 REASONS = {
-    "assigned": _l("Proposed"),
+    "assigned": _l("To be proposed"),  # nothing is proposed until the coordinator confirms
     "same_org": _l("Same organization as the need"),
     "same_person": _l("The same person is on both sides"),
     "conflict": _l("Declared conflict of interest"),
