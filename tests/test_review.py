@@ -288,3 +288,17 @@ def test_the_queue_reads_its_owners_in_a_fixed_number_of_queries(app, make, worl
     few = queries_for_queue()
     add(9)
     assert queries_for_queue() == few
+
+
+def test_a_scoped_coordinator_is_offered_only_their_cities(app, make):
+    """Does the queue's city filter of a Chongqing-only coordinator list Chongqing and not Qingdao (choosing a
+    city they cannot moderate only showed an empty queue), while an unscoped coordinator gets every city?"""
+    from matchmaker.core.enums import Role
+
+    def options(user):
+        page = login(app.test_client(), user).get("/review/").get_data(as_text=True)
+        select = page.split('name="hub_city"', 1)[1].split("</select>", 1)[0]
+        return set(__import__("re").findall(r'<option value="(\w*)"', select)) - {""}
+
+    assert options(make.user(Role.COORDINATOR, hub_city="chongqing")) == {"chongqing"}
+    assert "qingdao" in options(make.user(Role.COORDINATOR))

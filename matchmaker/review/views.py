@@ -20,7 +20,7 @@ from ..core.workflow import WorkflowError
 from ..extensions import db
 from ..listings import operations as ops
 from ..listings.views import KINDS, listing_url, load_listing
-from ..listings.queries import moderation_queue
+from ..listings.queries import coordinator_scopes, moderation_queue
 from .forms import PublishForm, ReturnForm
 
 bp = Blueprint("review", __name__, url_prefix="/review")
@@ -50,7 +50,9 @@ def queue():
                          "waited_text": format_timedelta(waited, threshold=1.1),
                          "long": waited.days >= LONG_WAIT_DAYS})
     rows.sort(key=lambda r: (r["listing"].submitted_at or r["listing"].updated_at))
-    return render_template("review/queue.html", rows=rows, hub_city=hub_city, industry=industry,
+    scopes = coordinator_scopes(current_user)  # the city filter offers only the cities this user moderates
+    cities = [(v, label) for v, label in HubCity.choices() if scopes is None or v in scopes]
+    return render_template("review/queue.html", rows=rows, hub_city=hub_city, industry=industry, cities=cities,
                            long_wait_days=LONG_WAIT_DAYS)
 
 
