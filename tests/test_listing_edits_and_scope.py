@@ -140,3 +140,13 @@ def test_a_colleague_cannot_edit_or_delete_an_experts_own_capability(app, make, 
     assert cap.can_edit(manager) and cap.can_delete(manager)
     shared = make.capability(colleague, title="研究院共享能力", expert_id=None)
     assert shared.can_edit(world["expert"])
+
+
+def test_a_page_past_the_end_leads_back_to_the_first(app, make, world):
+    """Does /needs?page=99, past the last page of existing results, offer a way back to page 1 instead of
+    only "nothing found" next to a non-zero count?"""
+    make.need(world["enterprise"], title="唯一的需求")
+    page = app.test_client().get("/needs?page=99&industry=new_energy").get_data(as_text=True)
+    assert 'id="first-page"' in page
+    link = page.split('id="first-page"', 1)[0].rsplit('href="', 1)[1].split('"', 1)[0]
+    assert "page=1" in link and "industry=new_energy" in link
