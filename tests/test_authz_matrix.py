@@ -361,6 +361,9 @@ CASES: list[Case] = [
     Case("pairings.respond", "POST", R(LOGIN, REDIR, 404, REDIR, REDIR, REDIR), {"pairing_id": "@api_pairing"},
          "pairing"),
     Case("pairings.judge", "POST", R(LOGIN, 400, 404, 400, 400, 400), {"pairing_id": "@api_pairing"}, "pairing"),
+    # withdrawn by whoever proposed it (nobody here) or a coordinator in scope; the parties may not
+    Case("pairings.withdraw", "POST", R(LOGIN, 403, 404, 403, REDIR, REDIR), {"pairing_id": "@api_pairing"},
+         "pairing"),
     Case("pairings.schedule", "POST", R(LOGIN, REDIR, 404, REDIR, REDIR, REDIR), {"pairing_id": "@api_pairing"},
          "pairing"),
     Case("pairings.outcome", "POST", R(LOGIN, REDIR, 404, REDIR, REDIR, REDIR), {"pairing_id": "@api_pairing"},

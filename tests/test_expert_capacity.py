@@ -114,6 +114,8 @@ def test_the_propose_button_is_offered_only_where_it_would_work(app, matching, p
     db.session.commit()
     mine = card(pw["enterprise"])
     assert "propose-form" not in mine and "already-paired" in mine
+    pairing_id = db.session.scalar(select(Pairing.id).where(Pairing.need_id == pw["need"].id))
+    assert f'href="/pairings/{pairing_id}"' in mine  # the note leads to the pairing
 
 
 def _capacity_race_world(app) -> dict:

@@ -148,3 +148,30 @@ def test_the_history_tells_each_message_once_and_leads_a_coordinator_home(app, p
     assert history.count("下周可以到厂") == 1
     breadcrumb = page.split('class="breadcrumb"', 1)[1].split("</ol>", 1)[0]
     assert 'href="/coordinate"' in breadcrumb
+
+
+def test_the_proposer_can_withdraw_a_pairing_not_docked_yet(app, pw):
+    """Can the firm that proposed a pairing take it back (declined, the expert told, the history saying
+    "withdrawn"), while the expert who merely received it may not, and an approved one stays?"""
+    pairing = ops.propose_pairing(pw["need"], pw["cap"], by=pw["enterprise"])
+    db.session.commit()
+    expert = login(app.test_client(), pw["expert"])
+    assert expert.post(f"/pairings/{pairing.id}/withdraw").status_code == 403
+    before = len(_notes(pw["expert"]))
+    firm = login(app.test_client(), pw["enterprise"])
+    assert 'id="withdraw-form"' in firm.get(f"/pairings/{pairing.id}").get_data(as_text=True)
+    assert firm.post(f"/pairings/{pairing.id}/withdraw", data={"reason": "需求已调整"}).status_code == 303
+    db.session.refresh(pairing)
+    assert pairing.state == P.DECLINED and len(_notes(pw["expert"])) == before + 1
+    history = firm.get(f"/pairings/{pairing.id}?lang=zh").get_data(as_text=True).split('id="pairing-history"')[1]
+    assert "history-withdrawn" in history and "需求已调整" in history
+
+
+def test_a_docked_pairing_cannot_be_withdrawn(pw):
+    """Is an approved pairing out of reach of "withdraw" (409 for the coordinator, no button)?"""
+    pairing = _pairing(pw, P.APPROVED)
+    db.session.commit()
+    assert not pairing.can_withdraw(pw["coord"])
+    with pytest.raises(WorkflowError) as refused:
+        ops.withdraw(pairing, pw["coord"])
+    assert refused.value.status == 409

@@ -58,6 +58,7 @@ ACTION_LABELS = {
     "capability.bulk_import": _l("Capability imported in bulk"),
     # pairings (state changes are composed)
     "pairing.meeting_cancelled": _l("Pairing meeting cancelled"),
+    "pairing.withdrawn": _l("Pairing withdrawn"),
     # docking fairs (state changes are composed)
     "fair.create": _l("Fair created"),
     "fair.edit": _l("Fair edited"),

@@ -149,11 +149,12 @@ def remaining_capacity(expert_ids) -> dict:
     return {("expert", e): max(0, caps.get(e, 0) - active.get(e, 0)) for e in expert_ids}
 
 
-def paired_capability_ids(need) -> set[int]:
-    """Capabilities that already have a pairing with ``need`` (in any state: a pair is proposed once)."""
+def paired_capability_ids(need) -> dict[int, int]:
+    """Capabilities that already have a pairing with ``need`` (in any state: a pair is proposed once), each
+    with that pairing's id."""
     from .models import Pairing
-    return set(db.session.scalars(select(Pairing.capability_id).where(Pairing.need_id == need.id,
-                                                                      Pairing.capability_id.is_not(None))))
+    return dict(db.session.execute(select(Pairing.capability_id, Pairing.id).where(
+        Pairing.need_id == need.id, Pairing.capability_id.is_not(None))).all())
 
 
 def experts_at_capacity(expert_ids) -> set[int]:

@@ -189,6 +189,13 @@ class Pairing(db.Model):
         return (self.state in (PairingState.SUGGESTED, PairingState.PROPOSED)
                 and self.is_on_side(user, side) and self.response_of(side) is None)
 
+    def can_withdraw(self, user) -> bool:
+        """Whoever proposed it, or a coordinator in scope, may take back a pairing not docked yet."""
+        if self.state not in (PairingState.SUGGESTED, PairingState.PROPOSED, PairingState.PENDING_REVIEW):
+            return False
+        return bool(getattr(user, "is_authenticated", False)) and (
+            self.proposed_by_id == user.id or self.in_coordinator_scope(user))
+
     def can_judge(self, user) -> bool:
         """Coordinators in scope (or admins) who belong to neither side."""
         if not self.in_coordinator_scope(user) or self.is_party(user):

@@ -387,6 +387,24 @@ def end_open_pairings(listing, actor) -> int:
     return ended
 
 
+def withdraw(pairing: Pairing, user, reason: str | None = None) -> None:
+    """The proposer (or a coordinator in scope) takes back a pairing not docked yet; the others are told."""
+    if not pairing.can_withdraw(user) and pairing.state in UNDOCKED_OPEN:
+        raise WorkflowError(_("Only whoever proposed this pairing or a coordinator may withdraw it."), 403)
+    pairing = _lock(pairing)
+    if pairing.state not in UNDOCKED_OPEN:
+        raise WorkflowError(_("This pairing is “%(state)s” and can no longer be withdrawn.",
+                              state=P.label_of(pairing.state)), 409)
+    reason = _text(reason)
+    _check(pairing, P.DECLINED)
+    frm, pairing.state, pairing.updated_at = pairing.state, P.DECLINED.value, utcnow()
+    audit.record("pairing.withdrawn", actor=user, target=pairing, from_state=frm, to_state=P.DECLINED,
+                 comment=reason)
+    _notify(_parties(pairing) + scope_coordinators(pairing), pairing, "withdrawn",
+            _l("Pairing withdrawn: %(title)s", title=_title(pairing)), reason or "", exclude=user)
+    db.session.flush()
+
+
 # -- coordinator judgment ------------------------------------------------------------------------
 
 def judge(pairing: Pairing, coordinator, approve: bool, comment: str | None = None) -> None:

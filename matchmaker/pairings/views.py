@@ -122,6 +122,19 @@ def respond(pairing_id: int):
     return _commit(pairing)
 
 
+@bp.post("/pairings/<int:pairing_id>/withdraw")
+@login_required
+@lost_race_is_409
+def withdraw(pairing_id: int):
+    pairing = load_pairing(pairing_id)
+    try:
+        ops.withdraw(pairing, current_user, request.form.get("reason"))
+    except WorkflowError as exc:
+        return _refuse(exc, pairing)
+    flash(_("Pairing withdrawn."), "success")
+    return _commit(pairing)
+
+
 @bp.post("/pairings/<int:pairing_id>/judge")
 @login_required
 @lost_race_is_409
