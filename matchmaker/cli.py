@@ -31,10 +31,11 @@ def init_db() -> None:
               help="Seed even with MATCHMAKER_ENV=production (needs a --demo-password of your own).")
 def seed(demo_password: str, scale: int, allow_production: bool) -> None:
     """Load the demo data set from seeds/ (idempotent: running it twice changes nothing)."""
-    from .seeding import load_seeds
+    from .seeding import load_seeds, seed_demo_activity
     if current_app.config.get("ENV_NAME") == "production":
         _check_production_seed(demo_password, allow_production)
     report = load_seeds(demo_password=demo_password, scale=scale)
+    report.update(seed_demo_activity())
     for key, value in report.items():
         click.echo(f"{key}: {value}")
 

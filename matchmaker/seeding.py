@@ -240,3 +240,93 @@ def _rescale(text: str, factor: float) -> str:
         value = float(m.group()) * factor
         return f"{value:.1f}" if "." in m.group() else str(max(1, int(round(value))))
     return _NUMBER.sub(scaled, text)
+
+
+# --- demo activity (``matchmaker seed``, not load tests' data) -----------------------------------------
+
+def seed_demo_activity() -> dict:
+    """A few pairings at different stages, an open challenge with a bid, a voucher and an open fair, made
+    through the same operations the pages use, so a demo does not start on empty dashboards. Only on a
+    database with no pairing yet: a second run (or a live installation) gets nothing."""
+    from decimal import Decimal
+
+    from sqlalchemy import func, select
+
+    from .challenges import operations as challenge_ops
+    from .core.workflow import WorkflowError
+    from .fairs import operations as fair_ops
+    from .pairings import operations as pairing_ops
+    from .pairings.models import Pairing, PairingState
+    from .vouchers import operations as voucher_ops
+    made = {"pairings": 0, "challenges": 0, "vouchers": 0, "fairs": 0}
+    if db.session.scalar(select(func.count(Pairing.id))):
+        return made
+    by_email = {u.email: u for u in db.session.scalars(select(User).where(User.email.like(f"%@{DEMO_DOMAIN}")))}
+    coordinator, firm = by_email.get(f"coordinator@{DEMO_DOMAIN}"), by_email.get(f"firm@{DEMO_DOMAIN}")
+    if coordinator is None or firm is None or not firm.memberships:
+        return made
+    org = firm.memberships[0].organization
+    needs = db.session.scalars(select(Need).where(Need.organization_id == org.id,
+                                                  Need.status == ListingStatus.PUBLISHED,
+                                                  Need.deleted_at.is_(None)).order_by(Need.id)).all()
+    caps = db.session.scalars(select(Capability).where(Capability.status == ListingStatus.PUBLISHED,
+                                                       Capability.expert_id.is_not(None),
+                                                       Capability.deleted_at.is_(None))
+                              .order_by(Capability.id)).all()
+    # one pairing per stage: proposed, awaiting the coordinator, approved, contract signed
+    stages = [PairingState.PROPOSED, PairingState.PENDING_REVIEW, PairingState.APPROVED,
+              PairingState.CONTRACT_SIGNED]
+    used = set()  # one need per stage where the firm has enough, so the demo shows several needs moving
+    for stage in stages:
+        fresh = [n for n in needs if n.id not in used] or needs
+        pairs = [(n, c) for n in fresh for c in sorted(caps, key=lambda c, n=n: c.field != n.industry)]
+        for need, cap in pairs:
+            try:
+                with db.session.begin_nested():
+                    _advance_pairing(pairing_ops, pairing_ops.propose_pairing(need, cap, by=coordinator),
+                                     stage, coordinator, firm, cap)
+            except WorkflowError:
+                continue  # not pairable (same people, capacity, …): try the next pair
+            made["pairings"] += 1
+            used.add(need.id)
+            break
+    public = [n for n in needs if n.visibility == "public"]
+    if public:
+        challenge = challenge_ops.publish_challenge(
+            public[-1], firm, reward=Decimal("300000"), deadline=utcnow() + timedelta(days=45),
+            terms="提交技术方案，样品经第三方检测达标后兑现奖金。")
+        made["challenges"] += 1
+        expert = by_email.get(f"expert@{DEMO_DOMAIN}")
+        if expert is not None and challenge.can_bid(expert):
+            challenge_ops.submit_bid(challenge, expert, approach="基于已有中试线改进工艺，三个月内提供样品。",
+                                     team_members="课题组 4 人", budget=Decimal("260000"), timeline_months=6)
+    if org.hub_city:
+        voucher_ops.issue_voucher(coordinator, org, amount=Decimal("200000"),
+                                  expires_on=date.today() + timedelta(days=180), hub_city=org.hub_city,
+                                  note="演示用科技创新券")
+        made["vouchers"] += 1
+        start = (utcnow() + timedelta(days=21)).replace(hour=1, minute=0, second=0, microsecond=0)  # 09:00 Beijing
+        fair = fair_ops.create_fair(coordinator, {
+            "title": "新能源与智能制造供需对接洽谈会", "description": "企业需求与专家成果一对一洽谈。",
+            "starts_at": start, "ends_at": start + timedelta(hours=6), "mode": "onsite",
+            "place": "重庆国际博览中心 S3 馆", "hub_city": org.hub_city, "slot_minutes": 30, "tables": 8,
+            "registration_deadline": start - timedelta(days=3)})
+        fair_ops.open_fair(fair, coordinator)
+        made["fairs"] += 1
+    db.session.commit()
+    return made
+
+
+def _advance_pairing(pairing_ops, pairing, stage, coordinator, firm, cap) -> None:
+    from .pairings.models import PairingState
+    if stage == PairingState.PROPOSED:
+        return
+    expert_user = cap.expert.user
+    pairing_ops.respond(pairing, firm, "need", "interested", message="欢迎来厂实地交流。")
+    pairing_ops.respond(pairing, expert_user, "capability", "interested", message="可以安排面谈。")
+    if stage == PairingState.PENDING_REVIEW:
+        return
+    pairing_ops.judge(pairing, coordinator, True, "双方意向明确，同意对接。")
+    if stage == PairingState.CONTRACT_SIGNED:
+        pairing_ops.record_outcome(pairing, firm, PairingState.CONTRACT_SIGNED, contract_type="license",
+                                   amount="800000", note="签订技术许可合同")

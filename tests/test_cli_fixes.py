@@ -168,3 +168,22 @@ def test_bench_text_file_formats_still_read(tmp_path):
                                json.dumps({"texts": ["machine vision", "废水"]}, ensure_ascii=False),
                                json.dumps({"texts": [], "text": "fallback"})]) + "\n", encoding="utf-8")
     assert matching_cli._read_texts(str(path), 100) == ["低温电池", "machine vision", "废水", "fallback"]
+
+
+def test_the_demo_starts_with_some_activity_once():
+    """Does `seed` give the demo pairings at several stages, a challenge with a bid, a voucher and an open
+    fair — made through the real operations — and nothing more on a second run?"""
+    from matchmaker.challenges.models import Challenge
+    from matchmaker.fairs.models import Fair
+    from matchmaker.pairings.models import Pairing
+    from matchmaker.seeding import seed_demo_activity
+    from matchmaker.vouchers.models import Voucher
+    load_seeds("Load-test-password-2026")
+    made = seed_demo_activity()
+    assert made == {"pairings": 4, "challenges": 1, "vouchers": 1, "fairs": 1}
+    states = set(db.session.scalars(select(Pairing.state)))
+    assert {"proposed", "pending_review", "approved", "contract_signed"} <= states
+    assert db.session.scalars(select(Challenge)).one().bids
+    assert db.session.scalars(select(Fair.status)).one() == "open"
+    assert db.session.scalar(select(db.func.count(Voucher.id))) == 1
+    assert seed_demo_activity() == {"pairings": 0, "challenges": 0, "vouchers": 0, "fairs": 0}
