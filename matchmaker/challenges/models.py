@@ -98,13 +98,11 @@ class Challenge(db.Model):
 
     def _coordinated_by(self, user) -> bool:
         """A coordinator scoped to the challenge's hub city (unscoped coordinators and admins anywhere)."""
-        from ..core.enums import Role
+        from ..listings.queries import coordinator_scopes
         if not user.is_coordinator:
             return False
-        if user.is_admin:
-            return True
-        scopes = {r.hub_city for r in user.roles if r.role == Role.COORDINATOR}
-        return None in scopes or (self.hub_city is not None and self.hub_city in scopes)
+        scopes = coordinator_scopes(user)
+        return scopes is None or self.hub_city in scopes
 
     def can_view(self, user) -> bool:
         """Whoever may see the need or manage the challenge; besides, as long as the need is neither deleted

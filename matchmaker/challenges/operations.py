@@ -102,25 +102,12 @@ def submit_bid(challenge: Challenge, user, *, approach: str, team_members: str, 
     audit.record(action, actor=user, target=bid, to_state=bid.status, comment=f"challenge {challenge.id}")
     if action == "bid.submit":  # a new bid; edits of it until the deadline are not announced again
         from ..notifications.operations import notify
+        from ..pairings.operations import need_owner_users
         notify([u for u in need_owner_users(challenge.need) if u.id != user.id], "challenge.bid",
                _l("New bid on the challenge “%(title)s”", title=challenge.need.title),
                _l("%(who)s submitted a bid. Open the challenge to review it.", who=user.name),
                link=f"/challenges/{challenge.id}")
     return bid
-
-
-def need_owner_users(need) -> list:
-    """Who speaks for the need's firm: the need's poster and the managers of its organization (as on a
-    pairing's need side), whether the firm or its hub city published the challenge."""
-    from ..accounts.models import Membership, User
-    ids = {need.created_by_id}
-    if need.organization_id is not None:
-        ids |= set(db.session.scalars(db.select(Membership.user_id).where(
-            Membership.organization_id == need.organization_id, Membership.is_manager.is_(True))))
-    ids.discard(None)
-    if not ids:
-        return []
-    return list(db.session.scalars(db.select(User).where(User.id.in_(ids)).order_by(User.id)))
 
 
 def start_shortlisting(challenge: Challenge, user) -> None:

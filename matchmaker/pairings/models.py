@@ -41,6 +41,8 @@ class PairingState(LabelledEnum):
 #: states that count as "docked" (an approved pairing) for dashboards and the 80 % target
 DOCKED_STATES = (PairingState.APPROVED, PairingState.MEETING_SCHEDULED, PairingState.IN_PROGRESS,
                  PairingState.CONTRACT_SIGNED, PairingState.FAILED)
+#: states of a pairing still waiting for answers or a judgment (not docked yet): it may be withdrawn
+UNDOCKED_OPEN = (PairingState.SUGGESTED, PairingState.PROPOSED, PairingState.PENDING_REVIEW)
 #: states in which an expert's capacity is taken
 ACTIVE_STATES = (PairingState.SUGGESTED, PairingState.PROPOSED, PairingState.PENDING_REVIEW,
                  PairingState.APPROVED, PairingState.MEETING_SCHEDULED, PairingState.IN_PROGRESS)
@@ -191,7 +193,7 @@ class Pairing(db.Model):
 
     def can_withdraw(self, user) -> bool:
         """Whoever proposed it, or a coordinator in scope, may take back a pairing not docked yet."""
-        if self.state not in (PairingState.SUGGESTED, PairingState.PROPOSED, PairingState.PENDING_REVIEW):
+        if self.state not in UNDOCKED_OPEN:
             return False
         return bool(getattr(user, "is_authenticated", False)) and (
             self.proposed_by_id == user.id or self.in_coordinator_scope(user))

@@ -26,7 +26,8 @@ from ..core.time import PROGRAMME_TZ, utcnow
 from ..core.workflow import WorkflowError, lock_row
 from ..extensions import db
 from ..listings.forms import clean_text
-from .models import (ContractType, DeclineReason, Pairing, PairingResponse, PairingSide, PairingState as P)
+from .models import (UNDOCKED_OPEN, ContractType, DeclineReason, Pairing, PairingResponse, PairingSide,
+                     PairingState as P)
 
 #: allowed transitions: from → to
 TRANSITIONS: dict[str, set[str]] = {
@@ -52,11 +53,17 @@ def _check(pairing: Pairing, to: str) -> None:
                               frm=P.label_of(frm), to=P.label_of(to)), 409)
 
 
-def _transition(pairing: Pairing, to: str, actor, comment: str | None = None) -> None:
+def _move(pairing: Pairing, to: str) -> str:
+    """Put ``pairing`` in state ``to`` if the workflow allows it; returns the state it left (not audited)."""
     frm = pairing.state
     _check(pairing, to)
     pairing.state = to
     pairing.updated_at = utcnow()
+    return frm
+
+
+def _transition(pairing: Pairing, to: str, actor, comment: str | None = None) -> None:
+    frm = _move(pairing, to)
     audit.record(f"pairing.{to}", actor=actor, target=pairing, from_state=frm, to_state=to, comment=comment)
 
 
@@ -84,17 +91,21 @@ def _users(ids) -> list:
     ids = {i for i in ids if i is not None}
     if not ids:
         return []
-    return list(db.session.scalars(select(User).where(User.id.in_(ids))))
+    return list(db.session.scalars(select(User).where(User.id.in_(ids)).order_by(User.id)))
 
 
-def need_side_users(pairing: Pairing) -> list:
+def need_owner_users(need) -> list:
+    """Who speaks for a need's firm: its poster and the managers of its organization."""
     from ..accounts.models import Membership
-    need = pairing.need
     ids = {need.created_by_id}
     if need.organization_id is not None:
         ids |= set(db.session.scalars(select(Membership.user_id).where(
             Membership.organization_id == need.organization_id, Membership.is_manager.is_(True))))
     return _users(ids)
+
+
+def need_side_users(pairing: Pairing) -> list:
+    return need_owner_users(pairing.need)
 
 
 def capability_side_users(pairing: Pairing) -> list:
@@ -364,10 +375,6 @@ def _check_listings_live(pairing: Pairing) -> None:
                                   title=listing.title), 409)
 
 
-#: states of a pairing still waiting for answers or a judgment (not docked yet)
-UNDOCKED_OPEN = (P.SUGGESTED, P.PROPOSED, P.PENDING_REVIEW)
-
-
 def end_open_pairings(listing, actor) -> int:
     """A need or capability was closed or deleted: its pairings that are not docked yet end as declined
     (freeing the expert's capacity) and the other side is told. Docked pairings go on: a need closed because
@@ -389,15 +396,14 @@ def end_open_pairings(listing, actor) -> int:
 
 def withdraw(pairing: Pairing, user, reason: str | None = None) -> None:
     """The proposer (or a coordinator in scope) takes back a pairing not docked yet; the others are told."""
-    if not pairing.can_withdraw(user) and pairing.state in UNDOCKED_OPEN:
-        raise WorkflowError(_("Only whoever proposed this pairing or a coordinator may withdraw it."), 403)
     pairing = _lock(pairing)
     if pairing.state not in UNDOCKED_OPEN:
         raise WorkflowError(_("This pairing is “%(state)s” and can no longer be withdrawn.",
                               state=P.label_of(pairing.state)), 409)
+    if not pairing.can_withdraw(user):
+        raise WorkflowError(_("Only whoever proposed this pairing or a coordinator may withdraw it."), 403)
     reason = _text(reason)
-    _check(pairing, P.DECLINED)
-    frm, pairing.state, pairing.updated_at = pairing.state, P.DECLINED.value, utcnow()
+    frm = _move(pairing, P.DECLINED)
     audit.record("pairing.withdrawn", actor=user, target=pairing, from_state=frm, to_state=P.DECLINED,
                  comment=reason)
     _notify(_parties(pairing) + scope_coordinators(pairing), pairing, "withdrawn",
