@@ -4,22 +4,14 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from wtforms import (BooleanField, EmailField, PasswordField, RadioField, SelectField, SelectMultipleField,
-                     StringField, SubmitField, TextAreaField)
+from wtforms import (BooleanField, EmailField, PasswordField, RadioField, SelectField, StringField, SubmitField,
+                     TextAreaField)
 from wtforms.validators import (DataRequired, Email, EqualTo, InputRequired, Length, NumberRange, Optional,
                                 ValidationError)
-from wtforms.widgets import CheckboxInput, ListWidget
 
 from ..core.enums import HubCity, Industry, Language, Role
-from ..listings.forms import WholeNumberField, clean_text
+from ..core.forms import MultiCheckboxField, WholeNumberField, clean_text
 from . import operations as ops
-
-
-class MultiCheckboxField(SelectMultipleField):
-    """A multi-select rendered as checkboxes (see the ``checkboxes`` macro)."""
-
-    widget = ListWidget(prefix_label=False)
-    option_widget = CheckboxInput()
 
 
 def locale_choices():

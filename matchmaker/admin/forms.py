@@ -8,7 +8,7 @@ from wtforms.validators import AnyOf, Length, Optional
 
 from ..core.audit_labels import category_choices
 from ..core.enums import HubCity, Role
-from ..listings.forms import clean_text
+from ..core.forms import clean_text
 
 
 class UserFilterForm(FlaskForm):

@@ -18,7 +18,7 @@ from ..core import audit
 from ..core.time import utcnow
 from ..core.workflow import WorkflowError
 from ..extensions import db
-from ..listings.forms import clean_text
+from ..core.forms import clean_text
 
 #: how often ``last_used_at`` is written at most (one write per request would be wasteful)
 LAST_USED_RESOLUTION = timedelta(minutes=1)

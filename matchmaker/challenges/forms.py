@@ -6,7 +6,7 @@ from flask_wtf import FlaskForm
 from wtforms import DateField, SubmitField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
-from ..listings.forms import FiniteDecimalField, WholeNumberField, clean_text
+from ..core.forms import FiniteDecimalField, WholeNumberField, clean_text
 
 
 class ChallengeForm(FlaskForm):

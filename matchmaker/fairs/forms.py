@@ -10,7 +10,7 @@ from wtforms.validators import URL, DataRequired, Length, NumberRange, Optional,
 
 from ..core.enums import HubCity
 from ..core.time import PROGRAMME_TZ
-from ..listings.forms import WholeNumberField, clean_text
+from ..core.forms import WholeNumberField, clean_text
 from ..pairings.forms import FIRST_YEAR, LAST_YEAR
 from .models import FairMode
 

@@ -21,7 +21,7 @@ from ..core import audit
 from ..core.time import utcnow
 from ..core.workflow import WorkflowError
 from ..extensions import db
-from ..listings.forms import clean_text
+from ..core.forms import clean_text
 from ..listings.models import Capability, Need
 from ..notifications.operations import notify
 from . import scheduler as sched

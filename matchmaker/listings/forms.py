@@ -8,13 +8,12 @@ from datetime import date
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import (DateField, DecimalField, HiddenField, IntegerField, SelectField, SelectMultipleField,
-                     StringField, SubmitField, TextAreaField)
+from wtforms import DateField, HiddenField, SelectField, StringField, SubmitField, TextAreaField
 from wtforms.validators import (DataRequired, Email, Length, NumberRange, Optional, Regexp,
                                 ValidationError)
-from wtforms.widgets import CheckboxInput, ListWidget
 
 from ..core.enums import CapabilityKind, CoopMode, HubCity, Industry, Visibility
+from ..core.forms import MultiCheckboxField, WholeNumberField, clean_text
 from ..core.time import programme_today
 from .operations import CAPABILITY_FIELDS, NEED_FIELDS
 
@@ -22,39 +21,6 @@ TEXT_MAX = 5000
 SUMMARY_MAX = 1000
 #: 1,000,000 万元 = 100 billion CNY; anything larger is a typo (and would overflow some databases)
 BUDGET_MAX = 1_000_000
-
-
-def clean_text(value):
-    """Strip surrounding whitespace and NUL characters (PostgreSQL refuses them in text)."""
-    if isinstance(value, str):
-        return value.replace("\x00", "").strip()
-    return value
-
-
-class WholeNumberField(IntegerField):
-    """An IntegerField that refuses numbers too long to compare: wtforms' NumberRange converts the value to a
-    float and raised OverflowError (a server error) on inputs such as 10**400."""
-
-    def process_formdata(self, valuelist):
-        super().process_formdata(valuelist)
-        if self.data is not None and abs(self.data) > 2**53:
-            self.data = None
-            raise ValueError(_l("Expected a whole number."))
-
-
-class FiniteDecimalField(DecimalField):
-    """A DecimalField that refuses NaN and infinities: NumberRange raised ValueError on "sNaN" (a server error)."""
-
-    def process_formdata(self, valuelist):
-        super().process_formdata(valuelist)
-        if self.data is not None and not self.data.is_finite():
-            self.data = None
-            raise ValueError(_l("Enter a finite amount."))
-
-
-class MultiCheckboxField(SelectMultipleField):
-    widget = ListWidget(prefix_label=False)
-    option_widget = CheckboxInput()
 
 
 def _required(message):

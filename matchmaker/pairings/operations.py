@@ -25,7 +25,7 @@ from ..core.enums import ListingStatus
 from ..core.time import PROGRAMME_TZ, utcnow
 from ..core.workflow import WorkflowError, lock_row
 from ..extensions import db
-from ..listings.forms import clean_text
+from ..core.forms import clean_text
 from .models import (UNDOCKED_OPEN, ContractType, DeclineReason, Pairing, PairingResponse, PairingSide,
                      PairingState as P)
 

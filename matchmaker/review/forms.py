@@ -6,7 +6,7 @@ from flask_wtf import FlaskForm
 from wtforms import HiddenField, SubmitField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
-from ..listings.forms import clean_text
+from ..core.forms import clean_text
 
 COMMENT_MAX = 2000
 

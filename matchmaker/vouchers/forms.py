@@ -8,7 +8,7 @@ from flask_wtf import FlaskForm
 from wtforms import DateField, SelectField, StringField, SubmitField, TextAreaField
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, ValidationError
 
-from ..listings.forms import FiniteDecimalField, clean_text
+from ..core.forms import FiniteDecimalField, clean_text
 
 
 #: Decimal bounds: a float 0.01 is slightly more than Decimal("0.01"), which would refuse one fen
