@@ -15,10 +15,10 @@ from wtforms.validators import DataRequired, Length
 
 from ..accounts.tokens import MAX_ACTIVE_TOKENS, TOKEN_PREFIX, ApiToken, hash_token
 from ..core import audit
+from ..core.forms import clean_text
 from ..core.time import utcnow
 from ..core.workflow import WorkflowError
 from ..extensions import db
-from ..core.forms import clean_text
 
 #: how often ``last_used_at`` is written at most (one write per request would be wasteful)
 LAST_USED_RESOLUTION = timedelta(minutes=1)

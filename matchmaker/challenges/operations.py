@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from blinker import ANY
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
@@ -12,6 +13,9 @@ from ..core.enums import Visibility
 from ..core.time import utcnow
 from ..core.workflow import WorkflowError
 from ..extensions import db
+from ..listings.signals import listing_withdrawn
+# at module level, so that pairings' receiver of listing_withdrawn is always connected (and runs) before ours
+from ..pairings.operations import need_owner_users
 from .models import Bid, BidStatus, Challenge, ChallengeStatus as S
 
 TRANSITIONS = {
@@ -102,7 +106,6 @@ def submit_bid(challenge: Challenge, user, *, approach: str, team_members: str, 
     audit.record(action, actor=user, target=bid, to_state=bid.status, comment=f"challenge {challenge.id}")
     if action == "bid.submit":  # a new bid; edits of it until the deadline are not announced again
         from ..notifications.operations import notify
-        from ..pairings.operations import need_owner_users
         notify([u for u in need_owner_users(challenge.need) if u.id != user.id], "challenge.bid",
                _l("New bid on the challenge “%(title)s”", title=challenge.need.title),
                _l("%(who)s submitted a bid. Open the challenge to review it.", who=user.name),
@@ -176,6 +179,12 @@ def cancel_for_withdrawn_need(need, actor) -> int:
     for challenge in live:
         _cancel(challenge, actor, _("The need was withdrawn."))
     return len(live)
+
+
+@listing_withdrawn.connect_via(ANY, weak=False)
+def _on_listing_withdrawn(listing, actor) -> None:
+    if listing.kind_name == "need":
+        cancel_for_withdrawn_need(listing, actor)
 
 
 def _cancel(challenge: Challenge, user, reason: str) -> None:

@@ -9,8 +9,8 @@ from wtforms import DateTimeLocalField, SelectField, StringField, TextAreaField
 from wtforms.validators import URL, DataRequired, Length, NumberRange, Optional, ValidationError
 
 from ..core.enums import HubCity
-from ..core.time import PROGRAMME_TZ
 from ..core.forms import WholeNumberField, clean_text
+from ..core.time import PROGRAMME_TZ
 from ..pairings.forms import FIRST_YEAR, LAST_YEAR
 from .models import FairMode
 

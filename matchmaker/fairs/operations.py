@@ -18,10 +18,10 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from ..core import audit
+from ..core.forms import clean_text
 from ..core.time import utcnow
 from ..core.workflow import WorkflowError
 from ..extensions import db
-from ..core.forms import clean_text
 from ..listings.models import Capability, Need
 from ..notifications.operations import notify
 from . import scheduler as sched

@@ -16,6 +16,7 @@ from ..core.workflow import WorkflowError, after_commit
 from ..extensions import db
 from ..matching.text import detect_lang
 from .models import Capability, Need
+from .signals import listing_withdrawn
 
 #: allowed transitions: from → to
 TRANSITIONS: dict[str, set[str]] = {
@@ -190,9 +191,5 @@ def delete_listing(listing, user) -> None:
 
 def _end_open_work(listing, user) -> None:
     """A withdrawn listing takes its pairings not docked yet and, for a need, its live challenges with it."""
-    # pairings and challenges build on listings, not the other way round
-    from ..challenges.operations import cancel_for_withdrawn_need
-    from ..pairings.operations import end_open_pairings
-    end_open_pairings(listing, user)
-    if listing.kind_name == "need":
-        cancel_for_withdrawn_need(listing, user)
+    # pairings and challenges build on listings, not the other way round: they react to the signal
+    listing_withdrawn.send(listing, actor=user)

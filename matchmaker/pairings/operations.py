@@ -22,10 +22,11 @@ from sqlalchemy import select
 
 from ..core import audit
 from ..core.enums import ListingStatus
+from ..core.forms import clean_text
 from ..core.time import PROGRAMME_TZ, utcnow
 from ..core.workflow import WorkflowError, lock_row
 from ..extensions import db
-from ..core.forms import clean_text
+from ..listings.signals import listing_withdrawn
 from .models import (UNDOCKED_OPEN, ContractType, DeclineReason, Pairing, PairingResponse, PairingSide,
                      PairingState as P)
 
@@ -392,6 +393,9 @@ def end_open_pairings(listing, actor) -> int:
         ended += 1
     db.session.flush()
     return ended
+
+
+listing_withdrawn.connect(end_open_pairings, weak=False)
 
 
 def withdraw(pairing: Pairing, user, reason: str | None = None) -> None:
