@@ -75,9 +75,11 @@ def create_app(test_config: dict | None = None) -> Flask:
     errors.register(app)
     security.register(app)
     templating.register(app)
-    pagecache.register(app)
+    # core knows nothing of sessions or the match indexes: the page cache's key is handed what it reads of them
+    from .accounts.sessions import current_and_settled
+    from .matching_service import index_versions, init_matching
+    pagecache.register(app, index_versions=index_versions, session_settled=current_and_settled)
 
-    from .matching_service import init_matching
     init_matching(app)
 
     if not app.debug and not app.testing:

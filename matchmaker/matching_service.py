@@ -68,6 +68,15 @@ def get_engine(reconcile_db: bool = True):
     return engine
 
 
+def index_versions() -> tuple:
+    """The versions of the match indexes this process has loaded (the page cache keys match pages on them)."""
+    engine = current_app.extensions.get(EXTENSION_KEY)
+    if engine is None:  # not loaded in this process yet: the first render loads it, under a key without it
+        return ("unloaded",)
+    engine.refresh_if_changed()  # another worker or `matchmaker reindex` may have saved a newer version
+    return engine.versions()
+
+
 # -- listings as engine documents ---------------------------------------------------------------
 
 def _models():

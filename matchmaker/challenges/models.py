@@ -13,6 +13,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, Numeric, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from ..core.audit_labels import register_labels
 from ..core.enums import HubCity, LabelledEnum, sql_in
 from ..core.time import UTCDateTime, utcnow
 from ..extensions import db
@@ -30,6 +31,10 @@ class BidStatus(LabelledEnum):
     SHORTLISTED = "shortlisted", _l("Shortlisted")
     WON = "won", _l("Winner")
     NOT_SELECTED = "not_selected", _l("Not selected")
+
+
+register_labels(state_actions={"challenge": ChallengeStatus},
+                target_states={"challenges": ChallengeStatus, "challenge_bids": BidStatus})
 
 
 class Challenge(db.Model):

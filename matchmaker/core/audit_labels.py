@@ -4,6 +4,9 @@ The audit trail stores stable codes (``need.submitted``, ``admin.role_grant``, `
 the pages show them through :func:`describe`, keeping the code for a tooltip. Codes are either fixed
 (:data:`ACTION_LABELS`) or a kind followed by a state of that kind's workflow (``pairing.approved``,
 ``fair.open``…), composed from the kind's name and the state's label. An unknown code is shown as it is.
+
+The labels are text and stay here; the workflow enums that name the states belong to their domains, which
+hand them in with :func:`register_labels` when their models are imported (core imports no domain).
 """
 from __future__ import annotations
 
@@ -12,10 +15,6 @@ from dataclasses import dataclass
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
-from ..challenges.models import BidStatus, ChallengeStatus
-from ..fairs.models import FairStatus, RequestStatus
-from ..pairings.models import PairingSide, PairingState
-from ..vouchers.models import EntryKind, VoucherStatus
 from .enums import HubCity, LabelledEnum, ListingStatus, Role
 
 #: every fixed action code written with ``audit.record("…")``, plus the finite f-string families whose
@@ -92,15 +91,16 @@ KIND_LABELS = {
     "voucher": _l("Voucher"),
 }
 
-#: "<kind>.<state>" actions: the enum whose labels name the state
+#: "<kind>.<state>" actions: the enum whose labels name the state; the domains register theirs
+#: (f"pairing.{to}", f"fair.{to}", f"challenge.{to}", f"voucher.{kind.value}")
 STATE_ACTIONS: dict[str, type[LabelledEnum]] = {
     "need": ListingStatus,          # f"{listing.kind_name}.{to}"
     "capability": ListingStatus,
-    "pairing": PairingState,        # f"pairing.{to}"
-    "fair": FairStatus,             # f"fair.{to}"
-    "challenge": ChallengeStatus,   # f"challenge.{to}"
-    "voucher": EntryKind,           # f"voucher.{kind.value}"
 }
+
+#: the enums of the two composed families, registered by their domains: "pairing_side" for
+#: ``pairing.response.<side>.<decision>``, "meeting_request" for ``fair.meeting_<state>``
+FAMILY_ENUMS: dict[str, type[LabelledEnum]] = {}
 
 #: ``pairing.response.<side>.<decision>``
 DECISION_LABELS = {"interested": _l("Interested"), "declined": _l("Declined")}
@@ -138,16 +138,10 @@ TARGET_LABELS = {
     "vouchers": _l("Voucher"),
 }
 
-#: target_type → the enum of its from_state / to_state
+#: target_type → the enum of its from_state / to_state; the domains register theirs
 TARGET_STATES: dict[str, type[LabelledEnum]] = {
     "needs": ListingStatus,
     "capabilities": ListingStatus,
-    "pairings": PairingState,
-    "fairs": FairStatus,
-    "fair_meeting_requests": RequestStatus,
-    "challenges": ChallengeStatus,
-    "challenge_bids": BidStatus,
-    "vouchers": VoucherStatus,
 }
 
 #: states that are not a workflow enum's: account status, session expiry, join requests
@@ -165,6 +159,16 @@ OTHER_STATES = {
 VISITOR_ACTIONS = {"auth.login_failed", "auth.login_throttled", "auth.password_reset_requested"}
 
 
+def register_labels(*, state_actions: dict[str, type[LabelledEnum]] | None = None,
+                    target_states: dict[str, type[LabelledEnum]] | None = None,
+                    families: dict[str, type[LabelledEnum]] | None = None) -> None:
+    """A domain's workflow enums: ``state_actions`` (action kind → enum of "<kind>.<state>"),
+    ``target_states`` (table → enum of its from/to states), ``families`` (see :data:`FAMILY_ENUMS`)."""
+    STATE_ACTIONS.update(state_actions or {})
+    TARGET_STATES.update(target_states or {})
+    FAMILY_ENUMS.update(families or {})
+
+
 def _compose(kind, event) -> str:
     return _("%(kind)s · %(event)s", kind=kind, event=event)
 
@@ -177,13 +181,15 @@ def action_label(code: str | None) -> str:
     if fixed is not None:
         return str(fixed)
     kind, _sep, rest = code.partition(".")
-    if kind == "pairing" and rest.startswith("response."):
+    sides, requests = FAMILY_ENUMS.get("pairing_side"), FAMILY_ENUMS.get("meeting_request")
+    if kind == "pairing" and rest.startswith("response.") and sides is not None:
         parts = rest.split(".")
-        if len(parts) == 3 and parts[1] in PairingSide.values() and parts[2] in DECISION_LABELS:
+        if len(parts) == 3 and parts[1] in sides.values() and parts[2] in DECISION_LABELS:
             return _compose(KIND_LABELS["pairing"],
-                            _compose(PairingSide.label_of(parts[1]), DECISION_LABELS[parts[2]]))
-    if kind == "fair" and rest.startswith("meeting_") and rest[len("meeting_"):] in RequestStatus.values():
-        return _compose(_l("Meeting request"), RequestStatus.label_of(rest[len("meeting_"):]))
+                            _compose(sides.label_of(parts[1]), DECISION_LABELS[parts[2]]))
+    if (kind == "fair" and rest.startswith("meeting_") and requests is not None
+            and rest[len("meeting_"):] in requests.values()):
+        return _compose(_l("Meeting request"), requests.label_of(rest[len("meeting_"):]))
     states = STATE_ACTIONS.get(kind)
     if states is not None and rest in states.values():
         return _compose(KIND_LABELS[kind], states.label_of(rest))
@@ -198,9 +204,11 @@ def labelled_codes() -> set[str]:
     """Every action code :func:`action_label` translates (fixed and composed)."""
     codes = set(ACTION_LABELS)
     codes.update(f"{kind}.{state}" for kind, enum_cls in STATE_ACTIONS.items() for state in enum_cls.values())
-    codes.update(f"fair.meeting_{state}" for state in RequestStatus.values())
-    codes.update(f"pairing.response.{side}.{decision}" for side in PairingSide.values()
-                 for decision in DECISION_LABELS)
+    if "meeting_request" in FAMILY_ENUMS:
+        codes.update(f"fair.meeting_{state}" for state in FAMILY_ENUMS["meeting_request"].values())
+    if "pairing_side" in FAMILY_ENUMS:
+        codes.update(f"pairing.response.{side}.{decision}" for side in FAMILY_ENUMS["pairing_side"].values()
+                     for decision in DECISION_LABELS)
     return codes
 
 

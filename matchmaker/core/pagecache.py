@@ -22,6 +22,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from flask import current_app, g, request, session
@@ -31,6 +32,7 @@ from . import data_version
 
 HEADER = "X-Page-Cache"
 EXTENSION_KEY = "matchmaker.pagecache"
+SOURCES_KEY = "matchmaker.pagecache.sources"
 
 
 def cached_page(view=None, *, uses_index: bool = False):
@@ -99,24 +101,25 @@ def store():
     return current_app.extensions[EXTENSION_KEY]
 
 
-def _index_versions() -> tuple:
-    from .. import matching_service as ms
-    engine = current_app.extensions.get(ms.EXTENSION_KEY)
-    if engine is None:  # not loaded in this process yet: the first render loads it, under a key without it
-        return ("unloaded",)
-    engine.refresh_if_changed()  # another worker or `matchmaker reindex` may have saved a newer version
-    return engine.versions()
+@dataclass(frozen=True)
+class _Sources:
+    """What the key reads from the floors above core, handed in by the app factory (see ``register``)."""
+    index_versions: Callable[[], tuple]
+    session_settled: Callable[[], bool]
+
+
+def _sources() -> _Sources:
+    return current_app.extensions[SOURCES_KEY]
 
 
 def _session_is_cacheable() -> bool:
-    from ..accounts.sessions import current_and_settled
     if "_flashes" in session:
         return False
     if "_user_id" in session:
         # Flask-Login's session protection would mark a session seen from another address/browser
         # non-fresh (a session change): leave those to the normal path
         identifier = current_app.login_manager._session_identifier_generator()
-        return current_and_settled() and session.get("_id", identifier) == identifier
+        return _sources().session_settled() and session.get("_id", identifier) == identifier
     # a remember-me cookie without a session signs the visitor in on this request: the session will change
     return current_app.config.get("REMEMBER_COOKIE_NAME", COOKIE_NAME) not in request.cookies
 
@@ -129,7 +132,7 @@ def _key() -> tuple | None:
     if version is None:
         return None
     return (request.host, request.full_path, session.get("_user_id"), session.get("lang"),
-            session.get("csrf_token"), version, _index_versions() if kind == "index" else None)
+            session.get("csrf_token"), version, _sources().index_versions() if kind == "index" else None)
 
 
 def serve_from_cache():
@@ -161,8 +164,11 @@ def keep_rendered_page(response):
     return response
 
 
-def register(app) -> None:
+def register(app, *, index_versions: Callable[[], tuple], session_settled: Callable[[], bool]) -> None:
+    """``index_versions``: the versions of the match indexes this process has loaded; ``session_settled``:
+    the signed-in session is neither over nor due its last-seen update (accounts.sessions)."""
     app.extensions[EXTENSION_KEY] = PageStore(int(float(app.config.get("PAGE_CACHE_MB", 64)) * 2**20))
+    app.extensions[SOURCES_KEY] = _Sources(index_versions, session_settled)
     # first of all before-request functions: a hit skips loading the user and the session checks, which a
     # hit does not need (the key holds the session token, and only settled sessions are served)
     app.before_request_funcs.setdefault(None, []).insert(0, serve_from_cache)

@@ -15,6 +15,7 @@ from sqlalchemy import (Boolean, CheckConstraint, ForeignKey, ForeignKeyConstrai
                         Text, UniqueConstraint, select)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from ..core.audit_labels import register_labels
 from ..core.enums import HubCity, LabelledEnum, Role, sql_in
 from ..core.time import PROGRAMME_TZ, UTCDateTime, utcnow
 from ..extensions import db
@@ -43,6 +44,11 @@ class RequestStatus(LabelledEnum):
     DECLINED = "declined", _l("Declined")
     EXPIRED = "expired", _l("Expired")
     SCHEDULED = "scheduled", _l("Scheduled")
+
+
+register_labels(state_actions={"fair": FairStatus},
+                target_states={"fairs": FairStatus, "fair_meeting_requests": RequestStatus},
+                families={"meeting_request": RequestStatus})
 
 
 class Fair(db.Model):

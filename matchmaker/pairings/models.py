@@ -20,6 +20,7 @@ from sqlalchemy import (CheckConstraint, ForeignKey, Index, Integer, Numeric, St
                         text)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from ..core.audit_labels import register_labels
 from ..core.enums import LabelledEnum, sql_in
 from ..core.time import UTCDateTime, utcnow
 from ..extensions import db
@@ -67,6 +68,10 @@ class ContractType(LabelledEnum):
     DEVELOPMENT = "development", _l("Development contract")
     CONSULTING = "consulting", _l("Consulting contract")
     SERVICE = "service", _l("Service contract")
+
+
+register_labels(state_actions={"pairing": PairingState}, target_states={"pairings": PairingState},
+                families={"pairing_side": PairingSide})
 
 
 class Pairing(db.Model):

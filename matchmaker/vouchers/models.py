@@ -15,6 +15,7 @@ from sqlalchemy import (Boolean, CheckConstraint, Date, ForeignKey, Index, Numer
                         UniqueConstraint, case, func, select, text)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from ..core.audit_labels import register_labels
 from ..core.enums import HubCity, LabelledEnum, sql_in
 from ..core.time import UTCDateTime, programme_today, utcnow
 from ..extensions import db
@@ -33,6 +34,8 @@ class EntryKind(LabelledEnum):
     EXPIRE = "expire", _l("Expired")
     REVOKE = "revoke", _l("Revoked")
 
+
+register_labels(state_actions={"voucher": EntryKind}, target_states={"vouchers": VoucherStatus})
 
 #: what the ledger says of a system movement (no actor), by kind, in the reader's language
 SYSTEM_ENTRY_NOTES = {
