@@ -81,6 +81,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     pagecache.register(app, index_versions=index_versions, session_settled=current_and_settled)
 
     init_matching(app)
+    # importing the worker also connects its thread's start to engine_loaded
+    from .indexing.worker import check_mode
+    check_mode(app)
 
     if not app.debug and not app.testing:
         logging.basicConfig(level=logging.INFO)

@@ -80,7 +80,7 @@ def create_admin(email: str) -> None:
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def reindex(quiet: bool) -> None:
     """Rebuild the matching indexes from the database (the source of truth), atomically."""
-    from .matching_service import rebuild_from_db
+    from .indexing.sync import rebuild_from_db
     status = rebuild_from_db(progress=not quiet)
     for kind, info in status.items():
         click.echo(f"{kind}: {info['count']} listings, {info['index_type']}, model {info['model_id']}")

@@ -95,11 +95,12 @@ def test_experts_are_invited_only_when_they_can_open_the_challenge(cw, monkeypat
     """Once the need is hidden from the public after publication, does 'invite best-matching experts' stop
     sending invitations whose link would 404?"""
     import matchmaker.matching_service as matching
+    import matchmaker.suggestions.queries as queries
     from matchmaker.notifications.models import Notification
     c = publish(cw)
     cap = SimpleNamespace(expert=SimpleNamespace(user=cw["experts"][1]), created_by=None)
     monkeypatch.setattr(matching, "get_engine", lambda *a, **kw: object())
-    monkeypatch.setattr(matching, "capabilities_for_need", lambda *a, **kw: [SimpleNamespace(listing=cap)])
+    monkeypatch.setattr(queries, "capabilities_for_need", lambda *a, **kw: [SimpleNamespace(listing=cap)])
     assert ops.invite_matching_experts(c, cw["coord"]) == 1
     set_need(cw["need"], visibility="coordinators")
     assert not c.can_view(cw["experts"][1])

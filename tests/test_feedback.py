@@ -10,6 +10,7 @@ from matchmaker.core.enums import Role
 from matchmaker.extensions import db
 from matchmaker.pairings import feedback
 from matchmaker.pairings import operations as ops
+from matchmaker.suggestions import queries
 
 
 def _unit(v):
@@ -58,14 +59,14 @@ def test_decline_demotes_for_similar_need_and_page_says_so(matching, make, world
     unrelated = make.need(world["enterprise"], title="中药材农残快速检测方法", industry="biomedicine",
                           background="中药饮片企业", problems="农残检测周期长", targets="30分钟出结果")
     cap = make.capability(world["expert"], title="低温电解液配方技术")
-    before = {s.listing.id: s for s in ms.capabilities_for_need(second, k=5)}[cap.id]
+    before = {s.listing.id: s for s in queries.capabilities_for_need(second, k=5)}[cap.id]
     assert "feedback" not in before.match.components
     p = ops.propose_pairing(first, cap, by=make.user(Role.COORDINATOR))
     ops.respond(p, world["enterprise"], "need", "declined", reason="not_relevant")
     db.session.commit()
-    after = {s.listing.id: s for s in ms.capabilities_for_need(second, k=5)}[cap.id]
+    after = {s.listing.id: s for s in queries.capabilities_for_need(second, k=5)}[cap.id]
     assert after.match.components["feedback"] < 0 and after.score < before.score
     html = client_as("enterprise").get(f"/needs/{second.id}/matches").get_data(as_text=True)
     assert "feedback-note" in html
-    far = {s.listing.id: s for s in ms.capabilities_for_need(unrelated, k=5)}.get(cap.id)
+    far = {s.listing.id: s for s in queries.capabilities_for_need(unrelated, k=5)}.get(cap.id)
     assert far is None or far.match.components.get("feedback", 0) > after.match.components["feedback"]

@@ -29,10 +29,12 @@ from matchmaker.extensions import db
 from matchmaker.indexing import queue
 from matchmaker.indexing.lock import index_write_lock
 from matchmaker.indexing.models import IndexJob
+from matchmaker.indexing.sync import rebuild_from_db
 from matchmaker.indexing.worker import RUNNER_KEY, run_batch
 from matchmaker.listings import operations as ops
 from matchmaker.listings.models import Capability, Need
 from matchmaker.matching.engine import Doc, MatchEngine
+from matchmaker.suggestions import queries
 from test_migrations import fresh_db_url  # noqa: F401  (the fixture: an empty database of the suite's kind)
 
 pytestmark = pytest.mark.slow
@@ -213,7 +215,7 @@ def test_thread_worker_makes_listing_matchable_fast_in_every_process(live):
 
     def ranked_for_the_need() -> list[int]:
         with in_app(live):
-            return [s.listing.id for s in ms.capabilities_for_need(db.session.get(Need, need_id), k=3)]
+            return [s.listing.id for s in queries.capabilities_for_need(db.session.get(Need, need_id), k=3)]
 
     def is_ranked() -> None:
         assert ids["cap"] in ranked_for_the_need()
@@ -301,7 +303,7 @@ def test_reindex_marks_pending_jobs_done(live):
     ids = setup_capability(live)
     with in_app(live):
         publish(ids)
-        ms.rebuild_from_db(progress=False)
+        rebuild_from_db(progress=False)
         assert ids["cap"] in ms.get_engine().doc_ids("capability")
     assert [j.done_at is not None for j in jobs(live)] == [True]
 

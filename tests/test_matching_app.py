@@ -7,8 +7,10 @@ from matchmaker import matching_service as ms
 from matchmaker.accounts.models import Membership
 from matchmaker.core.enums import Role
 from matchmaker.extensions import db
+from matchmaker.indexing.documents import _indexable
 from matchmaker.listings import operations as ops
 from matchmaker.listings.models import Need
+from matchmaker.suggestions import queries
 
 pytestmark = pytest.mark.slow
 
@@ -67,33 +69,33 @@ def test_need_page_ranks_english_capability_first_with_evidence(matching, dockin
 
 def test_published_listing_is_matchable_without_rebuild(matching, docking, make, world, client_as):
     """Is a capability published after the index was built found at once, and gone once closed?"""
-    assert ms.capabilities_for_need(docking["need"], k=10)  # builds the index from the database
+    assert queries.capabilities_for_need(docking["need"], k=10)  # builds the index from the database
     late = make.capability(world["expert"], title="锂电池负极析锂抑制与低温快充", field="new_energy",
                            summary="抑制低温析锂的负极包覆技术", description="-20℃下充放电容量保持率86%，析锂显著减少。")
-    found = [s.listing.id for s in ms.capabilities_for_need(docking["need"], k=3)]
+    found = [s.listing.id for s in queries.capabilities_for_need(docking["need"], k=3)]
     assert late.id in found
     ops.close_listing(late, world["expert"])
     db.session.commit()
-    assert late.id not in [s.listing.id for s in ms.capabilities_for_need(docking["need"], k=10)]
+    assert late.id not in [s.listing.id for s in queries.capabilities_for_need(docking["need"], k=10)]
 
 
 def test_missing_or_corrupt_index_is_rebuilt_from_database(matching, docking, app):
     """After the index files are corrupted, does a new engine notice and rebuild from the database?"""
     from pathlib import Path
-    first = [s.listing.id for s in ms.capabilities_for_need(docking["need"], k=5)]
+    first = [s.listing.id for s in queries.capabilities_for_need(docking["need"], k=5)]
     for f in Path(app.config["MATCHMAKER_INDEX_DIR"]).iterdir():
         if f.is_file():
             f.write_bytes(b"garbage")
     app.extensions[ms.EXTENSION_KEY] = None  # a fresh process
-    again = [s.listing.id for s in ms.capabilities_for_need(docking["need"], k=5)]
+    again = [s.listing.id for s in queries.capabilities_for_need(docking["need"], k=5)]
     assert again == first
 
 
 def test_filters_are_hard(matching, docking):
     """Do the hub-city and field filters exclude non-matching capabilities entirely?"""
-    in_qingdao = ms.capabilities_for_need(docking["need"], k=10, hub_city="qingdao")
+    in_qingdao = queries.capabilities_for_need(docking["need"], k=10, hub_city="qingdao")
     assert {s.listing.hub_city for s in in_qingdao} == {"qingdao"}
-    marine = ms.capabilities_for_need(docking["need"], k=10, field_code="marine")
+    marine = queries.capabilities_for_need(docking["need"], k=10, field_code="marine")
     assert [s.listing.field for s in marine] == ["marine"]
 
 
@@ -185,8 +187,8 @@ def test_matching_agrees_with_the_pairing_rules(matching, docking, barred):
     affiliations and other firms' conflicts in)?"""
     from matchmaker.listings.models import Capability
     need = docking["need"]
-    everything = list(db.session.scalars(ms._indexable(Capability)))
-    matched = {s.listing.id for s in ms.capabilities_for_need(need, k=len(everything) + 5, evidence=False)}
+    everything = list(db.session.scalars(_indexable(Capability)))
+    matched = {s.listing.id for s in queries.capabilities_for_need(need, k=len(everything) + 5, evidence=False)}
     verdicts = _pairing_verdicts(need, everything)
     assert matched == {i for i, ok in verdicts.items() if ok}
     caps = barred["caps"]
@@ -201,7 +203,7 @@ def test_need_matches_never_offer_barred_experts(matching, docking, barred, app,
     need, caps, experts = docking["need"], barred["caps"], barred["experts"]
     barred_caps = {caps["affiliated"].id, caps["conflicted"].id}
     barred_experts = {experts[n].expert_profile.id for n in ("affiliated", "conflicted")}
-    ranked = {e.expert.id for e in ms.experts_for_need(need, k=20)}
+    ranked = {e.expert.id for e in queries.experts_for_need(need, k=20)}
     assert experts["elsewhere"].expert_profile.id in ranked and not ranked & barred_experts
 
     import re
@@ -250,12 +252,12 @@ def test_suggested_needs_skip_the_experts_firm_and_conflicts(matching, docking, 
     need, other_need = docking["need"], barred["other_need"]
     for name in ("affiliated", "conflicted", "colleague"):
         expert = barred["experts"][name]
-        suggested = {s.listing.id for s in ms.needs_for_user(expert, k=20)[0]}
+        suggested = {s.listing.id for s in queries.needs_for_user(expert, k=20)[0]}
         assert other_need.id in suggested and need.id not in suggested, name
         html = login(app.test_client(), expert).get("/suggestions").get_data(as_text=True)
         assert f'data-id="{other_need.id}"' in html and f'data-id="{need.id}"' not in html
     other_conflict = barred["experts"]["other_conflict"]
-    suggested = {s.listing.id for s in ms.needs_for_user(other_conflict, k=20)[0]}
+    suggested = {s.listing.id for s in queries.needs_for_user(other_conflict, k=20)[0]}
     assert need.id in suggested and other_need.id not in suggested
 
 
@@ -271,10 +273,10 @@ def test_suggested_needs_skip_a_firm_that_shares_a_member_with_the_experts_insti
     membership = Membership(user_id=bridge.id, organization_id=world["firm"].id)
     db.session.add(membership)
     db.session.commit()
-    assert docking["need"].id not in {s.listing.id for s in ms.needs_for_user(expert, k=20)[0]}
+    assert docking["need"].id not in {s.listing.id for s in queries.needs_for_user(expert, k=20)[0]}
     db.session.delete(membership)
     db.session.commit()
-    assert docking["need"].id in {s.listing.id for s in ms.needs_for_user(expert, k=20)[0]}
+    assert docking["need"].id in {s.listing.id for s in queries.needs_for_user(expert, k=20)[0]}
 
 
 def test_match_page_sees_a_member_who_joined_later(matching, docking, barred, world, client_as):
@@ -295,7 +297,7 @@ def test_suggestions_arrive_with_their_experts_loaded(matching, docking, make, w
                         description="-20℃环境下电池包快速预热。")
     need_id = docking["need"].id
     db.session.expunge_all()  # nothing already in the session: what the page reads comes from the query
-    suggestions = ms.capabilities_for_need(db.session.get(Need, need_id), k=10)
+    suggestions = queries.capabilities_for_need(db.session.get(Need, need_id), k=10)
     assert len({s.listing.expert_id for s in suggestions}) >= 3
     seen = []
     listener = lambda *args: seen.append(1)  # noqa: E731

@@ -28,12 +28,13 @@ CHECK = """
 import json
 from matchmaker import create_app
 from matchmaker import matching_service as ms
+from matchmaker.indexing.documents import _published_docs, reconcile
 app = create_app()
 with app.app_context():
     engine = ms.get_engine(reconcile_db=False)
     found = {k: v["load_status"] for k, v in engine.status().items()}
-    report = ms.reconcile(engine)
-    want = {k: sorted(d) for k, d in ms._published_docs().items()}
+    report = reconcile(engine)
+    want = {k: sorted(d) for k, d in _published_docs().items()}
     have = {k: sorted(engine.doc_ids(k)) for k in want}
     print(json.dumps({"found": found, "report": report, "want": want, "have": have}))
 """

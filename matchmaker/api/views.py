@@ -343,8 +343,9 @@ for _slug, _kind in KINDS.items():
 
 @bp.get("/needs/<int:listing_id>/matches")
 def need_matches(listing_id: int):
-    """Ranked capabilities for a need the caller may see (``matching_service.capabilities_for_need``)."""
+    """Ranked capabilities for a need the caller may see (``suggestions.queries.capabilities_for_need``)."""
     from .. import matching_service as ms
+    from ..suggestions.queries import capabilities_for_need
 
     need = load_listing(Need, listing_id)
     k = _int_arg("k", 10, 1, MAX_MATCHES)
@@ -353,7 +354,7 @@ def need_matches(listing_id: int):
     if not ms.enabled():
         return jsonify({"need_id": need.id, "matching": "off", "items": []})
     items = []
-    for s in ms.capabilities_for_need(need, k=k, **filters):
+    for s in capabilities_for_need(need, k=k, **filters):
         m = s.match
         items.append({"capability": dump_listing(s.listing, current_user), "score": float(m.score),
                       "components": {str(a): float(b) for a, b in (m.components or {}).items()},

@@ -205,7 +205,8 @@ def invite_matching_experts(challenge: Challenge, user, k: int = 10) -> int | No
     _require_manager(challenge, user)
     if challenge.status != S.OPEN:
         raise WorkflowError(_("Only an open challenge can invite experts."))
-    from ..matching_service import capabilities_for_need, get_engine
+    from ..matching_service import get_engine
+    from ..suggestions.queries import capabilities_for_need
     if get_engine() is None:
         return None
     users = []

@@ -12,7 +12,9 @@ from flask import current_app, has_request_context
 from sqlalchemy.orm import Session
 
 from ..extensions import db
+from ..matching_service import engine_loaded, get_engine
 from . import queue
+from .sync import sync_listings
 
 log = logging.getLogger(__name__)
 MODES = ("thread", "external", "inline")
@@ -32,7 +34,6 @@ def run_batch(worker_id: str, limit: int = BATCH_SIZE, stale_after: float = queu
     Needs an app context. Its own session (create_savepoint: inside the test suite's outer transaction a
     failure rolls back only this work), so it also runs from a post-commit hook.
     """
-    from ..matching_service import sync_listings
     with Session(db.engine, join_transaction_mode="create_savepoint") as session:
         jobs = queue.claim(session, worker_id, limit, stale_after, max_attempts)
         if not jobs:
@@ -54,7 +55,6 @@ def run_batch(worker_id: str, limit: int = BATCH_SIZE, stale_after: float = queu
 def warm_up() -> None:
     """Load the model, reconcile the index and run one embedding (the first call is several times slower),
     so the first job waits for none of it."""
-    from ..matching_service import get_engine
     engine = get_engine()
     if engine is not None:
         engine.embedder.encode_documents(["warm-up"])
@@ -140,10 +140,20 @@ def runner(app) -> ThreadRunner:
     return found
 
 
+def check_mode(app) -> None:
+    """At app start: refuse a MATCHMAKER_INDEX_WORKER that is none of ``MODES``."""
+    if app.config.get("MATCHMAKER_INDEX_WORKER", "thread") not in MODES:
+        raise RuntimeError(f"MATCHMAKER_INDEX_WORKER must be one of {', '.join(MODES)}, "
+                           f"not {app.config['MATCHMAKER_INDEX_WORKER']!r}")
+
+
 def start_thread_if_serving(app) -> None:
     """In ``thread`` mode, a serving process starts its worker as soon as it loads the engine."""
     if mode(app) == "thread" and has_request_context():
         runner(app).ensure_started()
+
+
+engine_loaded.connect(start_thread_if_serving, weak=False)
 
 
 def after_enqueue_commit(app) -> None:

@@ -19,6 +19,7 @@ from ..core.enums import CoopMode, ListingStatus, OrgKind, Role
 from ..core.pagecache import cached_page
 from ..core.workflow import WorkflowError
 from ..extensions import db
+from ..suggestions.queries import related_listings
 from . import operations as ops
 from .forms import CapabilityForm, ConfirmForm, ListingForm, NeedForm
 from .models import Capability, Need
@@ -171,7 +172,7 @@ def _related(model, base, filters: dict[str, str], q: str) -> list:
     keyword_ids = apply_filters(base, model, filters, q).with_only_columns(model.id)
     allowed = db.session.scalars(apply_filters(base, model, filters).with_only_columns(model.id)
                                  .where(model.id.not_in(keyword_ids))).all()
-    return ms.related_listings(model, q, allowed, k=RELATED_K)
+    return related_listings(model, q, allowed, k=RELATED_K)
 
 
 @bp.get("/needs")

@@ -227,7 +227,7 @@ def candidate_needs(coordinator, hub_city: str | None = None, industry: str | No
 
 def propose_assignment(needs, k: int = 8, slots: int = 3, quota: bool = False) -> Proposal:
     """Ask the engine for the top-k capabilities of each need and solve the global assignment."""
-    from ..matching_service import capabilities_for_need
+    from ..suggestions.queries import capabilities_for_need
     pairs = []
     for need in needs:
         for s in capabilities_for_need(need, k=k, evidence=False):

@@ -27,14 +27,16 @@ def _new_needs_for(user, since: datetime) -> list:
     from .. import matching_service as ms
     from ..listings.models import Need
     from ..listings.queries import visible_listings
+    from ..suggestions.queries import needs_for_user
+    from .eligibility import matchable_needs
     if ms.get_engine() is not None:
-        suggestions, _texts = ms.needs_for_user(user, k=MAX_ITEMS, published_since=since)
+        suggestions, _texts = needs_for_user(user, k=MAX_ITEMS, published_since=since)
         return [s.listing for s in suggestions]
     fields = list(user.expert_profile.fields or [])
     if not fields:
         return []
     stmt = visible_listings(Need, user).where(Need.status == ListingStatus.PUBLISHED, Need.published_at > since,
-                                             Need.industry.in_(fields), ms.matchable_needs(user))
+                                             Need.industry.in_(fields), matchable_needs(user))
     return list(db.session.scalars(stmt.order_by(Need.published_at.desc()).limit(MAX_ITEMS)))
 
 

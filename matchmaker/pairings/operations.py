@@ -267,7 +267,7 @@ def _in_scope(user, hub_city) -> bool:
 def suggest_from_engine(need, k: int = 3) -> list[Pairing]:
     """Create ``suggested`` pairings from the engine's top-k capabilities for ``need`` (skipping forbidden or
     existing ones and experts at capacity). Returns the new pairings; nothing when the engine is off."""
-    from ..matching_service import capabilities_for_need
+    from ..suggestions.queries import capabilities_for_need
     from .assignment import remaining_capacity
     created = []
     suggestions = capabilities_for_need(need, k=k)

@@ -5,7 +5,7 @@ of milliseconds of CPU, the same result for every viewer until something it depe
 everything the ranking reads: the need (id, version, updated_at), the index versions of both kinds (feedback
 reads need vectors), the filters and k, a token of the pairing records that feed back into the ranking and of the
 memberships the pairing rules read, and the experts the pairing rules exclude for the need (affiliation,
-declared conflicts: ``ms.excluded_expert_ids``).
+declared conflicts: ``pairings.eligibility.excluded_expert_ids``).
 Only ids, scores and evidence are kept; rows are loaded fresh from the database on every request, and a
 capability unpublished after the ranking (before its index update) is dropped on the way out.
 """
@@ -18,9 +18,11 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload
 
-from .. import matching_service as ms
 from ..core.enums import ListingStatus
 from ..extensions import db
+from ..matching_service import get_engine
+from ..pairings.eligibility import excluded_expert_ids
+from .queries import ExpertSuggestion, Suggestion, capabilities_for_need, experts_for_need
 
 MAX_ENTRIES = 512
 
@@ -81,12 +83,12 @@ def _pairings_token() -> tuple:
 def _key(need, k: int, experts_k: int, filters: dict, engine) -> tuple:
     versions = tuple(sorted((kind, info["version"]) for kind, info in engine.status().items()))
     return (need.id, need.version, need.updated_at, versions, k, experts_k, tuple(sorted(filters.items())),
-            _pairings_token(), ms.excluded_expert_ids(need))
+            _pairings_token(), excluded_expert_ids(need))
 
 
 def _rank(need, k: int, experts_k: int, filters: dict) -> RankedNeed:
-    capabilities = ms.capabilities_for_need(need, k=k, **filters)
-    experts = ms.experts_for_need(need, k=experts_k) if experts_k else []
+    capabilities = capabilities_for_need(need, k=k, **filters)
+    experts = experts_for_need(need, k=experts_k) if experts_k else []
     return RankedNeed(
         capabilities=tuple((s.listing.id, s.match) for s in capabilities),
         experts=tuple((e.expert.id, e.score, tuple((s.listing.id, s.match) for s in e.capabilities))
@@ -94,12 +96,12 @@ def _rank(need, k: int, experts_k: int, filters: dict) -> RankedNeed:
 
 
 def need_matches(need, k: int, experts_k: int = 0, filters: dict | None = None):
-    """(capability suggestions, expert suggestions) for ``need``, as matching_service returns them."""
+    """(capability suggestions, expert suggestions) for ``need``, as suggestions.queries returns them."""
     from ..accounts.models import ExpertProfile
     from ..listings.models import Capability
 
     filters = {name: value for name, value in (filters or {}).items() if value}
-    engine = ms.get_engine()
+    engine = get_engine()
     if engine is None:
         return [], []
     key = _key(need, k, experts_k, filters, engine)
@@ -112,12 +114,12 @@ def need_matches(need, k: int, experts_k: int = 0, filters: dict | None = None):
     rows = {c.id: c for c in db.session.scalars(select(Capability).options(
         expert.joinedload(ExpertProfile.user), expert.joinedload(ExpertProfile.affiliation)).where(
         Capability.id.in_(ids), Capability.status == ListingStatus.PUBLISHED, Capability.deleted_at.is_(None)))}
-    capabilities = [ms.Suggestion(rows[i], m) for i, m in ranked.capabilities if i in rows]
+    capabilities = [Suggestion(rows[i], m) for i, m in ranked.capabilities if i in rows]
     experts = []
     for _expert_id, score, caps in ranked.experts:
-        suggestions = [ms.Suggestion(rows[i], m) for i, m in caps if i in rows]
+        suggestions = [Suggestion(rows[i], m) for i, m in caps if i in rows]
         if suggestions:
-            experts.append(ms.ExpertSuggestion(expert=suggestions[0].listing.expert, score=score,
+            experts.append(ExpertSuggestion(expert=suggestions[0].listing.expert, score=score,
                                                capabilities=suggestions))
     return capabilities, experts
 

@@ -15,6 +15,7 @@ from ..extensions import read_only_request
 from ..listings.models import Need
 from ..listings.views import load_listing
 from ..pairings.assignment import experts_at_capacity, paired_capability_ids
+from .queries import needs_for_user, similar_needs
 
 bp = Blueprint("suggestions", __name__)
 
@@ -63,7 +64,7 @@ def need_matches(listing_id: int):
 @login_required
 def for_me():
     """Needs suggested for the signed-in expert, ranked from all of their published capabilities."""
-    suggestions, profile_texts = ms.needs_for_user(current_user, k=20)
+    suggestions, profile_texts = needs_for_user(current_user, k=20)
     return render_template("suggestions/for_me.html", suggestions=suggestions,
                            profile_size=len(profile_texts), engine_on=ms.enabled())
 
@@ -94,7 +95,7 @@ def assist_need():
     exclude = exclude if isinstance(exclude, int) else None
     text = "\n".join(v for v in fields.values() if v)
     warnings = vagueness({k: v for k, v in fields.items() if k != "background"})
-    similar = ms.similar_needs(text, current_user, exclude_id=exclude, k=5) if len(text.strip()) >= 8 else []
+    similar = similar_needs(text, current_user, exclude_id=exclude, k=5) if len(text.strip()) >= 8 else []
     from ..listings.views import listing_url
     return jsonify({
         "warnings": [{"code": w, "message": str(VAGUENESS_HINTS.get(w, w))} for w in warnings],

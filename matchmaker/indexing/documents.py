@@ -1,0 +1,70 @@
+"""Listings as the matching engine's documents, and an engine's indexes reconciled with the database (the
+source of truth): what ``matching_service.get_engine`` does on first use and the index jobs build on."""
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from ..core.enums import ListingStatus
+from ..extensions import db
+
+
+def _models():
+    from ..listings.models import Capability, Need
+    return {"need": Need, "capability": Capability}
+
+
+def listing_doc(listing):
+    from ..matching.engine import Doc
+    return Doc(id=listing.id, title=listing.title, text=_body(listing), lang=listing.language)
+
+
+def _body(listing) -> str:
+    # The title is added by the engine; the body is everything a match may be found in.
+    return "\n".join(p for p in listing.matching_text().split("\n")[1:] if p)
+
+
+def _indexable(model):
+    return select(model).where(model.status == ListingStatus.PUBLISHED, model.deleted_at.is_(None))
+
+
+def _published_docs(only: set[tuple[str, int]] | None = None) -> dict[str, dict[int, object]]:
+    """Every published listing (or those of ``only``'s (kind, id) keys) as an engine document, per kind,
+    read in a short session of its own.
+
+    Embedding takes seconds to minutes; holding a read transaction open meanwhile would block every
+    writer on SQLite, so the rows are copied out and the session closed first.
+    """
+    from sqlalchemy.orm import Session
+    out: dict[str, dict[int, object]] = {}
+    with Session(db.engine, join_transaction_mode="create_savepoint") as session:
+        for kind, model in _models().items():
+            stmt = _indexable(model)
+            if only is not None:
+                stmt = stmt.where(model.id.in_(sorted(i for k, i in only if k == kind)))
+            out[kind] = {r.id: listing_doc(r) for r in session.scalars(stmt)}
+    return out
+
+
+def reconcile(engine, progress: bool = False) -> dict[str, dict[str, int]]:
+    """Make the index hold exactly the published listings; returns what changed per kind."""
+    report = {}
+    stale = set(engine.needs_rebuild())
+    for kind, wanted in _published_docs().items():
+        if kind in stale:
+            engine.rebuild(kind, list(wanted.values()), progress=progress)
+            report[kind] = {"rebuilt": len(wanted)}
+            continue
+        in_index = engine.doc_texts(kind)
+        missing = [doc for i, doc in wanted.items() if i not in in_index]
+        # edited while matching was off, or a job given up: the database's text wins
+        changed = [doc for i, doc in wanted.items() if i in in_index and in_index[i] != doc.full_text]
+        extra = [i for i in in_index if i not in wanted]
+        if missing or changed:
+            engine.upsert_many(kind, missing + changed, save=False, progress=progress)
+        for doc_id in extra:
+            engine.remove(kind, doc_id, save=False)
+        if missing or changed or extra:
+            engine.save(kind)
+        report[kind] = {"added": len(missing), "updated": len(changed), "removed": len(extra)}
+    engine.refresh_query_means()  # an index saved by an older version may lack them
+    return report

@@ -1,0 +1,151 @@
+"""The pages' match queries: the engine ranks, SQL filters (published, visibility, facets, and the pairing
+rules of ``pairings.eligibility``), so nothing is suggested that a pairing would refuse."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import selectinload
+
+from ..core.enums import ListingStatus
+from ..extensions import db
+from ..indexing.documents import _indexable
+from ..matching_service import get_engine
+from ..pairings.eligibility import matchable_capabilities, matchable_needs
+
+
+@dataclass
+class Suggestion:
+    listing: object
+    match: object
+
+    @property
+    def score(self) -> float:
+        return self.match.score
+
+
+@dataclass
+class ExpertSuggestion:
+    expert: object
+    score: float
+    capabilities: list = field(default_factory=list)  # Suggestions behind the score, best first
+
+
+def capabilities_for_need(need, k: int = 10, hub_city: str | None = None, coop_mode: str | None = None,
+                          field_code: str | None = None, language: str | None = None,
+                          evidence: bool = True) -> list[Suggestion]:
+    """Ranked published capabilities for ``need``; never one the pairing rules refuse (``matchable_capabilities``:
+    the need's own organization, its experts, experts with a declared conflict of interest with it)."""
+    from ..listings.models import Capability
+    engine = get_engine()
+    if engine is None:
+        return []
+    stmt = select(Capability.id).where(Capability.status == ListingStatus.PUBLISHED,
+                                        Capability.deleted_at.is_(None), matchable_capabilities(need))
+    if hub_city:
+        stmt = stmt.where(Capability.hub_city == hub_city)
+    if field_code:
+        stmt = stmt.where(Capability.field == field_code)
+    if language:
+        stmt = stmt.where(Capability.language == language)
+    allowed = db.session.scalars(stmt).all()
+    if coop_mode:
+        modes = dict(db.session.execute(select(Capability.id, Capability.coop_modes)
+                                        .where(Capability.id.in_(allowed))).all())
+        allowed = [i for i in allowed if coop_mode in (modes.get(i) or [])]
+    if not allowed:
+        return []
+    matches = engine.search("capability", [need.matching_text()], k=k, allowed_ids=allowed, evidence=evidence)
+    from ..pairings.feedback import apply_feedback  # declines and contracts adjust the ranking, visibly
+    matches = apply_feedback(need, matches, engine)
+    return _attach(Capability, matches)
+
+
+def experts_for_need(need, k: int = 5, pool: int = 60) -> list[ExpertSuggestion]:
+    """Experts ranked from all their matching capabilities (best two averaged, as for profiles); built on
+    ``capabilities_for_need``, so never an expert the pairing rules refuse for this need."""
+    by_expert: dict[int, list[Suggestion]] = {}
+    for s in capabilities_for_need(need, k=pool, evidence=False):  # evidence is shown per capability
+        if s.listing.expert_id is not None:
+            by_expert.setdefault(s.listing.expert_id, []).append(s)
+    ranked = []
+    for suggestions in by_expert.values():
+        top = sorted(suggestions, key=lambda s: -s.score)
+        score = sum(s.score for s in top[:2]) / len(top[:2])
+        ranked.append(ExpertSuggestion(expert=top[0].listing.expert, score=score, capabilities=top))
+    return sorted(ranked, key=lambda e: -e.score)[:k]
+
+
+def needs_for_user(user, k: int = 10, published_since=None) -> tuple[list[Suggestion], list[str]]:
+    """Needs suggested for an expert (or institute member): the profile is all their published
+    capabilities, falling back to the expert bio. Returns the suggestions and the profile texts used.
+    Never needs of the user's organizations, of their expert affiliation or of organizations they declared a
+    conflict of interest with (``matchable_needs``). ``published_since``: only needs published after it
+    (the digest ranks the new ones, not the best of all time filtered afterwards)."""
+    from ..listings.models import Capability, Need
+    from ..listings.queries import visible_listings
+    engine = get_engine()
+    if engine is None:
+        return [], []
+    caps = db.session.scalars(_indexable(Capability).where(_owned_by(Capability, user))).all()
+    texts = [c.matching_text() for c in caps]
+    if not texts and user.expert_profile is not None and user.expert_profile.bio:
+        texts = [user.expert_profile.bio]
+    if not texts:
+        return [], []
+    stmt = visible_listings(Need, user).with_only_columns(Need.id).where(matchable_needs(user))
+    if published_since is not None:
+        stmt = stmt.where(Need.published_at > published_since)
+    allowed = db.session.scalars(stmt).all()
+    if not allowed:
+        return [], texts
+    return _attach(Need, engine.search("need", texts, k=k, allowed_ids=allowed)), texts
+
+
+def similar_needs(text: str, user, exclude_id: int | None = None, k: int = 5) -> list[Suggestion]:
+    """Published needs the user may see that resemble ``text`` (the posting assistant's duplicates)."""
+    from ..listings.models import Need
+    from ..listings.queries import visible_listings
+    engine = get_engine()
+    if engine is None or not (text or "").strip():
+        return []
+    allowed = [i for i in db.session.scalars(visible_listings(Need, user).with_only_columns(Need.id))
+               if i != exclude_id]
+    if not allowed:
+        return []
+    return _attach(Need, engine.search("need", [text], k=k, allowed_ids=allowed))
+
+
+#: longest search-box text handed to the engine (embedding time grows with it; a query is a few words)
+MAX_RELATED_QUERY = 200
+
+
+def related_listings(model, text: str, allowed_ids, k: int = 10) -> list:
+    """Listings of ``model`` among ``allowed_ids`` (the caller's visibility and facet filters) that the
+    engine ranks for the free text ``text``, in any language, best first, without evidence: the browse
+    pages' "related across languages". No score floor: scores are relative to the pool (in a small pool a
+    good match can score below 0), so the section always shows the engine's best k."""
+    engine = get_engine()
+    text = (text or "").strip()[:MAX_RELATED_QUERY]
+    allowed = list(allowed_ids)
+    if engine is None or not text or not allowed:
+        return []
+    kind = "need" if model.__name__ == "Need" else "capability"
+    matches = engine.search(kind, [text], k=k, allowed_ids=allowed, evidence=False)
+    return [s.listing for s in _attach(model, matches)]
+
+
+def _owned_by(model, user):
+    conds = [model.created_by_id == user.id]
+    if user.expert_profile is not None:
+        conds.append(model.expert_id == user.expert_profile.id)
+    return or_(*conds)
+
+
+def _attach(model, matches) -> list[Suggestion]:
+    stmt = select(model).where(model.id.in_([m.doc_id for m in matches]))
+    if model.__name__ == "Capability":  # every page names the expert behind a capability: load them with it
+        from ..accounts.models import ExpertProfile
+        stmt = stmt.options(selectinload(model.expert).selectinload(ExpertProfile.user))
+    rows = {r.id: r for r in db.session.scalars(stmt).unique()}
+    return [Suggestion(rows[m.doc_id], m) for m in matches if m.doc_id in rows]
