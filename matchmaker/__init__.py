@@ -41,6 +41,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     babel.init_app(app, locale_selector=_select_locale)
 
     from . import models  # noqa: F401  (register every table with the metadata)
+    # (the models also register their audit labels; the views import the operations, which connect their
+    # receivers of the domains' signals: core.signals)
     from .accounts.views import bp as accounts_bp
     from .admin.views import bp as admin_bp
     from .listings.views import bp as listings_bp

@@ -120,7 +120,7 @@ def need_matches(need, k: int, experts_k: int = 0, filters: dict | None = None):
         suggestions = [Suggestion(rows[i], m) for i, m in caps if i in rows]
         if suggestions:
             experts.append(ExpertSuggestion(expert=suggestions[0].listing.expert, score=score,
-                                               capabilities=suggestions))
+                                            capabilities=suggestions))
     return capabilities, experts
 
 
