@@ -1,7 +1,6 @@
 """Errors and post-commit hooks shared by every service layer."""
 from __future__ import annotations
 
-from functools import wraps
 from typing import Callable
 
 from sqlalchemy import event, select, update
@@ -22,21 +21,6 @@ class WorkflowError(Exception):
         super().__init__(reason)
         self.reason = reason
         self.status = status
-
-
-def answer_lost_races(on_lost: Callable[[Exception], object]):
-    """View decorator: a lost race anywhere in the view is answered by ``on_lost(exc)``, never by a 500;
-    ``on_lost`` rolls the transaction back and aborts with 409 or returns a response (the same handler
-    serves the view's own commit)."""
-    def decorate(view):
-        @wraps(view)
-        def wrapper(*args, **kwargs):
-            try:
-                return view(*args, **kwargs)
-            except RACE_ERRORS as exc:
-                return on_lost(exc)
-        return wrapper
-    return decorate
 
 
 def lock_row(model, row_id: int):
