@@ -38,7 +38,8 @@ def lock_row(model, row_id: int):
 def after_commit(session: Session, callback: Callable[[], None]) -> None:
     """Run ``callback`` only once the outermost transaction has committed (e.g. index updates, mail); a
     callback registered inside a savepoint that is rolled back never runs."""
-    tx = session.get_nested_transaction() or session.get_transaction()
+    # begin one if none has (nothing written yet): a rollback then ends it and drops the callback
+    tx = session.get_nested_transaction() or session.get_transaction() or session.begin()
     session.info.setdefault("after_commit", []).append((tx, callback))
 
 
