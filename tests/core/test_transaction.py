@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 from flask import get_flashed_messages
 from sqlalchemy import func, select, update
+from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException
 
 from matchmaker.accounts.models import Organization
@@ -130,13 +131,11 @@ def test_page_shows_its_form_again(app):
 def test_no_race_handling_without_the_domains_words(app, make, world):
     """Without ``lost``, does a lost race pass through (to an outer transaction or the 500 handler)?"""
     need = make.need(world["enterprise"])
-    from sqlalchemy.orm.exc import StaleDataError
 
     with app.test_request_context("/x", method="POST"):
-        with pytest.raises(StaleDataError):
-            with transaction("/back"):
-                _stale(need)
-                commit()
+        with pytest.raises(StaleDataError), transaction("/back"):
+            _stale(need)
+            commit()
         db.session.rollback()
 
 
