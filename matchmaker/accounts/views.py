@@ -4,12 +4,14 @@ from __future__ import annotations
 from flask import (Blueprint, abort, flash, make_response, redirect, render_template, request, session,
                    url_for)
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
 from flask_login import current_user, login_required, logout_user
 
 from ..core.access import get_or_404
 from ..core.enums import OrgKind
-from ..core.workflow import WorkflowError, answer_lost_races
+from ..core.transaction import LostRace, commit, transaction
+from ..core.workflow import WorkflowError
 from ..extensions import configured_limit, db, limiter
 from . import operations as ops
 from .sessions import clear_keeping_language, enforce_timeouts, start_session
@@ -33,22 +35,12 @@ def _form_again(template: str, form, **context):
 
 def _login_refused(_limit):
     ops.record_login_throttled(request.form.get("email"))
-    db.session.commit()
+    commit()
     return _form_again("accounts/login.html", LoginForm(), next_url=ops.safe_next(request.values.get("next")))
 
 
 def _register_refused(_limit):
     return _form_again("accounts/register.html", RegisterForm(), affiliations=_affiliation_names())
-
-
-def _refuse(form, exc: WorkflowError) -> None:
-    """Show a refusal next to its field, or as a message on top of the form."""
-    db.session.rollback()
-    field = getattr(exc, "field", None)
-    if field and field in form:
-        form[field].errors = list(form[field].errors or []) + [exc.reason]
-    else:
-        flash(exc.reason, "error")
 
 
 def _affiliation_names() -> list[str]:
@@ -66,11 +58,10 @@ def register():
     form = RegisterForm()
     status = 200
     if form.validate_on_submit():
-        try:
+        with transaction(form=form, abort_on=()) as tx:  # refused: shown next to its field or on top
             user = ops.register_user(form.data)
-            db.session.commit()
-        except WorkflowError as exc:
-            _refuse(form, exc)
+            commit()
+        if tx.failed:
             status = 400
         else:
             start_session(user)
@@ -103,12 +94,12 @@ def login():
         try:
             user = ops.authenticate(form.email.data, form.password.data)
         except WorkflowError as exc:
-            db.session.commit()  # keep the audit entry of the failure
+            commit()  # keep the audit entry of the failure
             flash(exc.reason, "error")
             status = exc.status if exc.status in (401, 403) else 400
         else:
             ops.record_login(user)
-            db.session.commit()
+            commit()
             start_session(user, remember=bool(form.remember.data))
             flash(_("Welcome back, %(name)s.", name=user.name), "success")
             return redirect(next_url or url_for("listings.my_listings"))
@@ -122,7 +113,7 @@ def logout():
     """End the session here and on the server (a copied session cookie stops working)."""
     if current_user.is_authenticated:
         ops.record_logout(current_user._get_current_object())
-        db.session.commit()
+        commit()
         logout_user()
     session.clear()
     flash(_("You have been logged out."), "info")
@@ -148,7 +139,7 @@ def forgot_password():
     form = ForgotPasswordForm()
     if form.validate_on_submit():
         ops.request_password_reset(form.email.data)
-        db.session.commit()
+        commit()
         flash(_("If an account uses this address, we have sent it a link to choose a new password. The link "
                 "works for one hour."), "info")
         return redirect(url_for("accounts.login"))
@@ -165,12 +156,10 @@ def reset_password(token: str):
         return redirect(url_for("accounts.forgot_password"))
     form = ResetPasswordForm(email=user.email)
     if form.validate_on_submit():
-        try:
+        with transaction(form=form, abort_on=()) as tx:
             revoked = ops.reset_password(user, form.password.data)
-            db.session.commit()
-        except WorkflowError as exc:
-            _refuse(form, exc)
-        else:
+            commit()
+        if not tx.failed:
             if current_user.is_authenticated:
                 logout_user()
             clear_keeping_language()
@@ -192,12 +181,11 @@ def change_password():
     status = 200
     if form.validate_on_submit():
         user = current_user._get_current_object()
-        try:
+        with transaction(form=form, abort_on=()) as tx:
             ops.change_password(user, form.current_password.data, form.password.data)
-            db.session.commit()
-        except WorkflowError as exc:
-            _refuse(form, exc)
-            status = 400 if exc.status != 403 else 403
+            commit()
+        if tx.failed:
+            status = 400 if tx.status != 403 else 403
         else:
             start_session(user)
             flash(_("Your password has been changed. Other devices have been signed out."), "success")
@@ -226,11 +214,10 @@ def profile():
         form.drop_expert_fields()
     status = 200
     if form.validate_on_submit():
-        try:
+        with transaction(form=form, abort_on=()) as tx:
             ops.update_profile(user, form.data)
-            db.session.commit()
-        except WorkflowError as exc:
-            _refuse(form, exc)
+            commit()
+        if tx.failed:
             status = 400
         else:
             session["lang"] = user.locale
@@ -253,15 +240,13 @@ def organization(org_id: int):
     return render_template("accounts/organization.html", org=org, can_edit=can_edit, join_requests=join_requests)
 
 
-def _join_decided_meanwhile(_exc):
-    db.session.rollback()
-    flash(_("This request has already been decided."), "error")
-    return redirect(url_for("accounts.organization", org_id=request.view_args["org_id"]))
+#: two managers decided the same request at once
+JOIN_DECIDED = LostRace(stale=_l("This request has already been decided."), category="error")
 
 
 @bp.post("/organizations/<int:org_id>/join-requests/<int:request_id>/<any(approve, decline):decision>")
 @login_required
-@answer_lost_races(_join_decided_meanwhile)
+@transaction("accounts.organization", lost=JOIN_DECIDED, abort_on=(), code=302)
 def decide_join_request(org_id: int, request_id: int, decision: str):
     """A manager of the organization (or an admin) lets a requester in as a member, or declines."""
     join_request = get_or_404(MembershipRequest, request_id)
@@ -269,15 +254,10 @@ def decide_join_request(org_id: int, request_id: int, decision: str):
         abort(404)
     if not join_request.organization.can_edit(current_user):
         abort(403, _("Only the organization's managers can decide who joins it."))
-    try:
-        ops.decide_join_request(join_request, current_user._get_current_object(), decision == "approve")
-        db.session.commit()
-    except WorkflowError as exc:
-        db.session.rollback()
-        flash(exc.reason, "error")
-    else:
-        flash(_("%(name)s is now a member.", name=join_request.user.name) if decision == "approve"
-              else _("The request of %(name)s was declined.", name=join_request.user.name), "success")
+    ops.decide_join_request(join_request, current_user._get_current_object(), decision == "approve")
+    commit()
+    flash(_("%(name)s is now a member.", name=join_request.user.name) if decision == "approve"
+          else _("The request of %(name)s was declined.", name=join_request.user.name), "success")
     return redirect(url_for("accounts.organization", org_id=org_id))
 
 
@@ -293,12 +273,11 @@ def edit_organization(org_id: int):
         form.hub_city.data = org.hub_city or ""
     status = 200
     if form.validate_on_submit():
-        try:
+        with transaction(form=form, abort_on=()) as tx:
             ops.update_organization(org, current_user._get_current_object(), form.data)
-            db.session.commit()
-        except WorkflowError as exc:
-            _refuse(form, exc)
-            status = exc.status if exc.status in (403, 409) else 400
+            commit()
+        if tx.failed:
+            status = tx.status if tx.status in (403, 409) else 400
         else:
             flash(_("The organization has been saved."), "success")
             return redirect(url_for("accounts.organization", org_id=org.id))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import func, or_
 
@@ -10,7 +11,7 @@ from ..accounts.models import User, UserRole
 from ..core.access import admin_required, get_or_404, page_arg
 from ..core.audit import AuditEvent
 from ..core.enums import Role
-from ..core.workflow import WorkflowError, answer_lost_races
+from ..core.transaction import LostRace, commit, transaction
 from ..extensions import db
 from . import operations as ops
 from .forms import ActionForm, ActiveForm, AuditFilterForm, GrantRoleForm, UserFilterForm
@@ -22,12 +23,12 @@ def _back_to(user: User):
     return redirect(url_for("admin.user_detail", user_id=user.id), code=303)
 
 
-def _changed_meanwhile(_exc):
-    """Another administrator changed the same account at the same moment (e.g. granted the same role)."""
-    db.session.rollback()
-    flash(_("Another administrator changed this account at the same moment. Nothing was changed; here is "
-            "its current state."), "warning")
-    return redirect(url_for("admin.user_detail", user_id=request.view_args["user_id"]), code=303)
+#: another administrator changed the same account at the same moment (e.g. granted the same role)
+ACCOUNT_RACE = LostRace(stale=_l("Another administrator changed this account at the same moment. Nothing was "
+                                 "changed; here is its current state."))
+
+#: refused or lost, an account change goes back to the account's page with the reason
+account_change = transaction("admin.user_detail", lost=ACCOUNT_RACE, abort_on=())
 
 
 def _form_reason(form) -> str:
@@ -79,7 +80,7 @@ def user_detail(user_id: int):
 
 @bp.post("/users/<int:user_id>/active")
 @admin_required
-@answer_lost_races(_changed_meanwhile)
+@account_change
 def set_active(user_id: int):
     """Activate or deactivate an account (deactivation signs the user out everywhere)."""
     user = get_or_404(User, user_id)
@@ -87,13 +88,8 @@ def set_active(user_id: int):
     if not form.validate_on_submit():
         abort(400, _form_reason(form))
     active = form.active.data == "1"
-    try:
-        changed = ops.set_active(current_user._get_current_object(), user, active)
-        db.session.commit()
-    except WorkflowError as exc:
-        db.session.rollback()
-        flash(exc.reason, "error")
-        return _back_to(user)
+    changed = ops.set_active(current_user._get_current_object(), user, active)
+    commit()
     if changed:
         flash(_("%(name)s can sign in again.", name=user.name) if active
               else _("%(name)s has been deactivated and signed out.", name=user.name), "success")
@@ -102,20 +98,15 @@ def set_active(user_id: int):
 
 @bp.post("/users/<int:user_id>/roles")
 @admin_required
-@answer_lost_races(_changed_meanwhile)
+@account_change
 def grant_role(user_id: int):
     """Grant a role; coordinators can be limited to one hub city."""
     user = get_or_404(User, user_id)
     form = GrantRoleForm()
     if not form.validate_on_submit():
         abort(400, _form_reason(form))
-    try:
-        changed = ops.grant_role(current_user._get_current_object(), user, form.role.data, form.hub_city.data)
-        db.session.commit()
-    except WorkflowError as exc:
-        db.session.rollback()
-        flash(exc.reason, "error")
-        return _back_to(user)
+    changed = ops.grant_role(current_user._get_current_object(), user, form.role.data, form.hub_city.data)
+    commit()
     if changed:
         flash(_("Role %(role)s granted to %(name)s.", role=Role.label_of(form.role.data), name=user.name),
               "success")
@@ -126,7 +117,7 @@ def grant_role(user_id: int):
 
 @bp.post("/users/<int:user_id>/roles/<role>/revoke")
 @admin_required
-@answer_lost_races(_changed_meanwhile)
+@account_change
 def revoke_role(user_id: int, role: str):
     """Revoke a role (not your own administrator role)."""
     user = get_or_404(User, user_id)
@@ -135,13 +126,8 @@ def revoke_role(user_id: int, role: str):
         abort(400, _form_reason(form))
     if role not in Role.values():
         abort(400, _("Unknown role."))
-    try:
-        changed = ops.revoke_role(current_user._get_current_object(), user, role)
-        db.session.commit()
-    except WorkflowError as exc:
-        db.session.rollback()
-        flash(exc.reason, "error")
-        return _back_to(user)
+    changed = ops.revoke_role(current_user._get_current_object(), user, role)
+    commit()
     if changed:
         flash(_("Role %(role)s revoked from %(name)s.", role=Role.label_of(role), name=user.name), "success")
     return _back_to(user)

@@ -13,10 +13,9 @@ from __future__ import annotations
 from flask import (Blueprint, abort, current_app, flash, g, jsonify, make_response, redirect, render_template,
                    request, url_for)
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 from sqlalchemy import or_, select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.datastructures import MultiDict
 
 from ..accounts.models import ExpertProfile
@@ -25,7 +24,8 @@ from ..core.access import MAX_ID
 from ..core.enums import CoopMode, HubCity, Industry, Language
 from ..core.errors import InvalidJson, error_response, request_json
 from ..core.templating import current_url
-from ..core.workflow import WorkflowError
+from ..core.transaction import LostRace, commit, transaction
+from ..core.workflow import RACE_ERRORS, WorkflowError
 from ..extensions import configured_limit, csrf, db, limiter
 from ..listings import operations as ops
 from ..listings.forms import NeedForm
@@ -79,6 +79,21 @@ def _api_error(exc: ApiError):
 def _workflow_error(exc: WorkflowError):
     db.session.rollback()
     return _error(exc.status, exc.reason)
+
+
+#: a lost race, in an operation's flush or at the commit
+API_RACE = LostRace(
+    stale=_l("Someone else changed this in the meantime. Nothing was saved; reload it and try again."),
+    duplicate=_l("The values are inconsistent with stored data. Nothing was saved."), log_duplicate=True)
+
+
+def _lost_race(exc: Exception):
+    db.session.rollback()
+    return _error(409, API_RACE.answer(exc)[0])
+
+
+for _race in RACE_ERRORS:
+    bp.register_error_handler(_race, _lost_race)
 
 
 # --- authentication ---------------------------------------------------------------------------------
@@ -173,19 +188,6 @@ def _enum_arg(name: str, enum_cls) -> str | None:
     if value is not None and value not in enum_cls.values():
         raise ApiError(400, _("Invalid query parameter."), {name: [_("Unknown value.")]})
     return value
-
-
-def _commit() -> None:
-    try:
-        db.session.commit()
-    except StaleDataError:
-        db.session.rollback()
-        raise ApiError(409, _("Someone else changed this in the meantime. Nothing was saved; reload it and "
-                              "try again.")) from None
-    except IntegrityError:
-        db.session.rollback()
-        current_app.logger.warning("integrity error on %s", request.path, exc_info=True)
-        raise ApiError(409, _("The values are inconsistent with stored data. Nothing was saved.")) from None
 
 
 # --- serialization ----------------------------------------------------------------------------------
@@ -287,7 +289,7 @@ def create_listing(slug: str):
     form = _validated_form(k.form, data)
     organization = next((m.organization for m in current_user.memberships if m.organization_id == org_id), None)
     listing = ops.create_listing(k.model, current_user, form.listing_data(), organization=organization)
-    _commit()
+    commit()
     resp = make_response(jsonify(dump_listing(listing, current_user)), 201)
     resp.headers["Location"] = url_for(f"api.get_{k.model.kind_name}", listing_id=listing.id)
     return resp
@@ -314,7 +316,7 @@ def update_listing(slug: str, listing_id: int):
     merged = {**_form_values(listing), **data}
     form = _validated_form(k.form, merged, original_deadline=getattr(listing, "deadline", None))
     ops.update_listing(listing, current_user, form.listing_data())
-    _commit()
+    commit()
     return jsonify(dump_listing(listing, current_user))
 
 
@@ -323,7 +325,7 @@ def submit_listing(slug: str, listing_id: int):
     listing = load_listing(KINDS[slug].model, listing_id)
     ops.submit_listing(listing, current_user)  # permission and state first (403/409 before body errors)
     json_body(schemas.EMPTY_BODY, optional=True)  # takes no body: members are refused (rolled back)
-    _commit()
+    commit()
     return jsonify(dump_listing(listing, current_user))
 
 
@@ -456,31 +458,25 @@ def create_token():
     form = auth.TokenForm()
     if not form.validate_on_submit():
         return _tokens_page(form, status=400)
-    try:
+    with transaction(abort_on=()) as tx:
         token, secret = auth.create_token(current_user, form.name.data, form.expires_in_days)
-    except WorkflowError as exc:
-        db.session.rollback()
-        flash(exc.reason, "error")
-        return _tokens_page(form, status=exc.status)
-    db.session.commit()
+    if tx.failed:
+        return _tokens_page(form, status=tx.status)
+    commit()
     return _tokens_page(auth.TokenForm(formdata=None), new_secret=secret, new_token=token, status=201)
 
 
 @tokens_bp.post("/profile/tokens/<int:token_id>/revoke")
 @login_required
+@transaction("tokens.tokens", abort_on=())
 def revoke_token(token_id: int):
     token = db.session.get(ApiToken, token_id) if 0 < token_id <= MAX_ID else None
     if token is None or token.user_id != current_user.id:
         abort(404)
     if not auth.RevokeForm().validate_on_submit():
         abort(400, _("The form was incomplete. Reload the page and try again."))
-    try:
-        auth.revoke_token(token, current_user)
-    except WorkflowError as exc:
-        db.session.rollback()
-        flash(exc.reason, "error")
-        return redirect(url_for("tokens.tokens"), code=303)
-    db.session.commit()
+    auth.revoke_token(token, current_user)
+    commit()
     flash(_("The token “%(name)s” was revoked. Programs using it are refused from now on.", name=token.name),
           "success")
     return redirect(url_for("tokens.tokens"), code=303)

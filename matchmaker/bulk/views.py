@@ -14,6 +14,7 @@ from wtforms.validators import DataRequired
 
 from ..core.access import coordinator_required
 from ..core.enums import ListingStatus
+from ..core.transaction import commit
 from ..extensions import db
 from . import csvio
 
@@ -66,7 +67,7 @@ def import_csv():
             data = form.file.data.read(request.max_content_length or 2 * 1024 * 1024)
             result = csvio.run_import(model, data, current_user, submit=form.then.data == "submit")
             if result.ok:
-                db.session.commit()
+                commit()
             else:
                 db.session.rollback()
                 status = 422

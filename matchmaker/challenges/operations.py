@@ -10,6 +10,7 @@ from flask_babel import lazy_gettext as _l
 from ..core import audit
 from ..core.access import MAX_ID
 from ..core.enums import Visibility
+from ..core.statemachine import StateMachine
 from ..core.time import utcnow
 from ..core.workflow import WorkflowError
 from ..extensions import db
@@ -26,13 +27,8 @@ TRANSITIONS = {
 }
 
 
-def _transition(challenge: Challenge, to: str, actor, comment: str | None = None) -> None:
-    frm = challenge.status
-    if to not in TRANSITIONS.get(frm, set()):
-        raise WorkflowError(_("A challenge cannot go from “%(frm)s” to “%(to)s”.",
-                              frm=S.label_of(frm), to=S.label_of(to)))
-    challenge.status = to
-    audit.record(f"challenge.{to}", actor=actor, target=challenge, from_state=frm, to_state=to, comment=comment)
+MACHINE = StateMachine(TRANSITIONS, labels=S, noun="challenge",
+                       refusal=_l("A challenge cannot go from “%(frm)s” to “%(to)s”."))
 
 
 def _require_manager(challenge: Challenge, user) -> None:
@@ -116,7 +112,7 @@ def submit_bid(challenge: Challenge, user, *, approach: str, team_members: str, 
 def start_shortlisting(challenge: Challenge, user) -> None:
     """Close bidding (even before the deadline) and start picking."""
     _require_manager(challenge, user)
-    _transition(challenge, S.SHORTLISTING, user)
+    MACHINE.move(challenge, S.SHORTLISTING, user)
     db.session.flush()
 
 
@@ -150,7 +146,7 @@ def award(challenge: Challenge, bid, user, comment: str | None = None) -> Bid:
     bid = _bid_of(challenge, bid)
     if bid.status != BidStatus.SHORTLISTED:
         raise WorkflowError(_("Only a shortlisted bid can win."))
-    _transition(challenge, S.AWARDED, user, comment=comment)
+    MACHINE.move(challenge, S.AWARDED, user, comment=comment)
     challenge.awarded_at = challenge.closed_at = utcnow()
     for other in challenge.bids:
         if other.id != bid.id and other.status in (BidStatus.SUBMITTED, BidStatus.SHORTLISTED):
@@ -190,7 +186,7 @@ def _on_listing_withdrawn(listing, actor) -> None:
 def _cancel(challenge: Challenge, user, reason: str) -> None:
     if not reason:
         raise WorkflowError(_("Give a reason for cancelling."), 400)
-    _transition(challenge, S.CANCELLED, user, comment=reason)
+    MACHINE.move(challenge, S.CANCELLED, user, comment=reason)
     challenge.closed_at, challenge.close_reason = utcnow(), reason
     for bid in challenge.bids:
         if bid.status in (BidStatus.SUBMITTED, BidStatus.SHORTLISTED):

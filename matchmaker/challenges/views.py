@@ -3,11 +3,12 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 
 from ..core.access import get_or_404
 from ..core.time import end_of_programme_day
-from ..core.workflow import RACE_ERRORS, WorkflowError
+from ..core.transaction import STAY, LostRace, commit, transaction
 from ..extensions import db
 from ..listings.models import Need
 from ..listings.views import load_listing
@@ -35,28 +36,8 @@ def _load(challenge_id: int) -> Challenge:
     return challenge
 
 
-def _changed_meanwhile() -> None:
-    db.session.rollback()
-    flash(_("Someone else changed this challenge in the meantime. Nothing was saved; please check it "
-            "and try again."), "warning")
-
-
-def _commit_or_message(success: str) -> bool:
-    try:
-        db.session.commit()
-        flash(success, "success")
-        return True
-    except RACE_ERRORS:
-        _changed_meanwhile()
-        return False
-
-
-def _refused(exc: WorkflowError, challenge_id: int):
-    db.session.rollback()
-    if exc.status in (403, 404):
-        abort(exc.status, exc.reason)
-    flash(exc.reason, "error")
-    return redirect(url_for("challenges.detail", challenge_id=challenge_id), code=303)
+CHALLENGE_RACE = LostRace(stale=_l("Someone else changed this challenge in the meantime. Nothing was saved; "
+                                    "please check it and try again."))
 
 
 @bp.get("")
@@ -95,20 +76,15 @@ def create(need_id: int):
         if not form.validate_on_submit():
             return render_template("challenges/form.html", form=form, need=need), 400
         deadline = end_of_programme_day(form.deadline.data)
-        try:
+        with transaction(lost=CHALLENGE_RACE, lost_back=STAY, abort_on=()) as tx:
             challenge = ops.publish_challenge(need, current_user, reward=form.reward.data, deadline=deadline,
                                               terms=form.terms.data)
-        except WorkflowError as exc:
-            db.session.rollback()
-            flash(exc.reason, "error")
-            return render_template("challenges/form.html", form=form, need=need), exc.status
-        except RACE_ERRORS:
-            _changed_meanwhile()
-            return render_template("challenges/form.html", form=form, need=need), 409
-        cid = challenge.id
-        if _commit_or_message(_("Challenge published.")):
-            return redirect(url_for("challenges.detail", challenge_id=cid), code=303)
-        return render_template("challenges/form.html", form=form, need=need), 409
+            cid = challenge.id
+            commit()
+        if tx.failed:
+            return render_template("challenges/form.html", form=form, need=need), tx.status
+        flash(_("Challenge published."), "success")
+        return redirect(url_for("challenges.detail", challenge_id=cid), code=303)
     return render_template("challenges/form.html", form=form, need=need)
 
 
@@ -130,8 +106,13 @@ def detail(challenge_id: int):
     return _render_detail(_load(challenge_id))
 
 
+#: a refused or lost change goes back to the challenge's page with the reason
+challenge_action = transaction("challenges.detail", lost=CHALLENGE_RACE, abort_on=(403, 404))
+
+
 @bp.post("/<int:challenge_id>/bid")
 @login_required
+@challenge_action
 def bid(challenge_id: int):
     """Submit or edit the signed-in expert's bid."""
     challenge = _load(challenge_id)
@@ -140,15 +121,10 @@ def bid(challenge_id: int):
     form = BidForm()
     if not form.validate_on_submit():
         return _render_detail(challenge, bid_form=form, status=400)
-    try:
-        ops.submit_bid(challenge, current_user, approach=form.approach.data, team_members=form.team_members.data,
-                       budget=form.budget.data, timeline_months=form.timeline_months.data)
-    except WorkflowError as exc:
-        return _refused(exc, challenge_id)
-    except RACE_ERRORS:
-        _changed_meanwhile()
-        return redirect(url_for("challenges.detail", challenge_id=challenge_id), code=303)
-    _commit_or_message(_("Your bid has been saved. You can change it until the deadline."))
+    ops.submit_bid(challenge, current_user, approach=form.approach.data, team_members=form.team_members.data,
+                   budget=form.budget.data, timeline_months=form.timeline_months.data)
+    commit()
+    flash(_("Your bid has been saved. You can change it until the deadline."), "success")
     return redirect(url_for("challenges.detail", challenge_id=challenge_id), code=303)
 
 
@@ -156,20 +132,15 @@ def _manage(challenge_id: int, action, success: str):
     challenge = _load(challenge_id)
     if not challenge.can_manage(current_user):
         abort(403, _("Only the publishing enterprise or a coordinator of its hub city may manage this challenge."))
-    try:
-        result = action(challenge)
-    except WorkflowError as exc:
-        return _refused(exc, challenge_id)
-    except RACE_ERRORS:
-        _changed_meanwhile()
-        return redirect(url_for("challenges.detail", challenge_id=challenge_id), code=303)
-    if result is not False:
-        _commit_or_message(success)
+    if action(challenge) is not False:
+        commit()
+        flash(success, "success")
     return redirect(url_for("challenges.detail", challenge_id=challenge_id), code=303)
 
 
 @bp.post("/<int:challenge_id>/shortlisting")
 @login_required
+@challenge_action
 def start_shortlisting(challenge_id: int):
     return _manage(challenge_id, lambda c: ops.start_shortlisting(c, current_user),
                    _("Bidding is closed; you can now shortlist bids."))
@@ -177,12 +148,14 @@ def start_shortlisting(challenge_id: int):
 
 @bp.post("/<int:challenge_id>/bids/<int:bid_id>/shortlist")
 @login_required
+@challenge_action
 def shortlist(challenge_id: int, bid_id: int):
     return _manage(challenge_id, lambda c: ops.shortlist_bid(c, bid_id, current_user), _("Bid shortlisted."))
 
 
 @bp.post("/<int:challenge_id>/bids/<int:bid_id>/award")
 @login_required
+@challenge_action
 def award(challenge_id: int, bid_id: int):
     return _manage(challenge_id, lambda c: ops.award(c, bid_id, current_user),
                    _("The winner has been chosen and the challenge is closed."))
@@ -190,6 +163,7 @@ def award(challenge_id: int, bid_id: int):
 
 @bp.post("/<int:challenge_id>/cancel")
 @login_required
+@challenge_action
 def cancel(challenge_id: int):
     challenge = _load(challenge_id)
     if not challenge.can_manage(current_user):
@@ -204,6 +178,7 @@ def cancel(challenge_id: int):
 
 @bp.post("/<int:challenge_id>/invite")
 @login_required
+@challenge_action
 def invite(challenge_id: int):
     def action(challenge):
         count = ops.invite_matching_experts(challenge, current_user)

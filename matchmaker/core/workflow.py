@@ -1,7 +1,6 @@
 """Errors and post-commit hooks shared by every service layer."""
 from __future__ import annotations
 
-from functools import wraps
 from typing import Callable
 
 from sqlalchemy import event, select, update
@@ -24,21 +23,6 @@ class WorkflowError(Exception):
         self.status = status
 
 
-def answer_lost_races(on_lost: Callable[[Exception], object]):
-    """View decorator: a lost race anywhere in the view is answered by ``on_lost(exc)``, never by a 500;
-    ``on_lost`` rolls the transaction back and aborts with 409 or returns a response (the same handler
-    serves the view's own commit)."""
-    def decorate(view):
-        @wraps(view)
-        def wrapper(*args, **kwargs):
-            try:
-                return view(*args, **kwargs)
-            except RACE_ERRORS as exc:
-                return on_lost(exc)
-        return wrapper
-    return decorate
-
-
 def lock_row(model, row_id: int):
     """Take the row's lock (PostgreSQL: SELECT … FOR UPDATE) or the database write lock (SQLite has no row
     locks: a no-op UPDATE takes it), then re-read the row, so a decision sees what other requests committed
@@ -54,7 +38,8 @@ def lock_row(model, row_id: int):
 def after_commit(session: Session, callback: Callable[[], None]) -> None:
     """Run ``callback`` only once the outermost transaction has committed (e.g. index updates, mail); a
     callback registered inside a savepoint that is rolled back never runs."""
-    tx = session.get_nested_transaction() or session.get_transaction()
+    # begin one if none has (nothing written yet): a rollback then ends it and drops the callback
+    tx = session.get_nested_transaction() or session.get_transaction() or session.begin()
     session.info.setdefault("after_commit", []).append((tx, callback))
 
 

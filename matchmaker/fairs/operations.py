@@ -19,6 +19,7 @@ from sqlalchemy import select
 
 from ..core import audit
 from ..core.forms import clean_text
+from ..core.statemachine import StateMachine
 from ..core.time import utcnow
 from ..core.workflow import WorkflowError
 from ..extensions import db
@@ -43,6 +44,8 @@ TRANSITIONS = {
     FairStatus.CLOSED: {FairStatus.OPEN, FairStatus.HELD},
     FairStatus.HELD: set(),
 }
+MACHINE = StateMachine(TRANSITIONS, labels=FairStatus, noun="fair",
+                       refusal=_l("A fair cannot go from “%(frm)s” to “%(to)s”."))
 
 
 def _link(fair) -> str | None:
@@ -128,14 +131,10 @@ def update_fair(fair: Fair, actor, data: dict) -> None:
 def _transition(fair: Fair, actor, to: str, now: datetime | None = None) -> None:
     if not fair.can_manage(actor):
         raise WorkflowError(_("You may not manage this fair."), 403)
-    frm = fair.status
-    if to not in TRANSITIONS.get(frm, set()):
-        raise WorkflowError(_("A fair cannot go from “%(frm)s” to “%(to)s”.", frm=FairStatus.label_of(frm),
-                              to=FairStatus.label_of(to)), 409)
+    MACHINE.check(fair, to)
     if to == FairStatus.HELD and (now or utcnow()) < fair.ends_at:
         raise WorkflowError(_("A fair can be marked as held only once it has ended."), 409)
-    fair.status = to
-    audit.record(f"fair.{to}", actor=actor, target=fair, from_state=frm, to_state=to)
+    MACHINE.move(fair, to, actor)
     db.session.flush()
 
 

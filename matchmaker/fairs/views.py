@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 from sqlalchemy import or_, select
-from sqlalchemy.orm.exc import StaleDataError
 
 from ..accounts.models import Organization
 from ..core.access import MAX_ID, coordinator_required
 from ..core.enums import ListingStatus
 from ..core.time import utcnow
-from ..core.workflow import RACE_ERRORS, WorkflowError, answer_lost_races
+from ..core.transaction import LostRace, commit, transaction
 from ..extensions import db
 from ..listings.models import Capability, Need
 from . import exports
@@ -64,29 +64,13 @@ def load_managed(fair_id: int) -> Fair:
     return fair
 
 
-def fail(exc: WorkflowError):
-    """A refused operation: roll back, answer with its status and reason."""
-    db.session.rollback()
-    abort(exc.status if 400 <= exc.status < 500 else 409, exc.reason)
-
-
-def lost_race(exc: Exception):
-    """Another request changed the same rows first: roll back, 409 with a clear message."""
-    db.session.rollback()
-    if isinstance(exc, StaleDataError):
-        abort(409, _("Someone else changed this in the meantime. Nothing was saved; please reload."))
-    abort(409, _("This conflicts with existing data (e.g. a duplicate). Nothing was saved."))
-
-
 #: operations flush inside, so a lost race can surface during the operation as well as at the commit
-lost_race_is_409 = answer_lost_races(lost_race)
+FAIR_RACE = LostRace(stale=_l("Someone else changed this in the meantime. Nothing was saved; please reload."),
+                     duplicate=_l("This conflicts with existing data (e.g. a duplicate). Nothing was saved."),
+                     abort=True)
 
-
-def commit_or_409() -> None:
-    try:
-        db.session.commit()
-    except RACE_ERRORS as exc:
-        lost_race(exc)
+#: a refused operation answers with its status and reason, a lost race with 409
+fair_action = transaction(lost=FAIR_RACE)
 
 
 # --- list and fair page --------------------------------------------------------------------------------------
@@ -164,19 +148,15 @@ def _fair_form(fair=None) -> FairForm:
 
 @bp.route("/new", methods=["GET", "POST"])
 @coordinator_required
-@lost_race_is_409
+@fair_action
 def new():
     form = _fair_form()
     if form.validate_on_submit():
-        try:
+        with transaction(abort_on=(403,)) as tx:  # refused: the form again with the reason
             fair = ops.create_fair(current_user, form.data_for_ops())
-        except WorkflowError as exc:
-            db.session.rollback()
-            if exc.status == 403:
-                abort(403, exc.reason)
-            flash(exc.reason, "error")
+        if tx.failed:
             return render_template("fairs/form.html", form=form, fair=None), 400
-        commit_or_409()
+        commit()
         flash(_("Fair created as a draft. Open it when it is ready for registration."), "success")
         return redirect(url_for("fairs.detail", fair_id=fair.id), code=303)
     status = 400 if request.method == "POST" else 200
@@ -185,20 +165,16 @@ def new():
 
 @bp.route("/<int:fair_id>/edit", methods=["GET", "POST"])
 @coordinator_required
-@lost_race_is_409
+@fair_action
 def edit(fair_id: int):
     fair = load_managed(fair_id)
     form = _fair_form(fair)
     if form.validate_on_submit():
-        try:
+        with transaction(abort_on=(403,)) as tx:
             ops.update_fair(fair, current_user, form.data_for_ops())
-        except WorkflowError as exc:
-            db.session.rollback()
-            if exc.status == 403:
-                abort(403, exc.reason)
-            flash(exc.reason, "error")
+        if tx.failed:
             return render_template("fairs/form.html", form=form, fair=fair), 400
-        commit_or_409()
+        commit()
         flash(_("Fair saved."), "success")
         return redirect(url_for("fairs.detail", fair_id=fair.id), code=303)
     status = 400 if request.method == "POST" else 200
@@ -207,59 +183,47 @@ def edit(fair_id: int):
 
 @bp.post("/<int:fair_id>/<any(open, close, held):action>")
 @coordinator_required
-@lost_race_is_409
+@fair_action
 def set_status(fair_id: int, action: str):
     fair = load_managed(fair_id)
-    try:
-        {"open": ops.open_fair, "close": ops.close_fair, "held": ops.mark_held}[action](fair, current_user)
-    except WorkflowError as exc:
-        fail(exc)
-    commit_or_409()
+    {"open": ops.open_fair, "close": ops.close_fair, "held": ops.mark_held}[action](fair, current_user)
+    commit()
     flash(_("The fair is now “%(status)s”.", status=FairStatus.label_of(fair.status)), "success")
     return redirect(url_for("fairs.detail", fair_id=fair.id), code=303)
 
 
 @bp.post("/<int:fair_id>/schedule")
 @coordinator_required
-@lost_race_is_409
+@fair_action
 def run_schedule(fair_id: int):
     fair = load_managed(fair_id)
-    try:
-        result = ops.run_scheduler(fair, current_user)
-    except WorkflowError as exc:
-        fail(exc)
-    commit_or_409()
+    result = ops.run_scheduler(fair, current_user)
+    commit()
     flash(_("%(n)s meetings scheduled, %(m)s left out.", n=result.count, m=len(result.unscheduled)), "success")
     return redirect(url_for("fairs.schedule", fair_id=fair.id), code=303)
 
 
 @bp.post("/<int:fair_id>/schedule/clear")
 @coordinator_required
-@lost_race_is_409
+@fair_action
 def clear_schedule(fair_id: int):
     fair = load_managed(fair_id)
-    try:
-        n = ops.clear_schedule(fair, current_user)
-    except WorkflowError as exc:
-        fail(exc)
-    commit_or_409()
+    n = ops.clear_schedule(fair, current_user)
+    commit()
     flash(_("%(n)s meetings removed from the schedule.", n=n), "success")
     return redirect(url_for("fairs.schedule", fair_id=fair.id), code=303)
 
 
 @bp.post("/<int:fair_id>/meetings/<int:meeting_id>/lock")
 @coordinator_required
-@lost_race_is_409
+@fair_action
 def lock(fair_id: int, meeting_id: int):
     fair = load_managed(fair_id)
     meeting = db.session.get(Meeting, meeting_id) if meeting_id <= MAX_ID else None
     if meeting is None or meeting.fair_id != fair.id:
         abort(404)
-    try:
-        ops.set_locked(meeting, current_user, request.form.get("locked") == "1")
-    except WorkflowError as exc:
-        fail(exc)
-    commit_or_409()
+    ops.set_locked(meeting, current_user, request.form.get("locked") == "1")
+    commit()
     return redirect(url_for("fairs.schedule", fair_id=fair.id), code=303)
 
 
@@ -280,7 +244,7 @@ def schedule(fair_id: int):
 
 @bp.post("/<int:fair_id>/register")
 @login_required
-@lost_race_is_409
+@fair_action
 def register(fair_id: int):
     fair = load_fair(fair_id)
     kind, _sep, ident = (request.form.get("listing") or "").partition(":")
@@ -291,18 +255,15 @@ def register(fair_id: int):
     listing = db.session.get(model, listing_id)
     if listing is None or not listing.can_view(current_user):
         abort(404)
-    try:
-        ops.register_listing(fair, listing, current_user)
-    except WorkflowError as exc:
-        fail(exc)
-    commit_or_409()
+    ops.register_listing(fair, listing, current_user)
+    commit()
     flash(_("“%(title)s” is registered for the fair.", title=listing.title), "success")
     return redirect(url_for("fairs.detail", fair_id=fair.id), code=303)
 
 
 @bp.post("/<int:fair_id>/requests")
 @login_required
-@lost_race_is_409
+@fair_action
 def request_meeting(fair_id: int):
     fair = load_fair(fair_id)
     need_id, cap_id = _int(request.form.get("need_id")), _int(request.form.get("capability_id"))
@@ -311,18 +272,15 @@ def request_meeting(fair_id: int):
     need, cap = db.session.get(Need, need_id), db.session.get(Capability, cap_id)
     if need is None or cap is None or not need.can_view(current_user) or not cap.can_view(current_user):
         abort(404)
-    try:
-        ops.request_meeting(fair, need, cap, current_user, request.form.get("message", ""))
-    except WorkflowError as exc:
-        fail(exc)
-    commit_or_409()
+    ops.request_meeting(fair, need, cap, current_user, request.form.get("message", ""))
+    commit()
     flash(_("Meeting requested. You will be notified of the answer."), "success")
     return redirect(url_for("fairs.detail", fair_id=fair.id), code=303)
 
 
 @bp.post("/<int:fair_id>/requests/<int:request_id>/<any(accept, decline):answer>")
 @login_required
-@lost_race_is_409
+@fair_action
 def answer(fair_id: int, request_id: int, answer: str):
     fair = load_fair(fair_id)
     req = db.session.get(MeetingRequest, request_id) if request_id <= MAX_ID else None
@@ -331,11 +289,8 @@ def answer(fair_id: int, request_id: int, answer: str):
     mine = ops._side_owned(req.need, current_user) or ops._side_owned(req.capability, current_user)
     if not mine and not fair.can_manage(current_user):
         abort(404)
-    try:
-        (ops.accept_request if answer == "accept" else ops.decline_request)(req, current_user)
-    except WorkflowError as exc:
-        fail(exc)
-    commit_or_409()
+    (ops.accept_request if answer == "accept" else ops.decline_request)(req, current_user)
+    commit()
     flash(_("Meeting request accepted.") if answer == "accept" else _("Meeting request declined."), "success")
     return redirect(url_for("fairs.detail", fair_id=fair.id), code=303)
 

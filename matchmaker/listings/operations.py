@@ -11,6 +11,7 @@ from flask_babel import lazy_gettext as _l
 
 from ..core import audit
 from ..core.enums import ListingStatus as S
+from ..core.statemachine import StateMachine
 from ..core.time import utcnow
 from ..core.workflow import WorkflowError, after_commit
 from ..extensions import db
@@ -38,22 +39,21 @@ def _fields(listing) -> tuple[str, ...]:
     return NEED_FIELDS if isinstance(listing, Need) else CAPABILITY_FIELDS
 
 
+MACHINE = StateMachine(TRANSITIONS, labels=S, noun=lambda listing: listing.kind_name,
+                       params=lambda listing: {"kind": listing.kind_name},
+                       refusal=_l("A %(kind)s cannot go from “%(frm)s” to “%(to)s”."))
+
+
 def _check(listing, to: str) -> None:
     """Refuse an illegal transition before anything on the listing is touched (no half-written row)."""
-    frm = listing.status
     if listing.is_deleted:
         raise WorkflowError(_("This listing was deleted."), 409)
-    if to not in TRANSITIONS.get(frm, set()):
-        raise WorkflowError(_("A %(kind)s cannot go from “%(frm)s” to “%(to)s”.",
-                              kind=listing.kind_name, frm=S.label_of(frm), to=S.label_of(to)))
+    MACHINE.check(listing, to)
 
 
 def _transition(listing, to: str, actor, comment: str | None = None) -> None:
-    frm = listing.status
     _check(listing, to)
-    listing.status = to
-    audit.record(f"{listing.kind_name}.{to}", actor=actor, target=listing, from_state=frm, to_state=to,
-                 comment=comment)
+    MACHINE.move(listing, to, actor, comment)
     _queue_index_job(listing)
 
 

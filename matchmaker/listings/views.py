@@ -10,14 +10,12 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm.exc import StaleDataError
 
 from .. import matching_service as ms
 from ..core.access import get_or_404, page_arg
 from ..core.enums import CoopMode, ListingStatus, OrgKind, Role
 from ..core.pagecache import cached_page
-from ..core.workflow import WorkflowError
+from ..core.transaction import STAY, LostRace, commit, transaction
 from ..extensions import db
 from ..suggestions.queries import related_listings
 from . import operations as ops
@@ -66,30 +64,11 @@ def load_listing(model, listing_id: int):
     return listing
 
 
-def commit_or_conflict() -> bool:
-    """Commit the request's single transaction. False (rolled back, flashed) if someone changed it first."""
-    try:
-        db.session.commit()
-        return True
-    except StaleDataError:
-        db.session.rollback()
-        flash(_("Someone else changed this listing in the meantime. Nothing was saved; please check "
-                "it and try again."), "warning")
-    except IntegrityError:
-        db.session.rollback()
-        current_app.logger.warning("integrity error on %s", request.path, exc_info=True)
-        flash(_("The listing could not be saved because some values are inconsistent. Nothing was saved."),
-              "error")
-    return False
-
-
-def refuse(exc: WorkflowError, back: str):
-    """Roll back a refused operation: 403 with the reason, otherwise a flash and back to ``back``."""
-    db.session.rollback()
-    if exc.status == 403:
-        abort(403, exc.reason)
-    flash(exc.reason, "error")
-    return redirect(back, code=303)
+LISTING_RACE = LostRace(
+    stale=_l("Someone else changed this listing in the meantime. Nothing was saved; please check it and try "
+             "again."),
+    duplicate=_l("The listing could not be saved because some values are inconsistent. Nothing was saved."),
+    duplicate_category="error", log_duplicate=True)
 
 
 # --- posting permission -------------------------------------------------------------------------------
@@ -219,13 +198,13 @@ def create(kind: str):
 
     org_id = form.organization_id.data if "organization_id" in form else choices[0][0]
     organization = next((m.organization for m in current_user.memberships if m.organization_id == org_id), None)
-    try:
+    with transaction(url_for("listings.create", kind=kind), lost=LISTING_RACE, lost_back=STAY,
+                     abort_on=(403,)) as tx:
         listing = ops.create_listing(k.model, current_user, form.listing_data(), organization=organization)
         if form.wants_submit:
             ops.submit_listing(listing, current_user)
-    except WorkflowError as exc:
-        return refuse(exc, url_for("listings.create", kind=kind))
-    if not commit_or_conflict():
+        commit()
+    if tx.failed:  # a lost race: the form again
         return render_template("listings/form.html", kind=k, form=form, listing=None), 409
     flash(_("Submitted for review. A coordinator will check it soon.") if form.wants_submit
           else _("Draft saved. Submit it for review when it is ready."), "success")
@@ -254,14 +233,12 @@ def edit(kind: str, listing_id: int):
         return redirect(listing_url(listing, "edit"), code=303)
 
     was_published = listing.status == ListingStatus.PUBLISHED
-    try:
+    with transaction(listing_url(listing), lost=LISTING_RACE, lost_back=listing_url(listing, "edit"),
+                     abort_on=(403,)):
         changed = ops.update_listing(listing, current_user, form.listing_data())
         if form.wants_submit and listing.status in (ListingStatus.DRAFT, ListingStatus.RETURNED):
             ops.submit_listing(listing, current_user)
-    except WorkflowError as exc:
-        return refuse(exc, listing_url(listing))
-    if not commit_or_conflict():
-        return redirect(listing_url(listing, "edit"), code=303)
+        commit()
     if was_published and changed:
         flash(_("Changes saved. The listing went back to review and is hidden until a coordinator "
                 "publishes it again."), "warning")
@@ -281,13 +258,12 @@ def _action(kind: str, listing_id: int, operation, done_message: str, back: str 
     listing = load_listing(k.model, listing_id)
     if not ConfirmForm().validate_on_submit():
         abort(400, _("The form was incomplete. Reload the page and try again."))
-    try:
+    here = listing_url(listing)
+    with transaction(here, lost=LISTING_RACE, lost_back=back or here, abort_on=(403,)):
         operation(listing, current_user)
-    except WorkflowError as exc:
-        return refuse(exc, listing_url(listing))
-    if commit_or_conflict():
-        flash(done_message, "success")
-    return redirect(back or listing_url(listing), code=303)
+        commit()
+    flash(done_message, "success")
+    return redirect(back or here, code=303)
 
 
 @bp.post("/<any(needs, capabilities):kind>/<int:listing_id>/submit")

@@ -8,6 +8,7 @@ from flask_login import current_user, login_required
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..core.access import MAX_ID, page_arg
+from ..core.transaction import commit
 from ..extensions import db
 from .models import Notification
 from .operations import mark_read, unread_count
@@ -46,7 +47,7 @@ def inbox():
 def read_all():
     """Mark every notification read."""
     mark_read(current_user)
-    db.session.commit()
+    commit()
     return redirect(url_for("notifications.inbox"))
 
 
@@ -58,6 +59,6 @@ def open_note(note_id: int):
     if note is None or note.user_id != current_user.id:
         return render_template("errors/error.html", status=404, title="404"), 404
     mark_read(current_user, [note.id])
-    db.session.commit()
+    commit()
     target = note.link if note.link and note.link.startswith("/") and not note.link.startswith("//") else None
     return redirect(target or url_for("notifications.inbox"))

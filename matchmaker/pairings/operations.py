@@ -23,6 +23,7 @@ from sqlalchemy import select
 from ..core import audit
 from ..core.enums import ListingStatus
 from ..core.forms import clean_text
+from ..core.statemachine import StateMachine
 from ..core.time import PROGRAMME_TZ, utcnow
 from ..core.workflow import WorkflowError, lock_row
 from ..extensions import db
@@ -47,25 +48,8 @@ OUTCOME_STATES = (P.IN_PROGRESS, P.CONTRACT_SIGNED, P.FAILED)
 ORIGINS = ("engine", "coordinator", "need", "capability")
 
 
-def _check(pairing: Pairing, to: str) -> None:
-    frm = pairing.state
-    if to not in TRANSITIONS.get(frm, set()):
-        raise WorkflowError(_("A pairing cannot go from “%(frm)s” to “%(to)s”.",
-                              frm=P.label_of(frm), to=P.label_of(to)), 409)
-
-
-def _move(pairing: Pairing, to: str) -> str:
-    """Put ``pairing`` in state ``to`` if the workflow allows it; returns the state it left (not audited)."""
-    frm = pairing.state
-    _check(pairing, to)
-    pairing.state = to
-    pairing.updated_at = utcnow()
-    return frm
-
-
-def _transition(pairing: Pairing, to: str, actor, comment: str | None = None) -> None:
-    frm = _move(pairing, to)
-    audit.record(f"pairing.{to}", actor=actor, target=pairing, from_state=frm, to_state=to, comment=comment)
+MACHINE = StateMachine(TRANSITIONS, labels=P, noun="pairing", field="state", touch="updated_at",
+                       refusal=_l("A pairing cannot go from “%(frm)s” to “%(to)s”."))
 
 
 def _text(value) -> str | None:
@@ -351,14 +335,14 @@ def respond(pairing: Pairing, user, side: str, decision: str, reason: str | None
     # the comment keeps only what the person wrote
     audit.record(f"pairing.response.{side}.{decision}", actor=user, target=pairing, comment=message)
     if decision == "declined":
-        _transition(pairing, P.DECLINED, user)
+        MACHINE.move(pairing, P.DECLINED, user)
         _notify(_parties(pairing), pairing, "declined", _l("Pairing declined: %(title)s", title=_title(pairing)),
                 _l("Reason: %(reason)s", reason=DeclineReason.label_of(reason)), exclude=user)
     else:
         other = PairingSide.CAPABILITY if side == PairingSide.NEED else PairingSide.NEED
         theirs = pairing.response_of(other)
         if theirs is not None and theirs.decision == "interested":
-            _transition(pairing, P.PENDING_REVIEW, user)  # the message is on the answer just recorded
+            MACHINE.move(pairing, P.PENDING_REVIEW, user)  # the message is on the answer just recorded
             _notify(_parties(pairing) + scope_coordinators(pairing), pairing, "pending_review",
                     _l("Both sides are interested: %(title)s", title=_title(pairing)),
                     _l("The pairing awaits a coordinator's approval."), exclude=user)
@@ -387,7 +371,7 @@ def end_open_pairings(listing, actor) -> int:
         pairing = _lock(pairing)
         if pairing.state not in UNDOCKED_OPEN:
             continue
-        _transition(pairing, P.DECLINED, actor)
+        MACHINE.move(pairing, P.DECLINED, actor)
         _notify(_parties(pairing), pairing, "declined", _l("Pairing ended: %(title)s", title=_title(pairing)),
                 _l("“%(listing)s” has been withdrawn.", listing=listing.title), exclude=actor)
         ended += 1
@@ -407,9 +391,7 @@ def withdraw(pairing: Pairing, user, reason: str | None = None) -> None:
     if not pairing.can_withdraw(user):
         raise WorkflowError(_("Only whoever proposed this pairing or a coordinator may withdraw it."), 403)
     reason = _text(reason)
-    frm = _move(pairing, P.DECLINED)
-    audit.record("pairing.withdrawn", actor=user, target=pairing, from_state=frm, to_state=P.DECLINED,
-                 comment=reason)
+    MACHINE.move(pairing, P.DECLINED, user, reason, action="pairing.withdrawn")
     _notify(_parties(pairing) + scope_coordinators(pairing), pairing, "withdrawn",
             _l("Pairing withdrawn: %(title)s", title=_title(pairing)), reason or "", exclude=user)
     db.session.flush()
@@ -424,14 +406,14 @@ def judge(pairing: Pairing, coordinator, approve: bool, comment: str | None = No
         raise WorkflowError(_("Only a coordinator of the need's hub city who is on neither side may judge "
                               "this pairing."), 403)
     to = P.APPROVED if approve else P.REJECTED
-    _check(pairing, to)
+    MACHINE.check(pairing, to)
     _check_listings_live(pairing)
     if not approve and not comment:
         raise WorkflowError(_("A reason is required to reject a pairing."), 400)
     pairing.judged_by_id = coordinator.id
     pairing.judged_at = utcnow()
     pairing.judgment_comment = comment
-    _transition(pairing, to, coordinator, comment)
+    MACHINE.move(pairing, to, coordinator, comment)
     db.session.flush()  # the version check happens here: a concurrent judgment raises StaleDataError
     if approve:
         _notify(_parties(pairing), pairing, "approved", _l("Pairing approved: %(title)s", title=_title(pairing)),
@@ -451,7 +433,7 @@ def schedule_meeting(pairing: Pairing, actor, when: datetime, place: str) -> Non
     place = _text(place) or ""
     if not pairing.can_schedule(actor):
         raise WorkflowError(_("You may not schedule a meeting for this pairing."), 403)
-    _check(pairing, P.MEETING_SCHEDULED)
+    MACHINE.check(pairing, P.MEETING_SCHEDULED)
     if not isinstance(when, datetime):
         raise WorkflowError(_("A meeting needs a date and time."), 400)
     if not place:
@@ -460,7 +442,7 @@ def schedule_meeting(pairing: Pairing, actor, when: datetime, place: str) -> Non
         when = when.replace(tzinfo=timezone.utc)
     pairing.meeting_at = when.astimezone(timezone.utc)
     pairing.meeting_place = place[:300]
-    _transition(pairing, P.MEETING_SCHEDULED, actor, comment=f"{pairing.meeting_at.astimezone(PROGRAMME_TZ):%Y-%m-%d %H:%M}, {place}")  # Beijing time, as on the page
+    MACHINE.move(pairing, P.MEETING_SCHEDULED, actor, comment=f"{pairing.meeting_at.astimezone(PROGRAMME_TZ):%Y-%m-%d %H:%M}, {place}")  # Beijing time, as on the page
     db.session.flush()
     _notify(_parties(pairing), pairing, "meeting_scheduled",
             _l("Meeting scheduled: %(title)s", title=_title(pairing)),
@@ -477,15 +459,12 @@ def cancel_meeting(pairing: Pairing, actor, reason: str) -> None:
     if not pairing.can_schedule(actor):
         raise WorkflowError(_("You may not schedule a meeting for this pairing."), 403)
     if pairing.state != P.MEETING_SCHEDULED:
-        raise WorkflowError(_("A pairing cannot go from “%(frm)s” to “%(to)s”.",
-                              frm=P.label_of(pairing.state), to=P.label_of(P.APPROVED)), 409)
+        raise MACHINE.refuse(pairing, P.APPROVED)
     old = f"{pairing.meeting_at:%Y-%m-%d %H:%M} UTC, {pairing.meeting_place}" if pairing.meeting_at else ""
     pairing.meeting_at = None
     pairing.meeting_place = None
-    pairing.state = P.APPROVED
-    pairing.updated_at = utcnow()
-    audit.record("pairing.meeting_cancelled", actor=actor, target=pairing, from_state=P.MEETING_SCHEDULED,
-                 to_state=P.APPROVED, comment=f"{old} — {reason}" if old else reason)
+    MACHINE.move(pairing, P.APPROVED, actor, f"{old} — {reason}" if old else reason,
+                 action="pairing.meeting_cancelled", checked=False)  # left out of the table on purpose
     db.session.flush()
     _notify(_parties(pairing), pairing, "meeting_cancelled",
             _l("Meeting cancelled: %(title)s", title=_title(pairing)), reason, exclude=actor)
@@ -501,7 +480,7 @@ def record_outcome(pairing: Pairing, user, outcome: str, contract_type: str | No
         raise WorkflowError(_("Unknown outcome."), 400)
     if not pairing.can_record_outcome(user):
         raise WorkflowError(_("You may not record the outcome of this pairing."), 403)
-    _check(pairing, outcome)
+    MACHINE.check(pairing, outcome)
     if outcome == P.CONTRACT_SIGNED:
         if contract_type not in ContractType.values():
             raise WorkflowError(_("Please choose the contract type."), 400)
@@ -517,7 +496,7 @@ def record_outcome(pairing: Pairing, user, outcome: str, contract_type: str | No
         raise WorkflowError(_("Please give the reason the pairing failed."), 400)
     pairing.outcome_note = note or pairing.outcome_note
     pairing.outcome_at = utcnow()
-    _transition(pairing, outcome, user, note)
+    MACHINE.move(pairing, outcome, user, note)
     db.session.flush()
     _notify(_parties(pairing), pairing, outcome, _l("Pairing outcome: %(title)s", title=_title(pairing)),
             P.label_of(outcome), exclude=user)

@@ -6,15 +6,16 @@ from datetime import timedelta
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 from sqlalchemy import or_, select
-from sqlalchemy.orm.exc import StaleDataError
 
 from ..core.access import coordinator_required, get_or_404
 from ..core.audit import AuditEvent
 from ..core.enums import HubCity, Industry
 from ..core.time import utcnow
-from ..core.workflow import RACE_ERRORS, WorkflowError, answer_lost_races
+from ..core.transaction import LostRace, commit, transaction
+from ..core.workflow import WorkflowError
 from ..extensions import db
 from ..listings.models import Capability, Need
 from . import assignment as asg
@@ -27,9 +28,14 @@ bp = Blueprint("pairings", __name__)
 STALE_DAYS = 3
 
 
-def _stale_message() -> str:
-    return _("Someone else changed this pairing in the meantime (for example another coordinator judged it "
-             "first). Nothing was saved; please reload the page.")
+#: operations flush inside, so a lost race can surface during the operation as well as at the commit
+PAIRING_RACE = LostRace(
+    stale=_l("Someone else changed this pairing in the meantime (for example another coordinator judged it "
+             "first). Nothing was saved; please reload the page."),
+    duplicate=_l("The change conflicts with another record and was not saved."), abort=True)
+
+#: a refused action goes back to the pairing's page; who may not act at all gets the status
+pairing_action = transaction("pairings.detail", lost=PAIRING_RACE, abort_on=(401, 403))
 
 
 def load_pairing(pairing_id) -> Pairing:
@@ -40,32 +46,7 @@ def load_pairing(pairing_id) -> Pairing:
     return pairing
 
 
-def _lost_race(exc: Exception):
-    """Another request changed the same rows first: roll back, 409 with a clear message."""
-    db.session.rollback()
-    if isinstance(exc, StaleDataError):
-        abort(409, _stale_message())
-    abort(409, _("The change conflicts with another record and was not saved."))
-
-
-#: operations flush inside, so a lost race can surface during the operation as well as at the commit
-lost_race_is_409 = answer_lost_races(_lost_race)
-
-
-def _commit(pairing: Pairing):
-    """Commit the request's transaction; a lost race → 409 with a clear message."""
-    try:
-        db.session.commit()
-    except RACE_ERRORS as exc:
-        _lost_race(exc)
-    return redirect(url_for("pairings.detail", pairing_id=pairing.id), code=303)
-
-
-def _refuse(exc: WorkflowError, pairing: Pairing | None = None):
-    db.session.rollback()
-    if exc.status in (401, 403) or pairing is None:
-        abort(exc.status, exc.reason)
-    flash(exc.reason, "error")
+def _back(pairing: Pairing):
     return redirect(url_for("pairings.detail", pairing_id=pairing.id), code=303)
 
 
@@ -110,34 +91,30 @@ def detail(pairing_id: int):
 
 @bp.post("/pairings/<int:pairing_id>/respond")
 @login_required
-@lost_race_is_409
+@pairing_action
 def respond(pairing_id: int):
     pairing = load_pairing(pairing_id)
-    try:
-        ops.respond(pairing, current_user, request.form.get("side", ""), request.form.get("decision", ""),
-                    reason=request.form.get("reason") or None, message=request.form.get("message"))
-    except WorkflowError as exc:
-        return _refuse(exc, pairing)
+    ops.respond(pairing, current_user, request.form.get("side", ""), request.form.get("decision", ""),
+                reason=request.form.get("reason") or None, message=request.form.get("message"))
+    commit()
     flash(_("Your answer was recorded."), "success")
-    return _commit(pairing)
+    return _back(pairing)
 
 
 @bp.post("/pairings/<int:pairing_id>/withdraw")
 @login_required
-@lost_race_is_409
+@pairing_action
 def withdraw(pairing_id: int):
     pairing = load_pairing(pairing_id)
-    try:
-        ops.withdraw(pairing, current_user, request.form.get("reason"))
-    except WorkflowError as exc:
-        return _refuse(exc, pairing)
+    ops.withdraw(pairing, current_user, request.form.get("reason"))
+    commit()
     flash(_("Pairing withdrawn."), "success")
-    return _commit(pairing)
+    return _back(pairing)
 
 
 @bp.post("/pairings/<int:pairing_id>/judge")
 @login_required
-@lost_race_is_409
+@pairing_action
 def judge(pairing_id: int):
     pairing = load_pairing(pairing_id)
     decision = request.form.get("decision")
@@ -145,66 +122,55 @@ def judge(pairing_id: int):
         abort(400, _("Unknown decision."))
     # the coordinator judged an older page (someone acted in between), or sent no version at all
     if (request.form.get("version") or "").strip() != str(pairing.version):
-        abort(409, _stale_message())
-    try:
-        ops.judge(pairing, current_user, decision == "approve", request.form.get("comment"))
-    except WorkflowError as exc:
-        return _refuse(exc, pairing)
+        abort(409, str(PAIRING_RACE.stale))
+    ops.judge(pairing, current_user, decision == "approve", request.form.get("comment"))
+    commit()
     flash(_("Pairing approved.") if decision == "approve" else _("Pairing rejected."), "success")
-    return _commit(pairing)
+    return _back(pairing)
 
 
 @bp.post("/pairings/<int:pairing_id>/schedule")
 @login_required
-@lost_race_is_409
+@pairing_action
 def schedule(pairing_id: int):
     pairing = load_pairing(pairing_id)
-    try:
-        when = parse_meeting_time(request.form.get("when", ""), request.form.get("tz_offset"))
-        ops.schedule_meeting(pairing, current_user, when, request.form.get("place", ""))
-    except WorkflowError as exc:
-        return _refuse(exc, pairing)
+    when = parse_meeting_time(request.form.get("when", ""), request.form.get("tz_offset"))
+    ops.schedule_meeting(pairing, current_user, when, request.form.get("place", ""))
+    commit()
     flash(_("Meeting scheduled."), "success")
-    return _commit(pairing)
+    return _back(pairing)
 
 
 @bp.post("/pairings/<int:pairing_id>/outcome")
 @login_required
-@lost_race_is_409
+@pairing_action
 def outcome(pairing_id: int):
     pairing = load_pairing(pairing_id)
-    try:
-        ops.record_outcome(pairing, current_user, request.form.get("outcome", ""),
-                           contract_type=request.form.get("contract_type") or None,
-                           amount=request.form.get("amount") or None, note=request.form.get("note"))
-    except WorkflowError as exc:
-        return _refuse(exc, pairing)
+    ops.record_outcome(pairing, current_user, request.form.get("outcome", ""),
+                       contract_type=request.form.get("contract_type") or None,
+                       amount=request.form.get("amount") or None, note=request.form.get("note"))
+    commit()
     flash(_("Outcome recorded."), "success")
-    return _commit(pairing)
+    return _back(pairing)
 
 
 @bp.post("/pairings/propose")
 @login_required
-@lost_race_is_409
+@transaction(lost=PAIRING_RACE)
 def propose():
     need = get_or_404(Need, request.form.get("need_id"))
     cap = get_or_404(Capability, request.form.get("capability_id"))
     if not need.can_view(current_user) or not cap.can_view(current_user):
         abort(404)
-    try:
+    with transaction(url_for("suggestions.need_matches", listing_id=need.id), abort_on=(401, 403)):
         # the score is shown to the judging coordinator as the engine's: only a coordinator's page is trusted
         # with it (anyone else could post any number); it must be a finite number
         score = parse_score(request.form.get("score")) if current_user.is_coordinator else None
         pairing = ops.propose_pairing(need, cap, by=current_user, score=score,
                                       comment=(request.form.get("message") or None))
-    except WorkflowError as exc:
-        db.session.rollback()
-        if exc.status in (401, 403):
-            abort(exc.status, exc.reason)
-        flash(exc.reason, "error")
-        return redirect(url_for("suggestions.need_matches", listing_id=need.id), code=303)
+        commit()
     flash(_("Pairing proposed; the other side has been notified."), "success")
-    return _commit(pairing)
+    return _back(pairing)
 
 
 # -- coordinator workspace -----------------------------------------------------------------------
@@ -238,7 +204,7 @@ def queue():
 
 @bp.route("/coordinate/assign", methods=["GET", "POST"])
 @coordinator_required
-@lost_race_is_409
+@transaction(lost=PAIRING_RACE)
 def assign():
     hub_city, industry = _choice("hub_city", HubCity), _choice("industry", Industry)
     try:
@@ -280,7 +246,7 @@ def _confirm_assignment():
             if exc.status == 403:
                 abort(403, exc.reason)
             refused.append(f"{need.title} × {cap.title}: {exc.reason}")
-    db.session.commit()
+    commit()
     flash(_("%(num)d pairings proposed.", num=made), "success")
     for line in refused:
         flash(line, "warning")

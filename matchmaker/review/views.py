@@ -16,7 +16,7 @@ from ..core.access import coordinator_required
 from ..core.audit import AuditEvent
 from ..core.enums import HubCity, Industry, ListingStatus
 from ..core.time import utcnow
-from ..core.workflow import WorkflowError
+from ..core.transaction import STAY, LostRace, commit, transaction
 from ..extensions import db
 from ..listings import operations as ops
 from ..listings.views import KINDS, listing_url, load_listing
@@ -98,6 +98,10 @@ def _conflict(k, listing_id: int):
     return _render(k, listing, status=409)
 
 
+#: the optimistic lock caught a decision made since the check; ``_conflict`` says what happened
+DECIDED_MEANWHILE = LostRace(errors=(StaleDataError,))
+
+
 def _decide(kind: str, listing_id: int, form_cls, operation, done: str):
     k, listing = _load_for_review(kind, listing_id)
     form = form_cls()
@@ -108,18 +112,11 @@ def _decide(kind: str, listing_id: int, form_cls, operation, done: str):
         return _conflict(k, listing_id)
     if listing.status in (ListingStatus.PUBLISHED, ListingStatus.RETURNED):
         return _conflict(k, listing_id)  # decided by someone else since the page was loaded
-    try:
+    with transaction("review.review", lost=DECIDED_MEANWHILE, lost_back=STAY, abort_on=(403,)) as tx:
         operation(listing, form)
-        db.session.commit()
-    except StaleDataError:
-        db.session.rollback()
+        commit()
+    if tx.failed:
         return _conflict(k, listing_id)
-    except WorkflowError as exc:
-        db.session.rollback()
-        if exc.status == 403:
-            abort(403, exc.reason)
-        flash(exc.reason, "error")
-        return redirect(url_for("review.review", kind=kind, listing_id=listing_id), code=303)
     flash(done, "success")
     return redirect(url_for("review.queue"), code=303)
 

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 from sqlalchemy import or_, select
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import OperationalError
 
 from ..accounts.models import Organization
 from ..core.access import MAX_ID, get_or_404
 from ..core.enums import HubCity, Role
-from ..core.workflow import WorkflowError
+from ..core.transaction import STAY, LostRace, commit, transaction
+from ..core.workflow import RACE_ERRORS
 from ..extensions import db
 from ..pairings.models import Pairing
 from . import operations as ops
@@ -65,15 +67,13 @@ def issue():
         if not form.validate_on_submit():
             return render_template("vouchers/issue.html", form=form), 400
         org = db.session.get(Organization, form.organization_id.data)
-        try:
+        with transaction(abort_on=()) as tx:
             voucher = ops.issue_voucher(current_user, org, amount=form.amount.data, expires_on=form.expires_on.data,
                                         hub_city=form.hub_city.data, note=form.note.data or None)
             vid = voucher.id
-            db.session.commit()
-        except WorkflowError as exc:
-            db.session.rollback()
-            flash(exc.reason, "error")
-            return render_template("vouchers/issue.html", form=form), exc.status
+            commit()
+        if tx.failed:
+            return render_template("vouchers/issue.html", form=form), tx.status
         flash(_("Voucher issued."), "success")
         return redirect(url_for("vouchers.detail", voucher_id=vid), code=303)
     return render_template("vouchers/issue.html", form=form)
@@ -112,6 +112,12 @@ def detail(voucher_id: int):
     return _render(_load(voucher_id))
 
 
+#: two redemptions of one voucher at once: the database refuses the second (constraint, or SQLite's lock)
+REDEEMED_MEANWHILE = LostRace(
+    stale=_l("Another redemption of this voucher was being recorded at the same moment. Nothing was redeemed; "
+             "please check the balance and try again."), errors=(*RACE_ERRORS, OperationalError))
+
+
 @bp.post("/<int:voucher_id>/redeem")
 @login_required
 def redeem(voucher_id: int):
@@ -123,25 +129,19 @@ def redeem(voucher_id: int):
         return _render(voucher, form=form, status=400)
     pid = form.pairing_id.data
     pairing = db.session.get(Pairing, pid) if 0 < pid <= MAX_ID else None
-    try:
+    with transaction(lost=REDEEMED_MEANWHILE, lost_back=STAY, abort_on=()) as tx:
         entry = ops.redeem(voucher, pairing, form.amount.data, current_user)
         amount = entry.amount
-        db.session.commit()
-    except WorkflowError as exc:
-        db.session.rollback()
-        flash(exc.reason, "error")
-        return _render(_load(voucher_id), form=form, status=exc.status)
-    except (IntegrityError, OperationalError):
-        db.session.rollback()
-        flash(_("Another redemption of this voucher was being recorded at the same moment. Nothing was "
-                "redeemed; please check the balance and try again."), "warning")
-        return _render(_load(voucher_id), form=form, status=409)
+        commit()
+    if tx.failed:
+        return _render(_load(voucher_id), form=form, status=tx.status)
     flash(_("%(amount)s CNY redeemed.", amount=amount), "success")
     return redirect(url_for("vouchers.detail", voucher_id=voucher_id), code=303)
 
 
 @bp.post("/<int:voucher_id>/revoke")
 @login_required
+@transaction("vouchers.detail", abort_on=())
 def revoke(voucher_id: int):
     voucher = _load(voucher_id)
     if not voucher.can_administer(current_user):
@@ -150,12 +150,7 @@ def revoke(voucher_id: int):
     if not form.validate_on_submit():
         flash(_("Give a reason for revoking."), "error")
         return _render(voucher, status=400)
-    try:
-        ops.revoke(voucher, current_user, form.reason.data)
-        db.session.commit()
-    except WorkflowError as exc:
-        db.session.rollback()
-        flash(exc.reason, "error")
-        return redirect(url_for("vouchers.detail", voucher_id=voucher_id), code=303)
+    ops.revoke(voucher, current_user, form.reason.data)
+    commit()
     flash(_("Voucher revoked; its remaining balance is void."), "success")
     return redirect(url_for("vouchers.detail", voucher_id=voucher_id), code=303)
