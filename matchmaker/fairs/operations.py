@@ -18,6 +18,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from ..core import audit
+from ..core.scope import coordinator_scope_of
 from ..core.time import utcnow
 from ..core.workflow import WorkflowError
 from ..extensions import db
@@ -86,11 +87,9 @@ def _validate_fair(data: dict) -> None:
 
 
 def _check_scope(actor, hub_city) -> None:
-    """A coordinator scoped to hub cities organizes fairs only there (admins and unscoped ones anywhere)."""
-    if not actor.is_admin:
-        scopes = {r.hub_city for r in actor.roles if r.role == "coordinator"}
-        if None not in scopes and hub_city not in scopes:
-            raise WorkflowError(_("You may organize fairs only in your hub city."), 403)
+    """Fairs are organized only in hub cities of the organizer's coordinator scope (the fair's own message)."""
+    if not coordinator_scope_of(actor).covers(hub_city):
+        raise WorkflowError(_("You may organize fairs only in your hub city."), 403)
 
 
 def create_fair(actor, data: dict) -> Fair:
