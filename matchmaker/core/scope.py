@@ -15,6 +15,8 @@ from .enums import Role
 
 @dataclass(frozen=True)
 class CoordinatorScope:
+    """ALL (``everywhere``), a set of hub cities, or NONE (neither). Immutable: compare and share freely."""
+
     everywhere: bool = False
     cities: frozenset[str] = frozenset()
 

@@ -87,7 +87,7 @@ def _validate_fair(data: dict) -> None:
 
 
 def _check_scope(actor, hub_city) -> None:
-    """Fairs are organized only in hub cities of the organizer's coordinator scope (the fair's own message)."""
+    """A fair's hub city must be one the organizer's coordinator scope covers; only the message is the fairs'."""
     if not coordinator_scope_of(actor).covers(hub_city):
         raise WorkflowError(_("You may organize fairs only in your hub city."), 403)
 
