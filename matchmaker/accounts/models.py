@@ -11,6 +11,7 @@ from sqlalchemy import Boolean, CheckConstraint, ForeignKey, String, Text, Uniqu
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..core.enums import HubCity, OrgKind, Role, sql_in
+from ..core.scope import CoordinatorScope, scope_of_roles
 from ..core.time import UTCDateTime, utcnow
 from ..extensions import db
 
@@ -122,6 +123,11 @@ class User(UserMixin, db.Model):
     @property
     def is_admin(self) -> bool:
         return self.has_role(Role.ADMIN)
+
+    @property
+    def coordinator_scope(self) -> CoordinatorScope:
+        """The hub cities this person coordinates (ALL for admins); see core.scope."""
+        return scope_of_roles(self.roles)
 
     @property
     def organization_ids(self) -> set[int]:

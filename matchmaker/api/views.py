@@ -23,6 +23,7 @@ from ..accounts.tokens import ApiToken
 from ..core.access import MAX_ID
 from ..core.enums import CoopMode, HubCity, Industry, Language
 from ..core.errors import InvalidJson, error_response, request_json
+from ..core.scope import coordinator_scope_of
 from ..core.templating import current_url
 from ..core.transaction import LostRace, commit, transaction
 from ..core.workflow import RACE_ERRORS, WorkflowError
@@ -30,7 +31,7 @@ from ..extensions import configured_limit, csrf, db, limiter
 from ..listings import operations as ops
 from ..listings.forms import NeedForm
 from ..listings.models import Capability, Need
-from ..listings.queries import FACETS, apply_filters, coordinator_scopes, visible_listings
+from ..listings.queries import FACETS, apply_filters, visible_listings
 from ..listings.views import KINDS, listing_url, load_listing, poster_choices, require_poster
 from ..pairings.models import Pairing, PairingState
 from . import auth, schemas
@@ -380,15 +381,14 @@ def pairings_for(user):
     stmt = (select(Pairing).join(Need, Pairing.need_id == Need.id)
             .outerjoin(Capability, Pairing.capability_id == Capability.id)
             .outerjoin(ExpertProfile, Pairing.expert_id == ExpertProfile.id))
-    scopes = coordinator_scopes(user) if user.is_coordinator else set()
-    if scopes is None:  # admins and unscoped coordinators see every pairing
+    scope = coordinator_scope_of(user)
+    if scope.is_all:  # admins and unscoped coordinators see every pairing
         return stmt
     orgs = list(user.organization_ids)
     conds = [Need.created_by_id == user.id, Capability.created_by_id == user.id, ExpertProfile.user_id == user.id]
     if orgs:
         conds += [Need.organization_id.in_(orgs), Capability.organization_id.in_(orgs)]
-    if scopes:
-        conds.append(Need.hub_city.in_([s for s in scopes if s]))
+    conds.append(scope.where(Need.hub_city))  # false() for a non-coordinator: or_ drops it
     return stmt.where(or_(*conds))
 
 

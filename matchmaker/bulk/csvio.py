@@ -21,12 +21,12 @@ from werkzeug.datastructures import MultiDict
 from ..accounts.models import Membership, Organization, User
 from ..core import audit
 from ..core.enums import ListingStatus, OrgKind
+from ..core.scope import coordinator_scope_of
 from ..core.workflow import WorkflowError
 from ..extensions import db
 from ..listings import operations as ops
 from ..listings.forms import CapabilityForm, NeedForm
 from ..listings.models import Capability, Need
-from ..listings.queries import coordinator_scopes
 
 MAX_ROWS = 2000
 LIST_SEP = ";"
@@ -108,10 +108,7 @@ def export_statement(model, status: str | None, user):
     stmt = select(model).where(model.deleted_at.is_(None))
     if status != "all":
         stmt = stmt.where(model.status == (status or ListingStatus.PUBLISHED.value))
-    scopes = coordinator_scopes(user)
-    if scopes is not None:
-        stmt = stmt.where(or_(model.status == ListingStatus.PUBLISHED,
-                              model.hub_city.in_([s for s in scopes if s])))
+    stmt = stmt.where(or_(model.status == ListingStatus.PUBLISHED, coordinator_scope_of(user).where(model.hub_city)))
     return stmt.order_by(model.id)
 
 
@@ -241,7 +238,7 @@ def run_import(model, data: bytes, importer, submit: bool) -> ImportResult:
     rows = parse(data, model, result)
     if not rows:  # a file-level problem: nothing to check row by row
         return result
-    scopes = coordinator_scopes(importer)
+    scope = coordinator_scope_of(importer)
     orgs: dict[str, Organization | None] = {}
     titles: dict[str, int] = {}
     plan = []
@@ -265,12 +262,12 @@ def run_import(model, data: bytes, importer, submit: bool) -> ImportResult:
                                          _("Technology needs are posted by enterprises; “%(name)s” is not one.",
                                            name=name)))
             row_ok = False
-        elif scopes is not None and org.hub_city not in scopes:
+        elif not scope.covers(org.hub_city):
             result.errors.append(Problem(number, "organization",
                                          _("You may only import for organizations of your hub city.")))
             row_ok = False
         city = values.get("hub_city", "").strip()
-        if scopes is not None and city and city not in scopes:
+        if city and not scope.covers(city):
             result.errors.append(Problem(number, "hub_city", _("You may only import listings of your hub city.")))
             row_ok = False
         email = values.get("expert_email", "").strip() if model is Capability else ""

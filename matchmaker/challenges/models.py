@@ -15,6 +15,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..core.audit_labels import register_labels
 from ..core.enums import HubCity, LabelledEnum, sql_in
+from ..core.scope import coordinator_scope_of
 from ..core.time import UTCDateTime, utcnow
 from ..extensions import db
 
@@ -98,16 +99,8 @@ class Challenge(db.Model):
         if self.need.is_owned_by(user):
             return True
         if self.publisher == "hub_city":
-            return self._coordinated_by(user)
+            return coordinator_scope_of(user).covers(self.hub_city)
         return self.need.can_moderate(user)
-
-    def _coordinated_by(self, user) -> bool:
-        """A coordinator scoped to the challenge's hub city (unscoped coordinators and admins anywhere)."""
-        from ..listings.queries import coordinator_scopes
-        if not user.is_coordinator:
-            return False
-        scopes = coordinator_scopes(user)
-        return scopes is None or self.hub_city in scopes
 
     def can_view(self, user) -> bool:
         """Whoever may see the need or manage the challenge; besides, as long as the need is neither deleted

@@ -9,7 +9,8 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from ..core.access import coordinator_required
-from ..core.enums import HubCity, Role
+from ..core.enums import HubCity
+from ..core.scope import coordinator_scope_of
 from ..pairings.models import PairingState
 from . import metrics
 
@@ -24,10 +25,8 @@ def _selected_city() -> str | None:
         return asked
     if asked == "all":
         return None
-    scopes = {r.hub_city for r in current_user.roles if r.role == Role.COORDINATOR}
-    if not current_user.is_admin and len(scopes) == 1 and None not in scopes:
-        return next(iter(scopes))
-    return None
+    cities = coordinator_scope_of(current_user).cities  # empty for ALL
+    return next(iter(cities)) if len(cities) == 1 else None
 
 
 def _city_label(code) -> str:

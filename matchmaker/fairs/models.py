@@ -16,7 +16,8 @@ from sqlalchemy import (Boolean, CheckConstraint, ForeignKey, ForeignKeyConstrai
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..core.audit_labels import register_labels
-from ..core.enums import HubCity, LabelledEnum, Role, sql_in
+from ..core.enums import HubCity, LabelledEnum, sql_in
+from ..core.scope import coordinator_scope_of
 from ..core.time import PROGRAMME_TZ, UTCDateTime, utcnow
 from ..extensions import db
 
@@ -145,12 +146,9 @@ class Fair(db.Model):
 
     def can_manage(self, user) -> bool:
         """Admins, the organizing coordinator and coordinators whose scope covers the fair's hub city."""
-        if not getattr(user, "is_authenticated", False) or not user.is_coordinator:
-            return False
-        if user.is_admin or user.id == self.coordinator_id:
-            return True
-        scopes = {r.hub_city for r in user.roles if r.role == Role.COORDINATOR}
-        return None in scopes or self.hub_city in scopes
+        scope = coordinator_scope_of(user)
+        # the organizer manages it only while still a coordinator
+        return not scope.is_none and (user.id == self.coordinator_id or scope.covers(self.hub_city))
 
     def can_see_video_link(self, user) -> bool:
         """The video link is for those who manage the fair and for people with a listing registered at it (its

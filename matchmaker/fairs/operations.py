@@ -19,6 +19,7 @@ from sqlalchemy import select
 
 from ..core import audit
 from ..core.forms import clean_text
+from ..core.scope import coordinator_scope_of
 from ..core.statemachine import StateMachine
 from ..core.time import utcnow
 from ..core.workflow import WorkflowError
@@ -89,11 +90,9 @@ def _validate_fair(data: dict) -> None:
 
 
 def _check_scope(actor, hub_city) -> None:
-    """A coordinator scoped to hub cities organizes fairs only there (admins and unscoped ones anywhere)."""
-    if not actor.is_admin:
-        scopes = {r.hub_city for r in actor.roles if r.role == "coordinator"}
-        if None not in scopes and hub_city not in scopes:
-            raise WorkflowError(_("You may organize fairs only in your hub city."), 403)
+    """A fair's hub city must be one the organizer's coordinator scope covers; only the message is the fairs'."""
+    if not coordinator_scope_of(actor).covers(hub_city):
+        raise WorkflowError(_("You may organize fairs only in your hub city."), 403)
 
 
 def create_fair(actor, data: dict) -> Fair:

@@ -11,8 +11,9 @@ from datetime import date, datetime
 from sqlalchemy import JSON, CheckConstraint, Date, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column, relationship
 
-from ..core.enums import (CapabilityKind, HubCity, Industry, Language, ListingStatus, Role,
+from ..core.enums import (CapabilityKind, HubCity, Industry, Language, ListingStatus,
                           Visibility, sql_in)
+from ..core.scope import coordinator_scope_of
 from ..core.time import UTCDateTime, utcnow
 from ..extensions import db
 
@@ -141,12 +142,7 @@ class ListingMixin:
                                         bool(getattr(user, "is_authenticated", False) and user.is_admin))
 
     def can_moderate(self, user) -> bool:
-        if not getattr(user, "is_authenticated", False) or not user.is_coordinator:
-            return False
-        if user.is_admin:
-            return True
-        scopes = {r.hub_city for r in user.roles if r.role == Role.COORDINATOR}
-        return None in scopes or self.hub_city in scopes
+        return coordinator_scope_of(user).covers(self.hub_city)
 
     # matching ---------------------------------------------------------------------
     def matching_text(self) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from sqlalchemy import Select, or_, select
 
 from ..core.enums import ListingStatus, Visibility
+from ..core.scope import coordinator_scope_of
 from .models import Need
 
 
@@ -37,7 +38,7 @@ def owned_listings(model, user) -> Select:
 from sqlalchemy import String, case, cast, func  # noqa: E402
 from sqlalchemy.orm import selectinload  # noqa: E402
 
-from ..core.enums import CapabilityKind, CoopMode, HubCity, Industry, Language, Role  # noqa: E402
+from ..core.enums import CapabilityKind, CoopMode, HubCity, Industry, Language  # noqa: E402
 from .models import Capability  # noqa: E402
 
 #: text columns searched by the keyword box
@@ -142,19 +143,9 @@ def browse_counts(model, user, filters: dict[str, str], q: str | None) -> tuple[
     return found
 
 
-def coordinator_scopes(user) -> set[str | None] | None:
-    """Hub cities a coordinator may moderate; None means every city (admins, unscoped coordinators)."""
-    if user.is_admin:
-        return None
-    scopes = {r.hub_city for r in user.roles if r.role == Role.COORDINATOR}
-    return None if None in scopes else scopes
-
-
 def moderation_queue(model, user) -> Select:
     """Submitted, not deleted listings ``user`` may moderate (same rule as ``can_moderate``), oldest first."""
-    stmt = select(model).where(model.status == ListingStatus.SUBMITTED, model.deleted_at.is_(None))
-    scopes = coordinator_scopes(user)
-    if scopes is not None:
-        stmt = stmt.where(model.hub_city.in_([s for s in scopes if s]))
+    stmt = select(model).where(model.status == ListingStatus.SUBMITTED, model.deleted_at.is_(None),
+                               coordinator_scope_of(user).where(model.hub_city))
     # the queue names each listing's owner: one query for all of them, not one per row
     return stmt.options(selectinload(model.created_by)).order_by(model.submitted_at.asc(), model.id.asc())

@@ -21,6 +21,7 @@ import networkx as nx
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
+from ..core.scope import coordinator_scope_of
 from ..extensions import db
 
 SCALE = 1000
@@ -213,11 +214,8 @@ def candidate_needs(coordinator, hub_city: str | None = None, industry: str | No
     """Published needs in the coordinator's scope, oldest first."""
     from ..core.enums import ListingStatus
     from ..listings.models import Need
-    stmt = select(Need).where(Need.status == ListingStatus.PUBLISHED, Need.deleted_at.is_(None))
-    if not coordinator.is_admin:
-        scopes = {r.hub_city for r in coordinator.roles if r.role == "coordinator"}
-        if None not in scopes:
-            stmt = stmt.where(Need.hub_city.in_(scopes))
+    stmt = select(Need).where(Need.status == ListingStatus.PUBLISHED, Need.deleted_at.is_(None),
+                              coordinator_scope_of(coordinator).where(Need.hub_city))
     if hub_city:
         stmt = stmt.where(Need.hub_city == hub_city)
     if industry:

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..core.audit_labels import register_labels
 from ..core.enums import LabelledEnum, sql_in
+from ..core.scope import coordinator_scope_of
 from ..core.time import UTCDateTime, utcnow
 from ..extensions import db
 
@@ -182,12 +183,7 @@ class Pairing(db.Model):
 
     def in_coordinator_scope(self, user) -> bool:
         """A coordinator of the need's hub city (or an unscoped one), or an admin."""
-        if not getattr(user, "is_authenticated", False) or not user.is_coordinator:
-            return False
-        if user.is_admin:
-            return True
-        scopes = {r.hub_city for r in user.roles if r.role == "coordinator"}
-        return None in scopes or (self.need is not None and self.need.hub_city in scopes)
+        return coordinator_scope_of(user).covers(self.need.hub_city if self.need is not None else None)
 
     def can_view(self, user) -> bool:
         return self.is_party(user) or self.in_coordinator_scope(user)

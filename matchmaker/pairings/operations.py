@@ -23,6 +23,7 @@ from sqlalchemy import select
 from ..core import audit
 from ..core.enums import ListingStatus
 from ..core.forms import clean_text
+from ..core.scope import coordinator_scope_of
 from ..core.statemachine import StateMachine
 from ..core.time import PROGRAMME_TZ, utcnow
 from ..core.workflow import WorkflowError, lock_row
@@ -201,7 +202,7 @@ def propose_pairing(need, capability=None, expert=None, *, by, origin: str | Non
     own_need = need.is_owned_by(by)
     own_cap = (capability is not None and capability.is_owned_by(by)) or (
         expert is not None and expert.user_id == by.id)
-    coordinator = by.is_coordinator and (by.is_admin or _in_scope(by, need.hub_city))
+    coordinator = coordinator_scope_of(by).covers(need.hub_city)
     if origin is None:
         origin = "need" if own_need else "capability" if own_cap else "coordinator"
     if origin not in ORIGINS or origin == "engine":
@@ -241,11 +242,6 @@ def _check_capacity(expert) -> None:
     if profile is not None and profile.id in experts_at_capacity([profile.id]):
         raise WorkflowError(_("This expert takes on at most %(n)d open pairings and has reached that number.",
                               n=profile.max_active_pairings), 409)
-
-
-def _in_scope(user, hub_city) -> bool:
-    scopes = {r.hub_city for r in user.roles if r.role == "coordinator"}
-    return None in scopes or hub_city in scopes
 
 
 def suggest_from_engine(need, k: int = 3) -> list[Pairing]:

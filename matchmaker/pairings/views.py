@@ -13,6 +13,7 @@ from sqlalchemy import or_, select
 from ..core.access import coordinator_required, get_or_404
 from ..core.audit import AuditEvent
 from ..core.enums import HubCity, Industry
+from ..core.scope import coordinator_scope_of
 from ..core.time import utcnow
 from ..core.transaction import LostRace, commit, transaction
 from ..core.workflow import WorkflowError
@@ -187,11 +188,8 @@ def _choice(name, enum_cls):
 def queue():
     hub_city, industry = _choice("hub_city", HubCity), _choice("industry", Industry)
     stmt = (select(Pairing).join(Need, Pairing.need_id == Need.id)
-            .where(Pairing.state == P.PENDING_REVIEW).order_by(Pairing.updated_at, Pairing.id))
-    if not current_user.is_admin:
-        scopes = {r.hub_city for r in current_user.roles if r.role == "coordinator"}
-        if None not in scopes:
-            stmt = stmt.where(Need.hub_city.in_(scopes))
+            .where(Pairing.state == P.PENDING_REVIEW, coordinator_scope_of(current_user).where(Need.hub_city))
+            .order_by(Pairing.updated_at, Pairing.id))
     if hub_city:
         stmt = stmt.where(Need.hub_city == hub_city)
     if industry:

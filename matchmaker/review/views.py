@@ -15,12 +15,13 @@ from sqlalchemy.orm.exc import StaleDataError
 from ..core.access import coordinator_required
 from ..core.audit import AuditEvent
 from ..core.enums import HubCity, Industry, ListingStatus
+from ..core.scope import coordinator_scope_of
 from ..core.time import utcnow
 from ..core.transaction import STAY, LostRace, commit, transaction
 from ..extensions import db
 from ..listings import operations as ops
 from ..listings.views import KINDS, listing_url, load_listing
-from ..listings.queries import coordinator_scopes, moderation_queue
+from ..listings.queries import moderation_queue
 from .forms import PublishForm, ReturnForm
 
 bp = Blueprint("review", __name__, url_prefix="/review")
@@ -50,8 +51,8 @@ def queue():
                          "waited_text": format_timedelta(waited, threshold=1.1),
                          "long": waited.days >= LONG_WAIT_DAYS})
     rows.sort(key=lambda r: (r["listing"].submitted_at or r["listing"].updated_at))
-    scopes = coordinator_scopes(current_user)  # the city filter offers only the cities this user moderates
-    cities = [(v, label) for v, label in HubCity.choices() if scopes is None or v in scopes]
+    scope = coordinator_scope_of(current_user)  # the city filter offers only the cities this user moderates
+    cities = [(v, label) for v, label in HubCity.choices() if scope.covers(v)]
     return render_template("review/queue.html", rows=rows, hub_city=hub_city, industry=industry, cities=cities,
                            long_wait_days=LONG_WAIT_DAYS)
 

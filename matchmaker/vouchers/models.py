@@ -17,6 +17,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..core.audit_labels import register_labels
 from ..core.enums import HubCity, LabelledEnum, sql_in
+from ..core.scope import coordinator_scope_of
 from ..core.time import UTCDateTime, programme_today, utcnow
 from ..extensions import db
 
@@ -80,7 +81,7 @@ class Voucher(db.Model):
         if not getattr(user, "is_authenticated", False):
             return False
         # coordinators see the vouchers of the hub cities they issue for, as on the voucher index
-        return self.organization_id in user.organization_ids or can_issue_for(user, self.hub_city)
+        return self.organization_id in user.organization_ids or coordinator_scope_of(user).covers(self.hub_city)
 
     def can_redeem(self, user) -> bool:
         return getattr(user, "is_authenticated", False) and self.organization_id in user.organization_ids
@@ -99,7 +100,7 @@ class Voucher(db.Model):
         return self.status
 
     def can_administer(self, user) -> bool:
-        return can_issue_for(user, self.hub_city)
+        return coordinator_scope_of(user).covers(self.hub_city)
 
     def ledger_balance(self) -> Decimal:
         """The balance recomputed from the ledger (the column must always equal it)."""
@@ -107,27 +108,10 @@ class Voucher(db.Model):
                                  .where(VoucherEntry.voucher_id == self.id))
 
 
-def can_issue_for(user, hub_city: str | None) -> bool:
-    """Admins, unscoped coordinators, and coordinators scoped to ``hub_city``."""
-    from ..core.enums import Role
-    if not getattr(user, "is_authenticated", False):
-        return False
-    if user.is_admin:
-        return True
-    scopes = {r.hub_city for r in user.roles if r.role == Role.COORDINATOR}
-    if not scopes:
-        return False
-    return None in scopes or (hub_city is not None and hub_city in scopes)
-
-
 def issuing_cities(user) -> list[str]:
-    from ..core.enums import Role
-    if not getattr(user, "is_authenticated", False):
-        return []
-    scopes = {r.hub_city for r in user.roles if r.role == Role.COORDINATOR}
-    if user.is_admin or None in scopes:
-        return HubCity.values()
-    return [c for c in HubCity.values() if c in scopes]
+    """The hub cities whose vouchers ``user`` issues: those of their coordinator scope."""
+    scope = coordinator_scope_of(user)
+    return [c for c in HubCity.values() if scope.covers(c)]
 
 
 class VoucherEntry(db.Model):

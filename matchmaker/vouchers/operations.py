@@ -20,11 +20,12 @@ from sqlalchemy.exc import IntegrityError
 
 from ..core import audit
 from ..core.enums import HubCity
+from ..core.scope import coordinator_scope_of
 from ..core.time import programme_today
 from ..core.workflow import RACE_ERRORS, WorkflowError, lock_row
 from ..extensions import db
 from ..pairings.models import Pairing, PairingState
-from .models import EntryKind, Voucher, VoucherEntry, VoucherStatus, can_issue_for
+from .models import EntryKind, Voucher, VoucherEntry, VoucherStatus
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ def issue_voucher(user, organization, *, amount, expires_on: date, hub_city: str
     """A hub city (its coordinator, or an admin) issues a voucher to an enterprise."""
     if hub_city not in HubCity.values():
         raise WorkflowError(_("Unknown hub city."), 400)
-    if not can_issue_for(user, hub_city):
+    if not coordinator_scope_of(user).covers(hub_city):
         raise WorkflowError(_("Only coordinators of this hub city (or administrators) may issue its vouchers."),
                             403)
     if organization is None or organization.kind != "enterprise":

@@ -11,7 +11,8 @@ from sqlalchemy.exc import OperationalError
 
 from ..accounts.models import Organization
 from ..core.access import MAX_ID, get_or_404
-from ..core.enums import HubCity, Role
+from ..core.enums import HubCity
+from ..core.scope import coordinator_scope_of
 from ..core.transaction import STAY, LostRace, commit, transaction
 from ..core.workflow import RACE_ERRORS
 from ..extensions import db
@@ -37,12 +38,12 @@ def entry_label(value):
 @login_required
 def index():
     """The firm's vouchers (members), or the vouchers of the coordinator's hub cities."""
-    cities = issuing_cities(current_user)
+    scope, cities = coordinator_scope_of(current_user), issuing_cities(current_user)
     conditions = []
     if current_user.organization_ids:
         conditions.append(Voucher.organization_id.in_(current_user.organization_ids))
-    if current_user.is_coordinator and cities:
-        conditions.append(Voucher.hub_city.in_(cities))
+    if not scope.is_none:
+        conditions.append(scope.where(Voucher.hub_city))
     vouchers = db.session.scalars(select(Voucher).where(or_(*conditions)).order_by(Voucher.created_at.desc())
                                   .limit(500)).all() if conditions else []
     return render_template("vouchers/index.html", vouchers=vouchers, can_issue=bool(cities))
@@ -60,7 +61,7 @@ def _issue_form() -> IssueForm:
 @bp.route("/issue", methods=["GET", "POST"])
 @login_required
 def issue():
-    if not current_user.has_role(Role.COORDINATOR, Role.ADMIN) or not issuing_cities(current_user):
+    if not issuing_cities(current_user):  # empty unless the user coordinates (or administers) a hub city
         abort(403, _("Only coordinators of a hub city (or administrators) may issue vouchers."))
     form = _issue_form()
     if request.method == "POST":
