@@ -12,7 +12,6 @@ from matchmaker.extensions import db
 from matchmaker.listings.models import Capability, Need
 from matchmaker.seeding import SEEDS_DIR, load_seeds
 from matchmaker.suggestions import cache as match_cache
-from tests.test_matching_app import docking, matching  # noqa: F401  (fixtures: real model and index)
 
 
 def _seed_rows(name: str) -> list[dict]:
