@@ -17,7 +17,7 @@ import pytest
 from argon2 import PasswordHasher
 from flask.testing import FlaskClient
 from flask_migrate import upgrade
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, event, text
 
 from matchmaker import create_app
 from matchmaker import matching_service as ms
@@ -46,6 +46,19 @@ def pytest_configure(config):
         if not conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first():
             conn.execute(text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
+
+
+# Test files that run no SQL (the matching engine, the fair scheduler, catalogue checks …): marked ``nodb``
+# so the PostgreSQL pass (scripts/test.sh) skips them; db_session below fails any of them that runs SQL.
+NODB_PATHS = ("tests/matching/", "tests/fairs/test_scheduler.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    root = Path(str(config.rootpath))
+    for item in items:
+        path = Path(str(item.path)).relative_to(root).as_posix()
+        if path.startswith(NODB_PATHS):
+            item.add_marker(pytest.mark.nodb)
 
 
 class IsolatedClient(FlaskClient):
@@ -86,8 +99,11 @@ def app():
 
 
 @pytest.fixture(autouse=True)
-def db_session(app):
-    """Everything a test (and the requests it makes) writes lives in one transaction, rolled back after."""
+def db_session(app, request):
+    """Everything a test (and the requests it makes) writes lives in one transaction, rolled back after.
+
+    A test marked ``nodb`` (skipped on the PostgreSQL pass) fails here if it runs any SQL after all.
+    """
     with app.app_context():
         # the rollback below takes the data version back too: pages cached by an earlier test must go
         pagecache.store().clear()
@@ -98,15 +114,27 @@ def db_session(app):
         engines[None] = connection
         original = db.session
         db.session = db._make_scoped_session({"join_transaction_mode": "create_savepoint"})
+        statements: list[str] = []
+        nodb = request.node.get_closest_marker("nodb") is not None
+
+        def seen(conn, cursor, statement, *args):
+            statements.append(statement)
+
+        if nodb:
+            event.listen(engine, "before_cursor_execute", seen)
         try:
             yield db.session
         finally:
+            if nodb:
+                event.remove(engine, "before_cursor_execute", seen)
             db.session.remove()
             db.session = original
             engines[None] = engine
             if outer.is_active:
                 outer.rollback()
             connection.close()
+        if statements:
+            pytest.fail(f"marked nodb, so the PostgreSQL pass skips it, but it ran SQL: {statements[0][:200]!r}")
 
 
 @pytest.fixture

@@ -160,6 +160,7 @@ def test_bench_refuses_bad_text_files_before_loading_a_model(tmp_path, no_model,
     assert needle in result.output and option in result.output
 
 
+@pytest.mark.nodb
 def test_bench_text_file_formats_still_read(tmp_path):
     """Are the accepted lines still read as before: a string "text" (BEIR queries), a list "texts", blank
     lines skipped?"""

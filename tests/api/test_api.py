@@ -199,7 +199,7 @@ def test_pagination_pages_and_links(app, make, world, api_as):
     api = api_as("other_enterprise")
     first = api.get(f"{API}/needs?per_page=2").json
     assert (first["page"], first["per_page"], first["total"], first["prev"]) == (1, 2, 5, None)
-    seen, page, url = [], first, None
+    seen, page = [], first
     while True:
         conforms(page, schemas.page_of(schemas.NEED))
         seen += [i["id"] for i in page["items"]]

@@ -190,6 +190,7 @@ def _written_actions() -> tuple[set[str], set[str]]:
     return literals, patterns
 
 
+@pytest.mark.nodb
 def test_every_literal_action_code_has_a_label():
     """Does every literal action code written with audit.record("…") in matchmaker/ (including
     conditional ones and the `action` variable of bids) have a label rather than falling back to the code?"""
@@ -199,6 +200,7 @@ def test_every_literal_action_code_has_a_label():
     assert not unlabelled, f"add a label to matchmaker/core/audit_labels.py for: {unlabelled}"
 
 
+@pytest.mark.nodb
 def test_every_fstring_action_family_has_labels():
     """Does every f-string action family written with audit.record(f"…") (listing, pairing, fair, meeting
     request, challenge, voucher and pairing-response codes) match labelled codes?"""

@@ -59,6 +59,7 @@ def _placeholders(text: str) -> Counter:
                    for m in PLACEHOLDER.finditer(text) if m.group(2) != "%")
 
 
+@pytest.mark.nodb
 def test_every_source_string_has_a_chinese_translation():
     """Does every message extracted from the current source (Python under matchmaker/, templates/) have a
     non-empty, non-fuzzy zh translation in messages.po?"""
@@ -76,6 +77,7 @@ def test_every_source_string_has_a_chinese_translation():
                          + "\n  ".join(missing))
 
 
+@pytest.mark.nodb
 def test_placeholders_survive_translation():
     """Does every translation keep exactly the placeholders (%(name)s, %(num)d, …) of its msgid?"""
     catalog = _catalog()
@@ -99,6 +101,7 @@ def test_placeholders_survive_translation():
     assert not wrong, "placeholders differ between msgid and translation:\n  " + "\n  ".join(wrong)
 
 
+@pytest.mark.nodb
 def test_compiled_catalogue_is_up_to_date():
     """Does messages.mo hold exactly the translations in messages.po (i.e. was it compiled after the last
     edit)?"""

@@ -158,6 +158,7 @@ def test_data_version_moves_with_committed_writes_only(make, world):
     assert data_version.current() == after_write + 1
 
 
+@pytest.mark.nodb
 def test_store_keeps_within_its_byte_budget_and_expires_entries():
     """Does the store evict the least recently used pages past its budget, and drop expired ones?"""
     store = pagecache.PageStore(max_bytes=800)

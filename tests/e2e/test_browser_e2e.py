@@ -18,7 +18,7 @@ from tests.e2e.browser import browser_missing_reason, make_driver, screenshot, s
 _MISSING = browser_missing_reason()
 if _MISSING:
     print("\n" + "!" * 100 + "\n" + _MISSING + "\n" + "!" * 100, file=sys.stderr)
-    warnings.warn(_MISSING)
+    warnings.warn(_MISSING, stacklevel=1)
     pytest.skip(_MISSING, allow_module_level=True)
 
 from tests.e2e.browser_page import Page as BasePage, left_page  # noqa: E402

@@ -143,6 +143,7 @@ def test_icalendar_follows_rfc_5545(app, world, scheduled):
     assert resp.headers["Content-Disposition"].endswith('.ics"')
 
 
+@pytest.mark.nodb
 def test_folding_never_splits_a_character():
     """Is a long line of multi-byte characters folded at character boundaries, each line ≤ 75 octets?"""
     from matchmaker.fairs.exports import fold
@@ -365,13 +366,13 @@ def test_running_the_scheduler_again_keeps_locked_meetings_and_replaces_the_rest
     firms = [world["enterprise"]] + [make.user(Role.ENTERPRISE, org=make.org()) for _ in range(3)]
     needs = [need] + [make.need(f, title=f"需求{i}号技术问题") for i, f in enumerate(firms[1:])]
     caps = [cap] + [make.capability(e, title=f"能力{i}号技术方案") for i, e in enumerate(experts)]
-    for n, f in zip(needs[1:], firms[1:]):
+    for n, f in zip(needs[1:], firms[1:], strict=True):
         fops.register_listing(fair, n, f)
-    for cp, e in zip(caps[1:], experts):
+    for cp, e in zip(caps[1:], experts, strict=True):
         fops.register_listing(fair, cp, e)
     owners_of_caps = [world["expert"]] + experts
-    for n, f in zip(needs, firms):
-        for cp, e in zip(caps, owners_of_caps):
+    for n, f in zip(needs, firms, strict=True):
+        for cp, e in zip(caps, owners_of_caps, strict=True):
             fops.accept_request(fops.request_meeting(fair, n, cp, f), e)
     first = fops.run_scheduler(fair, coord)
     db.session.commit()

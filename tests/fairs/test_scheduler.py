@@ -34,7 +34,7 @@ def _brute_force(requests, n_slots, n_tables) -> int:
     best = 0
     for choice in itertools.product(range(-1, n_slots), repeat=len(requests)):
         used, people, ok = {}, set(), True
-        for r, s in zip(requests, choice):
+        for r, s in zip(requests, choice, strict=True):
             if s < 0:
                 continue
             used[s] = used.get(s, 0) + 1

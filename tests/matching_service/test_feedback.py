@@ -17,6 +17,7 @@ def _unit(v):
     return v / np.linalg.norm(v)
 
 
+@pytest.mark.nodb
 def test_demotion_grows_with_similarity_and_ignores_unrelated_needs():
     """Is the penalty zero for needs below the similarity floor, full for the same need, and monotone between?"""
     need = _unit([1, 0, 0])
@@ -29,6 +30,7 @@ def test_demotion_grows_with_similarity_and_ignores_unrelated_needs():
     assert feedback.demotion(need, np.zeros((0, 3))) == 0.0
 
 
+@pytest.mark.nodb
 def test_boost_is_small_and_capped():
     """Does each signed contract add a little, never more than the cap?"""
     assert feedback.boost(0) == 0.0

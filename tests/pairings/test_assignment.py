@@ -18,6 +18,7 @@ def C(need, cap, score, expert=None, cross=False):
                      resource=("expert", expert) if expert else ("capability", cap), cross_region=cross)
 
 
+@pytest.mark.nodb
 def test_capacity_respected_and_reason_given():
     """Does an expert with one free slot get only their best need, and does the other need see why?"""
     cands = [C(1, 10, 2.0, expert=7), C(2, 11, 1.5, expert=7), C(2, 12, 0.5, expert=8)]
@@ -26,6 +27,7 @@ def test_capacity_respected_and_reason_given():
     assert cands[1].reason == REASONS["capacity_used"]
 
 
+@pytest.mark.nodb
 def test_slots_per_need_and_losers():
     """Are at most `slots` candidates proposed per need, the best ones, the rest marked as lost?"""
     cands = [C(1, i, float(i)) for i in range(1, 6)]
@@ -34,6 +36,7 @@ def test_slots_per_need_and_losers():
     assert {c.status for c in cands if c.capability_id < 3} == {"lost"}
 
 
+@pytest.mark.nodb
 def test_quota_gives_cross_region_when_feasible():
     """With the quota on, does each need get a cross-region candidate when one exists, even if weaker,
     and does the displaced local candidate say so?"""
@@ -48,7 +51,7 @@ def test_quota_gives_cross_region_when_feasible():
 def _brute(cands, slots, capacities, quota):
     best = None
     for mask in itertools.product([0, 1], repeat=len(cands)):
-        chosen = [c for c, m in zip(cands, mask) if m]
+        chosen = [c for c, m in zip(cands, mask, strict=True) if m]
         per_need, per_res = {}, {}
         for c in chosen:
             per_need[c.need_id] = per_need.get(c.need_id, 0) + 1
@@ -64,6 +67,7 @@ def _brute(cands, slots, capacities, quota):
 
 
 @pytest.mark.parametrize("seed", range(12))
+@pytest.mark.nodb
 def test_optimal_against_brute_force(seed):
     """On small random instances, does the flow reach the brute-force optimum (most proposals, then most needs
     with a cross-region candidate, then highest total score)?"""
@@ -119,7 +123,8 @@ def test_assign_page_and_engine_suggestions_with_real_model(app, tmp_path, make,
     app.extensions[ms.EXTENSION_KEY] = None
     try:
         need = make.need(world["enterprise"])
-        caps = [make.capability(world["expert"], title=f"低温电解液方案{i}") for i in range(3)]
+        for i in range(3):
+            make.capability(world["expert"], title=f"低温电解液方案{i}")
         world["expert"].expert_profile.max_active_pairings = 1
         other = make.capability(make.user(Role.EXPERT, org=make.org(kind="university")), title="负极包覆低温快充")
         db.session.commit()

@@ -88,6 +88,7 @@ def test_transition_table(pw, state):
         assert (p.state, p.version) == before, action
 
 
+@pytest.mark.nodb
 def test_suggested_state_is_declared_in_the_table():
     """Does the transition table name every stored state (no state without a rule)?"""
     assert set(ops.TRANSITIONS) == set(ALL_STATES)

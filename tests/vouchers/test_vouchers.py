@@ -207,7 +207,7 @@ def test_totals_equal_the_sum_of_entries_after_many_movements(vw, make):
     caps = [make.capability(vw["expert"], title=f"能力 {i} 号") for i in range(3)]
     pairings = [signed_pairing(vw["need"], c, vw["coord"], amount="1000.00") for c in caps]
     for v in vouchers:
-        for p, amount in zip(pairings, ("0.01", "333.33", "999.99")):
+        for p, amount in zip(pairings, ("0.01", "333.33", "999.99"), strict=True):
             try:
                 ops.redeem(v, p, Decimal(amount), vw["enterprise"])
                 db.session.commit()
