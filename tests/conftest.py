@@ -174,9 +174,10 @@ def client_as(app, world):
     return make_client
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def fast_password_hashing(monkeypatch):
-    """A cheap argon2 profile, for modules that make many users (``pytestmark = usefixtures(...)``)."""
+    """A cheap argon2 profile: the production one costs ~0.1-1 s a hash and most tests make several users.
+    tests/accounts/ keeps the production profile (its conftest overrides this fixture)."""
     import matchmaker.accounts.models as account_models
     monkeypatch.setattr(account_models, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
 

@@ -25,10 +25,6 @@ from tests.helpers import Api, login, make_token
 API = "/api/v1"
 
 
-# many users per test: a cheap argon2 profile keeps the module quick
-pytestmark = pytest.mark.usefixtures("fast_password_hashing")
-
-
 @pytest.fixture
 def objs(make, world):
     ent, other, expert = world["enterprise"], world["other_enterprise"], world["expert"]

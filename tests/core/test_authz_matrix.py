@@ -390,9 +390,6 @@ MINIMAL_FORM = {"probe": "1"}
 
 # --- fixtures -----------------------------------------------------------------------------------------
 
-# many users per test: a cheap argon2 profile keeps the module quick
-pytestmark = pytest.mark.usefixtures("fast_password_hashing")
-
 
 NEED_TARGETS = ("firm_public", "firm_coord", "firm_draft", "firm_submitted", "firm_deleted", "other_coord",
                 "other_draft")

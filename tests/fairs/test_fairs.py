@@ -22,9 +22,6 @@ from matchmaker.pairings.models import Pairing
 from matchmaker.pairings.models import PairingState as P
 from tests.helpers import T0, fair_data, login
 
-# many users per test: a cheap argon2 profile keeps the module quick
-pytestmark = pytest.mark.usefixtures("fast_password_hashing")
-
 
 @pytest.fixture
 def fair(world):
