@@ -40,7 +40,6 @@ def test_scaled_seed_multiplies_listings_and_stays_idempotent():
     assert len(set(titles)) == len(titles)  # every generated capability has its own title
 
 
-@pytest.mark.nodb
 def test_plain_seed_adds_no_variants():
     load_seeds("Load-test-password-2026")
     assert _count(Need, "%-x%") == 0 and _count(Need) == len(_seed_rows("needs.jsonl"))
