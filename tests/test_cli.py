@@ -1,5 +1,6 @@
-"""Command-line fixes: `matchmaker seed` in production and on re-runs, the weekly digest's hard filters without
-the matching engine, and `bench search` / `bench embed` refusing bad input files before a model loads."""
+"""The command line (matchmaker/cli.py): `matchmaker seed` in production and on re-runs, the weekly digest's
+hard filters without the matching engine, and `bench search` / `bench embed` refusing bad input files before a
+model loads. Most tests here began as regressions from the review of 2026-12-02."""
 from __future__ import annotations
 
 import json

@@ -438,7 +438,7 @@ def test_times_and_grid_cannot_change_under_a_schedule(app, world, scheduled):
     assert db.session.scalars(select(MeetingRequest.status)).all() == ["accepted"]
 
 
-# -- review fixes (2026-12-02): two fairs at once, nights, the solver and writers, states against the clock, times, video link ---
+# -- review fixes (2026-12-02): two fairs at once, nights, the solver, states against the clock, times, video ---
 
 
 def beijing(dt) -> str:
@@ -648,7 +648,7 @@ def test_the_video_link_is_for_registered_participants_and_managers(app, world, 
     assert not fair.can_see_video_link(world["other_enterprise"])
 
 
-# -- pairing and fair review (2026-12-01): fair scope on edit, lost races, dates out of range, NUL, meetings removed under a pairing ---
+# -- pairing and fair review (2026-12-01): fair scope, lost races, dates out of range, NUL, meetings removed ---
 
 
 @pytest.mark.parametrize("hub_city", ["chengdu", ""])

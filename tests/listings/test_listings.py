@@ -540,7 +540,7 @@ def test_browse_links_keep_repeated_arguments(client, catalogue):
     assert chips == ["/needs?tag=a&tag=b&lang=en"]
 
 
-# -- review fixes (2026-12-01): edits that change nothing, null in a PATCH, a scoped coordinator and unpublished work ---
+# -- review fixes (2026-12-01): edits that change nothing, null in a PATCH, scoped coordinators, unpublished work -
 
 
 def _need(make, world, **kw) -> Need:
