@@ -6,7 +6,7 @@
 #   scripts/i18n.sh compile   # .po → .mo (commit both)
 #   scripts/i18n.sh all       # extract + update + compile
 #
-# After `update`, fill the new empty msgstr entries (tests/test_i18n.py names any that are missing).
+# After `update`, fill the new empty msgstr entries (tests/core/test_i18n.py names any that are missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -z "${VIRTUAL_ENV:-}" ] && [ -f .venv/bin/activate ]; then . .venv/bin/activate; fi

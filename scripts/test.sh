@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Set up and run the whole test suite: SQLite (everything, browser test included), then the
-# database-facing tests again on PostgreSQL when a server answers on 127.0.0.1:5432.
+# Set up and run the whole test suite: ruff, then SQLite (everything, browser tests included) on two
+# pytest-xdist workers, then the tests that touch the database again on PostgreSQL when a server answers on
+# 127.0.0.1:5432 (each worker on its own database, <name>_gw0, <name>_gw1 …; see tests/conftest.py).
+# PYTEST_WORKERS=0 runs in one process.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup-venv.sh "[test]"
@@ -15,7 +17,15 @@ if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null
   fi
 fi
 
-python -m pytest "$@"
+echo "=== ruff ==="
+ruff check matchmaker tests scripts
+
+# worksteal: a few tests take minutes (real models), so idle workers take over queued tests
+WORKERS=(-n "${PYTEST_WORKERS:-2}")
+[ "${PYTEST_WORKERS:-2}" = 0 ] || WORKERS+=(--dist worksteal)
+
+echo "=== SQLite ==="
+python -m pytest "${WORKERS[@]}" "$@"
 
 PG_URL="${TEST_POSTGRES_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/matchmaker_test}"
 if python - "$PG_URL" <<'PY'
@@ -34,5 +44,6 @@ except Exception as exc:
 PY
 then
   echo "=== Database tests again on PostgreSQL ==="
-  TEST_DATABASE_URL="$PG_URL" python -m pytest -m "not browser" --ignore=tests/matching "$@"
+  # nodb: the engine, the scheduler, catalogue checks … run no SQL (tests/conftest.py fails them if they do)
+  TEST_DATABASE_URL="$PG_URL" python -m pytest "${WORKERS[@]}" -m "not browser and not nodb" "$@"
 fi

@@ -1,28 +1,64 @@
 """Shared fixtures: one app per session, a database transaction rolled back after every test,
-clients that are anonymous or signed in as each role, and small factories.
+clients that are anonymous or signed in as each role, and the fixtures several domains use.
+Plain helpers (the ``Factory``, ``login``, ``PASSWORD`` …) live in ``tests/helpers.py``.
 
 Set ``TEST_DATABASE_URL`` (e.g. postgresql+psycopg://postgres@127.0.0.1/matchmaker_test) to run the
-same suite on PostgreSQL; the default is a temporary SQLite file.
+same suite on PostgreSQL; the default is a temporary SQLite file per test process. Under pytest-xdist each
+worker gets its own PostgreSQL database (``<name>_gw0``, ``<name>_gw1`` …), created on demand.
 """
 from __future__ import annotations
 
-import itertools
 import os
 import tempfile
+import uuid
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher
 from flask.testing import FlaskClient
+from flask_migrate import upgrade
+from sqlalchemy import create_engine, event, text
 
 from matchmaker import create_app
-from matchmaker.accounts.models import ExpertProfile, Membership, Organization, User
+from matchmaker import matching_service as ms
 from matchmaker.core import pagecache
 from matchmaker.core.enums import Role
 from matchmaker.extensions import db
-from matchmaker.listings import operations as ops
-from matchmaker.listings.models import Capability, Need
+from tests.helpers import BATTERY_CAP_EN, BATTERY_NEED, OFF_TOPIC_CAPS, Api, Factory, login, make_token
 
-PASSWORD = "Correct-Horse-Battery-9"
+
+def _postgres_admin(url: str):
+    return create_engine(url.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
+
+
+def pytest_configure(config):
+    """Give each xdist worker its own PostgreSQL database before any test module reads TEST_DATABASE_URL."""
+    url = os.environ.get("TEST_DATABASE_URL", "")
+    if not url.startswith("postgresql"):
+        return
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker:
+        url = f"{url}_{worker}"
+        os.environ["TEST_DATABASE_URL"] = url
+    name = url.rsplit("/", 1)[1]
+    admin = _postgres_admin(url)
+    with admin.connect() as conn:
+        if not conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first():
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+
+
+# Test files that run no SQL (the matching engine, the fair scheduler, catalogue checks …): marked ``nodb``
+# so the PostgreSQL pass (scripts/test.sh) skips them; db_session below fails any of them that runs SQL.
+NODB_PATHS = ("tests/matching/", "tests/fairs/test_scheduler.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    root = Path(str(config.rootpath))
+    for item in items:
+        path = Path(str(item.path)).relative_to(root).as_posix()
+        if path.startswith(NODB_PATHS):
+            item.add_marker(pytest.mark.nodb)
 
 
 class IsolatedClient(FlaskClient):
@@ -50,7 +86,7 @@ def app():
         "MATCHMAKER_INDEX_DIR": str(Path(tmp) / "embeddings"),
         "MAIL_OUTBOX_DIR": str(Path(tmp) / "outbox"),  # not the checkout's instance/ folder
         # other connections cannot see this rolled-back transaction: index jobs run right after each commit
-        # (tests/test_index_jobs.py covers the thread and `matchmaker worker` on committed data)
+        # (tests/indexing/test_index_jobs.py covers the thread and `matchmaker worker` on committed data)
         "MATCHMAKER_INDEX_WORKER": "inline",
     })
     app.test_client_class = IsolatedClient
@@ -63,8 +99,11 @@ def app():
 
 
 @pytest.fixture(autouse=True)
-def db_session(app):
-    """Everything a test (and the requests it makes) writes lives in one transaction, rolled back after."""
+def db_session(app, request):
+    """Everything a test (and the requests it makes) writes lives in one transaction, rolled back after.
+
+    A test marked ``nodb`` (skipped on the PostgreSQL pass) fails here if it runs any SQL after all.
+    """
     with app.app_context():
         # the rollback below takes the data version back too: pages cached by an earlier test must go
         pagecache.store().clear()
@@ -75,15 +114,27 @@ def db_session(app):
         engines[None] = connection
         original = db.session
         db.session = db._make_scoped_session({"join_transaction_mode": "create_savepoint"})
+        statements: list[str] = []
+        nodb = request.node.get_closest_marker("nodb") is not None
+
+        def seen(conn, cursor, statement, *args):
+            statements.append(statement)
+
+        if nodb:
+            event.listen(engine, "before_cursor_execute", seen)
         try:
             yield db.session
         finally:
+            if nodb:
+                event.remove(engine, "before_cursor_execute", seen)
             db.session.remove()
             db.session = original
             engines[None] = engine
             if outer.is_active:
                 outer.rollback()
             connection.close()
+        if statements:
+            pytest.fail(f"marked nodb, so the PostgreSQL pass skips it, but it ran SQL: {statements[0][:200]!r}")
 
 
 @pytest.fixture
@@ -91,88 +142,9 @@ def client(app):
     return app.test_client()
 
 
-_seq = itertools.count(1)
-
-
-class Factory:
-    """Builds rows with sensible defaults; every call commits (to the test's savepoint)."""
-
-    def org(self, kind="enterprise", hub_city="chongqing", **kw) -> Organization:
-        n = next(_seq)
-        org = Organization(name=kw.pop("name", f"测试机构{n}"), kind=kind, hub_city=hub_city,
-                           region=kw.pop("region", "沙坪坝"), **kw)
-        db.session.add(org)
-        db.session.commit()
-        return org
-
-    def user(self, role: Role | str | None = None, org: Organization | None = None, hub_city=None,
-             **kw) -> User:
-        n = next(_seq)
-        user = User(email=kw.pop("email", f"user{n}@example.test"), name=kw.pop("name", f"用户{n}"), **kw)
-        user.set_password(PASSWORD)
-        if role is not None:
-            user.add_role(role)
-            if hub_city:
-                user.roles[-1].hub_city = hub_city
-        if org is not None:
-            user.memberships.append(Membership(organization=org, is_manager=True))
-        db.session.add(user)
-        if role == Role.EXPERT:
-            db.session.add(ExpertProfile(user=user, title="教授", fields=["new_materials"], languages=["zh"]))
-        db.session.commit()
-        return user
-
-    def need(self, user: User, status="published", **kw) -> Need:
-        data = {
-            "title": "低温锂电池放电性能提升", "industry": "new_energy",
-            "background": "公司生产储能电池，北方客户冬季使用时容量衰减明显。",
-            "problems": "零下20℃放电容量不足常温的60%。", "targets": "-20℃放电容量保持率≥85%，循环寿命≥2000次。",
-            "hub_city": "chongqing", "region": "两江新区", "coop_modes": ["joint_dev"], "visibility": "public",
-            "contact_name": "王工", "contact_phone": "023-61234567", "contact_email": "wang@example.test",
-        }
-        data.update(kw)
-        return self._advance(ops.create_listing(Need, user, data, organization=user.primary_organization),
-                             user, status)
-
-    def capability(self, user: User, status="published", **kw) -> Capability:
-        data = {
-            "title": "低温电解液配方技术", "kind": "achievement", "summary": "宽温域电解液与负极改性。",
-            "description": "团队开发的低温电解液使电池在-30℃保持80%容量。", "field": "new_energy", "trl": 6,
-            "ip": "ZL202110000000.1", "coop_modes": ["license"], "hub_city": "chengdu", "region": "高新区",
-        }
-        data.update(kw)
-        return self._advance(ops.create_listing(Capability, user, data, organization=user.primary_organization),
-                             user, status)
-
-    def _advance(self, listing, owner, status):
-        if status in ("submitted", "published", "returned", "closed"):
-            ops.submit_listing(listing, owner)
-        if status in ("published", "closed"):
-            ops.publish_listing(listing, self.moderator())
-        if status == "returned":
-            ops.return_listing(listing, self.moderator(), "请补充技术指标")
-        if status == "closed":
-            ops.close_listing(listing, owner)
-        db.session.commit()
-        return listing
-
-    def moderator(self) -> User:
-        if not hasattr(self, "_moderator"):
-            self._moderator = self.user(Role.COORDINATOR)
-        return self._moderator
-
-
 @pytest.fixture
 def make():
     return Factory()
-
-
-def login(client: FlaskClient, user: User) -> FlaskClient:
-    """Sign ``client`` in as ``user`` through the session, as flask-login would after a real login."""
-    with client.session_transaction() as session:
-        session["_user_id"] = user.session_token
-        session["_fresh"] = True
-    return client
 
 
 @pytest.fixture
@@ -200,3 +172,135 @@ def client_as(app, world):
         return login(client, world[role]) if role else client
 
     return make_client
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(monkeypatch):
+    """A cheap argon2 profile: the production one costs ~0.1-1 s a hash and most tests make several users.
+    tests/accounts/ keeps the production profile (its conftest overrides this fixture)."""
+    import matchmaker.accounts.models as account_models
+    monkeypatch.setattr(account_models, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+
+
+@pytest.fixture
+def api_as(app, world):
+    """``api_as('enterprise')`` → a bearer-token client for that role's user."""
+    return lambda role: Api(app, make_token(world[role]))
+
+
+# -- the real matching engine ------------------------------------------------------------------------------
+
+@pytest.fixture
+def matching(app, tmp_path):
+    """Matching switched on for this test, with its own empty index folder (the model is shared per process)."""
+    saved = {k: app.config[k] for k in ("MATCHMAKER_MATCHING", "MATCHMAKER_INDEX_DIR")}
+    app.config.update(MATCHMAKER_MATCHING=True, MATCHMAKER_INDEX_DIR=str(tmp_path / "embeddings"))
+    app.extensions[ms.EXTENSION_KEY] = None
+    yield
+    app.config.update(saved)
+    app.extensions[ms.EXTENSION_KEY] = None
+
+
+@pytest.fixture
+def docking(make, world):
+    """A Chinese battery need, the right English capability from another city, and off-topic ones."""
+    need = make.need(world["enterprise"], **BATTERY_NEED)
+    right = make.capability(world["expert"], **BATTERY_CAP_EN)
+    others = [make.capability(world["expert"], **kw) for kw in OFF_TOPIC_CAPS]
+    own_org = make.capability(world["enterprise"], title="本公司储能电池低温电解液", field="new_energy",
+                              summary="低温电解液", description="-20℃放电容量保持率90%")
+    return {"need": need, "right": right, "others": others, "own_org": own_org}
+
+
+# -- databases of their own, for code that must commit for real ---------------------------------------------
+
+def _fresh_url(tmp_path, label):
+    """An empty database of the suite's kind: a SQLite file, or a throwaway PostgreSQL database."""
+    base = os.environ.get("TEST_DATABASE_URL")
+    if not base or not base.startswith("postgresql"):
+        return f"sqlite:///{tmp_path / (label + '.sqlite')}", None
+    name = f"mm_bak_{label}_{uuid.uuid4().hex[:8]}"
+    admin = _postgres_admin(base)
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+
+    def drop():
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+    return base.rsplit("/", 1)[0] + f"/{name}", drop
+
+
+@pytest.fixture
+def fresh_app(tmp_path):
+    """``fresh_app(label)`` → an app on a new, migrated, empty database (dropped afterwards)."""
+    cleanups, apps = [], []
+
+    def make_app(label):
+        url, drop = _fresh_url(tmp_path, label)
+        if drop:
+            cleanups.append(drop)
+        app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": url, "MATCHMAKER_MATCHING": False,
+                          "SECRET_KEY": "x" * 40, "MAIL_OUTBOX_DIR": str(tmp_path / "outbox"),
+                          "MATCHMAKER_INDEX_DIR": str(tmp_path / f"index-{label}")})
+        with app.app_context():
+            upgrade()
+        apps.append(app)
+        return app
+
+    yield make_app
+    for app in apps:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+    for drop in cleanups:
+        drop()
+
+
+@pytest.fixture
+def fresh_db_url(tmp_path):
+    """An empty database of the same kind the suite runs on (SQLite file, or a new PostgreSQL database)."""
+    base = os.environ.get("TEST_DATABASE_URL")
+    if not base or not base.startswith("postgresql"):
+        yield f"sqlite:///{tmp_path / 'migrations.sqlite'}"
+        return
+    name = f"mm_mig_{uuid.uuid4().hex[:8]}"
+    admin = _postgres_admin(base)
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield base.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def separate_app():
+    """A second app on its own database (SQLite file, or a throwaway PostgreSQL schema) so two sessions can
+    commit for real while the test's own transaction is rolled back."""
+    url = os.environ.get("TEST_DATABASE_URL")
+    config = {"TESTING": True, "SECRET_KEY": "test-secret-key-that-is-long-enough-0123456789",
+              "MATCHMAKER_MATCHING": False, "WTF_CSRF_ENABLED": False}
+    schema = None
+    if url and url.startswith("postgresql"):
+        schema = f"voucher_race_{os.getpid()}"
+        config["SQLALCHEMY_DATABASE_URI"] = url
+        config["SQLALCHEMY_ENGINE_OPTIONS"] = {"connect_args": {"options": f"-csearch_path={schema}"}}
+    else:
+        config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{Path(tempfile.mkdtemp()) / 'race.sqlite'}"
+    app = create_app(config)
+    with app.app_context():
+        if schema:
+            with db.engine.begin() as conn:
+                conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                conn.execute(text(f"CREATE SCHEMA {schema}"))
+        db.create_all()
+    yield app
+    with app.app_context():
+        db.session.remove()
+        if schema:
+            with db.engine.begin() as conn:
+                conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        db.engine.dispose()

@@ -2,15 +2,11 @@
 nothing when it refuses?"""
 from __future__ import annotations
 
-import os
-import uuid
 import zipfile
 
 import pytest
-from flask_migrate import upgrade
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import func, select, text
 
-from matchmaker import create_app
 from matchmaker.backup import (NOT_BACKED_UP, BackupError, backup_command, create_backup, restore_backup,
                                restore_command)
 from matchmaker.core.enums import Role
@@ -19,49 +15,6 @@ from matchmaker.notifications.operations import notify
 from matchmaker.pairings import operations as pairing_ops
 
 pytestmark = pytest.mark.slow
-
-
-def _fresh_url(tmp_path, label):
-    """An empty database of the suite's kind: a SQLite file, or a throwaway PostgreSQL database."""
-    base = os.environ.get("TEST_DATABASE_URL")
-    if not base or not base.startswith("postgresql"):
-        return f"sqlite:///{tmp_path / (label + '.sqlite')}", None
-    name = f"mm_bak_{label}_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(base.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-
-    def drop():
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-    return base.rsplit("/", 1)[0] + f"/{name}", drop
-
-
-@pytest.fixture
-def fresh_app(tmp_path):
-    """``fresh_app(label)`` → an app on a new, migrated, empty database (dropped afterwards)."""
-    cleanups, apps = [], []
-
-    def make_app(label):
-        url, drop = _fresh_url(tmp_path, label)
-        if drop:
-            cleanups.append(drop)
-        app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": url, "MATCHMAKER_MATCHING": False,
-                          "SECRET_KEY": "x" * 40, "MAIL_OUTBOX_DIR": str(tmp_path / "outbox"),
-                          "MATCHMAKER_INDEX_DIR": str(tmp_path / f"index-{label}")})
-        with app.app_context():
-            upgrade()
-        apps.append(app)
-        return app
-
-    yield make_app
-    for app in apps:
-        with app.app_context():
-            db.session.remove()
-            db.engine.dispose()
-    for drop in cleanups:
-        drop()
 
 
 def _dump(app) -> dict[str, list[tuple]]:

@@ -12,7 +12,6 @@ from matchmaker.extensions import db
 from matchmaker.listings.models import Capability, Need
 from matchmaker.seeding import SEEDS_DIR, load_seeds
 from matchmaker.suggestions import cache as match_cache
-from tests.test_matching_app import docking, matching  # noqa: F401  (fixtures: real model and index)
 
 
 def _seed_rows(name: str) -> list[dict]:
@@ -46,6 +45,7 @@ def test_plain_seed_adds_no_variants():
     assert _count(Need, "%-x%") == 0 and _count(Need) == len(_seed_rows("needs.jsonl"))
 
 
+@pytest.mark.nodb
 def test_scale_below_one_is_refused():
     with pytest.raises(ValueError):
         load_seeds("Load-test-password-2026", scale=0)

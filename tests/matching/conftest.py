@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from matchmaker.matching.embedders import EnsembleEmbedder, USEEmbedder, e5_small_embedder, load_embedder
+from matchmaker.matching.embedders import USEEmbedder, load_embedder
 
 SHARED_EVAL = next((p for p in (Path(os.environ.get("MATCHMAKER_SHARED_EVAL", "/nonexistent")),
                                 Path(__file__).resolve().parents[3] / "shared" / "eval",

@@ -235,6 +235,6 @@ def test_evidence_reuses_sentence_vectors_stored_at_index_time(tmp_path, default
     on_the_fly = MatchEngine(None, embedder=default_embedder, sentence_vectors=False)
     on_the_fly.rebuild("capability", CAPS)
     fresh = on_the_fly.search("capability", [need], k=3)
-    for a, b in zip(stored, fresh):
+    for a, b in zip(stored, fresh, strict=True):
         assert a.evidence.doc_sentence == b.evidence.doc_sentence
         assert abs(a.evidence.sentence_similarity - b.evidence.sentence_similarity) < 0.01  # float16 storage

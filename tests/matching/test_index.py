@@ -97,7 +97,7 @@ def test_switches_to_approximate_index_past_threshold():
     q /= np.linalg.norm(q, axis=1, keepdims=True)
     truth = np.argsort(-(q @ x.T), axis=1)[:, :10]
     _, got = ix.search(q, 10)
-    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(got, truth)])
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(got, truth, strict=True)])
     assert recall >= 0.9
     assert ix.memory_bytes() < 0.5 * x.nbytes
     ix.remove([0]); ix.add([0], x[1:2])           # update in place still works on IVF

@@ -32,7 +32,7 @@ def large(data):
 
 
 def _recall(got, truth):
-    return float(np.mean([len(set(a) & set(b)) / truth.shape[1] for a, b in zip(got, truth)]))
+    return float(np.mean([len(set(a) & set(b)) / truth.shape[1] for a, b in zip(got, truth, strict=True)]))
 
 
 def test_large_index_chosen_automatically_with_recall_and_memory(data, large):
