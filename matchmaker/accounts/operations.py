@@ -168,7 +168,7 @@ def register_user(data: dict) -> User:
         db.session.flush()
     except IntegrityError:  # a concurrent registration took the email or the organization name
         raise WorkflowError(_("This email or organization was registered at the same moment. Please try again."),
-                            409)
+                            409) from None
     audit.record("auth.register", actor=user, target=user, to_state=account_type)
     if user.memberships:
         audit.record("org.create", actor=user, target=user.memberships[0].organization)
@@ -392,9 +392,9 @@ def user_for_reset_token(token: str) -> User:
     try:
         data = _reset_serializer().loads(token, max_age=RESET_MAX_AGE)
     except SignatureExpired:
-        raise WorkflowError(_("This link has expired. Ask for a new one."), 400)
+        raise WorkflowError(_("This link has expired. Ask for a new one."), 400) from None
     except BadSignature:
-        raise WorkflowError(_("This link is not valid. Ask for a new one."), 400)
+        raise WorkflowError(_("This link is not valid. Ask for a new one."), 400) from None
     uid = data.get("uid") if isinstance(data, dict) else None
     user = db.session.get(User, uid) if isinstance(uid, int) else None
     if user is None or not user.active or data.get("fp") != _password_fingerprint(user):
@@ -444,7 +444,7 @@ def update_organization(org: Organization, user: User, data: dict) -> None:
     clash = db.session.scalar(db.select(Organization.id).where(
         Organization.name == name, Organization.id != org.id))
     if clash is not None:
-        raise FieldError("name", _("Another organization already uses this name."), 409)
+        raise FieldError("name", _("Another organization already uses this name."), 409) from None
     hub_city = data.get("hub_city") or None
     if hub_city is not None and hub_city not in HubCity.values():
         raise FieldError("hub_city", _("Unknown hub city."))
@@ -457,4 +457,4 @@ def update_organization(org: Organization, user: User, data: dict) -> None:
     try:
         db.session.flush()
     except IntegrityError:
-        raise FieldError("name", _("Another organization already uses this name."), 409)
+        raise FieldError("name", _("Another organization already uses this name."), 409) from None

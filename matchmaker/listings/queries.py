@@ -108,7 +108,7 @@ def facet_counts(base: Select, model, filters: dict[str, str], q: str | None) ->
     text = cast(sub.c.coop_modes, String)
     sums = [func.coalesce(func.sum(case((text.like(f'%"{m.value}"%'), 1), else_=0)), 0) for m in CoopMode]
     row = db.session.execute(select(*sums)).one()
-    counts["coop"] = {m.value: int(n) for m, n in zip(CoopMode, row)}
+    counts["coop"] = {m.value: int(n) for m, n in zip(CoopMode, row, strict=True)}
     return counts
 
 

@@ -250,7 +250,7 @@ def bench_search(n, queries, k, nq, model, threads, as_json):
         faiss.knn(q[None, :], vecs, k, metric=faiss.METRIC_INNER_PRODUCT)  # IndexFlatIP's scan, no copy
         exact_lat.append((time.perf_counter() - t) * 1000)
     _, truth = faiss.knn(qs, vecs, k, metric=faiss.METRIC_INNER_PRODUCT)
-    recall = float(np.mean([len(set(f) & set(t)) / k for f, t in zip(found, truth)]))
+    recall = float(np.mean([len(set(f) & set(t)) / k for f, t in zip(found, truth, strict=True)]))
     p50, exact_p50 = float(np.percentile(lat, 50)), float(np.percentile(exact_lat, 50))
     index_bytes = vi.memory_bytes()
     _emit({"n": n, "dim": d, "index_type": vi.index_type,

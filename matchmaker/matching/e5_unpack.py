@@ -140,7 +140,7 @@ def _build_tokenizer(p: dict):
     """XLM-R style unigram tokenizer; normalisation = NFKC plus the file's own exceptions."""
     from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 
-    vocab = [(piece, float(s)) for piece, s in zip(p["pieces"], p["scores"])]
+    vocab = [(piece, float(s)) for piece, s in zip(p["pieces"], p["scores"], strict=True)]
     tok = Tokenizer(models.Unigram(vocab, unk_id=p["unk"], byte_fallback=False))
     # The packed map is NFKC except for control/whitespace characters; group those by target.
     by_target: dict[str, list[str]] = {}

@@ -139,13 +139,13 @@ class EnsembleEmbedder:
         self.members = list(members)
         self.weights = [w / total for w in weights]
         self.dim = sum(m.dim for m in members)
-        self.model_id = "ens(" + ",".join(f"{m.model_id}*{w:.2f}" for m, w in zip(members, self.weights)) + ")"
+        self.model_id = "ens(" + ",".join(f"{m.model_id}*{w:.2f}" for m, w in zip(members, self.weights, strict=True)) + ")"
         self._scale = [np.float32(np.sqrt(w)) for w in self.weights]
         starts = np.cumsum([0] + [m.dim for m in members])
-        self.segments = tuple((int(a), int(b), w) for a, b, w in zip(starts[:-1], starts[1:], self.weights))
+        self.segments = tuple((int(a), int(b), w) for a, b, w in zip(starts[:-1], starts[1:], self.weights, strict=True))
 
     def _join(self, parts: list[np.ndarray]) -> np.ndarray:
-        return np.ascontiguousarray(np.hstack([p * s for p, s in zip(parts, self._scale)]), dtype=np.float32)
+        return np.ascontiguousarray(np.hstack([p * s for p, s in zip(parts, self._scale, strict=True)]), dtype=np.float32)
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         return self._join([m.encode_queries(texts) for m in self.members])

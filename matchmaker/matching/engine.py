@@ -202,7 +202,7 @@ class MatchEngine:
             sentences = self._embed_sentences(texts) if self.sentence_vectors else [None] * len(texts)
             with self._lock:
                 st.vectors.add([d.id for d in chunk], vecs)
-                for d, text, sv in zip(chunk, texts, sentences):
+                for d, text, sv in zip(chunk, texts, sentences, strict=True):
                     st.lexical.add(int(d.id), text)
                     st.texts[int(d.id)] = text
                     st.langs[int(d.id)] = d.lang or detect_lang(text)
@@ -417,7 +417,7 @@ class MatchEngine:
         if missing:
             if len(self._sentence_cache) > 20_000:
                 self._sentence_cache.clear()
-            for s, v in zip(missing, self.embedder.encode_documents(missing)):
+            for s, v in zip(missing, self.embedder.encode_documents(missing), strict=True):
                 self._sentence_cache[s] = v
         return np.stack([self._sentence_cache[s] for s in sentences])
 

@@ -55,7 +55,7 @@ class LexicalIndex:
         # rebuild from stored term frequencies, without re-tokenising
         tf_of_row: dict[int, dict[str, int]] = {r: {} for _, r in live}
         for term, (rows, tfs) in old_post.items():
-            for r, c in zip(rows, tfs):
+            for r, c in zip(rows, tfs, strict=True):
                 if r in tf_of_row:
                     tf_of_row[r][term] = c
         for doc_id, r in live:
@@ -102,7 +102,7 @@ class LexicalIndex:
             return scores
         avgdl = max(self.total_len / n, 1.0)
         lens = self._len[:n_rows]
-        for term, qtf in Counter(terms).items():
+        for term in Counter(terms):
             df = self.df.get(term, 0)
             if df <= 0:
                 continue

@@ -80,11 +80,11 @@ def need_vectors(engine, need_ids, extra=None) -> dict[int, np.ndarray]:
     ids = [i for i in need_ids if i in indexed]
     if ids:
         vecs = engine._kind("need").vectors.reconstruct(ids)
-        found.update({i: v / (np.linalg.norm(v) or 1.0) for i, v in zip(ids, vecs)})
+        found.update({i: v / (np.linalg.norm(v) or 1.0) for i, v in zip(ids, vecs, strict=True)})
     missing = {i: t for i, t in (extra or {}).items() if i not in found}
     if missing:
         vecs = engine.embedder.encode_documents(list(missing.values()))
-        found.update(dict(zip(missing, vecs)))
+        found.update(dict(zip(missing, vecs, strict=True)))
     return found
 
 

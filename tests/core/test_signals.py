@@ -13,7 +13,10 @@ def test_receivers_run_in_the_order_they_were_connected():
     disconnected and for receivers of one sender only?"""
     signal = OrderedNamespace().signal("test")
     ran = []
-    receivers = [(lambda i: lambda sender, **kw: ran.append(i))(i) for i in range(40)]
+    def receiver_number(i):
+        return lambda sender, **kw: ran.append(i)
+
+    receivers = [receiver_number(i) for i in range(40)]
     for receiver in receivers:
         signal.connect(receiver, weak=False)
     signal.send(object())

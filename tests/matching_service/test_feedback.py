@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from matchmaker import matching_service as ms
 from matchmaker.core.enums import Role
 from matchmaker.extensions import db
 from matchmaker.pairings import feedback
