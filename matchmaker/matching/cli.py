@@ -326,6 +326,51 @@ def bench_rank(corpus, queries, n, evidence, model, embed_cache, overrides, as_j
            "load_avg": [round(x, 2) for x in os.getloadavg()]}, as_json)
 
 
+@bench_group.command("calibrate")
+@click.option("--set", "sets", multiple=True, required=True, metavar="FAMILY:CORPUS:QUERIES:QRELS",
+              help="a judged dev set; sets of one family share one weight (repeatable)")
+@click.option("--top", type=click.IntRange(1, 20), default=3, show_default=True, help="results per query used")
+@click.option("--max-queries", type=click.IntRange(1), default=300, show_default=True,
+              help="queries read per set (large sets would otherwise outweigh the rest)")
+@click.option("--l2", type=click.FloatRange(0), default=1.0, show_default=True)
+@click.option("--model", default=None, help="embedder spec (default: the platform default)")
+@click.option("--embed-cache", default=None, type=click.Path(file_okay=False),
+              help=f"reuse vectors across runs (env {ENV_EMBED_CACHE})")
+@click.option("--json", "as_json", is_flag=True)
+def bench_calibrate(sets, top, max_queries, l2, model, embed_cache, as_json):
+    """Fit the match-confidence model (matching/confidence.py) on judged dev sets; print its coefficients
+    and, per set and threshold, what the strong band would do."""
+    from .confidence import COEF, FEATURES, STRONG, fit
+    from .evaluation import EvalInputError, band_figures, confidence_rows, load_beir
+
+    emb = _embedder(model, embed_cache)
+    per_set = {}
+    for spec in sets:
+        parts = spec.split(":")
+        if len(parts) != 4:
+            raise click.BadParameter(f"{spec!r}: expected FAMILY:CORPUS:QUERIES:QRELS", param_hint="--set")
+        family, corpus, queries, qrels = parts
+        try:
+            data = load_beir(Path(corpus), Path(queries), Path(qrels))
+        except EvalInputError as exc:
+            raise click.UsageError(str(exc)) from None
+        per_set[f"{family}:{Path(corpus).parent.name}/{Path(corpus).stem}:{Path(queries).stem}"] = \
+            (family, confidence_rows(data, emb, top=top, max_queries=max_queries))
+    families = [f for f, _ in per_set.values()]
+    X = np.concatenate([r["X"] for _, r in per_set.values()])
+    y = np.concatenate([r["relevant"] for _, r in per_set.values()]).astype(np.float64)
+    # every family weighs the same, whatever its size
+    w = np.concatenate([np.full(len(r["relevant"]), 1.0 / sum(len(q["relevant"]) for g, q in per_set.values()
+                                                                if g == f)) for f, r in per_set.values()])
+    w *= len(w) / w.sum()
+    coef = fit(X, y, w, l2=l2)
+    thresholds = sorted({0.5, 0.6, 0.7, 0.8, STRONG, 0.9})
+    _emit({"features": list(FEATURES), "coef": [round(float(c), 3) for c in coef],
+           "coef_in_use": list(COEF), "families": sorted(set(families)), "rows": int(len(y)),
+           "sets": {name: {str(t): band_figures(r, coef, t) for t in thresholds}
+                    for name, (_, r) in per_set.items()}}, as_json)
+
+
 @click.group("matching")
 def matching_cli():
     """Standalone entry point: python -m matchmaker.matching.cli eval|bench ..."""

@@ -16,6 +16,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from .bilingual import dictionary, query_terms
+from .confidence import band, confidence, features
 from .embedders import Embedder, load_embedder, segments_of
 from .index import DEFAULT_APPROX_THRESHOLD, IndexLoadError, IndexMissing, VectorIndex, read_meta
 from .lexical import LexicalIndex
@@ -372,16 +373,25 @@ class MatchEngine:
             agg = aggregate(per_text, p.aggregate)
             agg["neighbours"] = neighbour_bonus(agg["score"], cvecs, p)
             agg["score"] = agg["score"] + agg["neighbours"]
-            order = np.argsort(-agg["score"], kind="stable")[:k]
+            ranked = np.argsort(-agg["score"], kind="stable")
+            order = ranked[:k]
             best_text = np.stack([pt["score"] for pt in per_text]).argmax(0)
+            top_score = float(agg["score"][ranked[0]])
             matches = []
-            for j in order:
+            for pos, j in enumerate(order):
                 doc_id, bt = int(cand[j]), int(best_text[j])
-                m = Match(doc_id=doc_id, score=float(agg["score"][j]),
+                score = float(agg["score"][j])
+                next_score = float(agg["score"][ranked[pos + 1]]) if pos + 1 < len(ranked) else score
+                cross = query_langs[bt] in ("zh", "en") and str(groups[j]) in ("zh", "en") \
+                    and query_langs[bt] != str(groups[j])
+                conf = confidence(features(score, next_score, top_score, float(raw_cos[bt][j]), cross))
+                m = Match(doc_id=doc_id, score=score,
                           components={c: float(agg[c][j])
                                       for c in ("dense", "lexical", "calibration", "neighbours")},
                           lang=str(groups[j]),
-                          raw={"cosine": float(raw_cos[bt][j]), "bm25": float(raw_lex[bt][j])})
+                          raw={"cosine": float(raw_cos[bt][j]), "bm25": float(raw_lex[bt][j]),
+                               "cross_language": float(cross)},
+                          confidence=conf, band=band(conf))
                 if evidence:
                     m.evidence = self._evidence(st, doc_id, query_texts, bt)
                 matches.append(m)

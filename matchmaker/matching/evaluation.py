@@ -201,6 +201,37 @@ def pairwise_accuracy(scores: dict[str, float], rel: dict[str, int]) -> tuple[fl
     return correct, pairs
 
 
+@dataclass(frozen=True)
+class FirstResult:
+    """What a query's first result was: its grade, the best grade judged in the corpus for the query, and
+    whether the engine called it strong."""
+    answerable: bool
+    grade: int
+    best_grade: int
+    strong: bool
+
+
+def first_result_metrics(firsts: list[FirstResult]) -> dict:
+    """success@1 (answerable queries whose first result carries their best grade), the answerable and
+    answerless counts, and how the strong band behaves: strong_precision (of strong first results, the
+    share judged relevant), strong_coverage (answerable queries with a strong, relevant first result),
+    answerless_quiet (answerless queries whose first result is not strong). None where nothing is counted."""
+    answerable = [f for f in firsts if f.answerable]
+    answerless = [f for f in firsts if not f.answerable]
+    strong = [f for f in firsts if f.strong]
+
+    def share(part: int, whole: int) -> float | None:
+        return round(part / whole, 4) if whole else None
+
+    return {
+        "success@1": share(sum(f.grade == f.best_grade for f in answerable), len(answerable)) or 0.0,
+        "answerable": len(answerable), "answerless": len(answerless),
+        "strong_precision": share(sum(f.grade > 0 for f in strong), len(strong)),
+        "strong_coverage": share(sum(f.strong and f.grade > 0 for f in answerable), len(answerable)) or 0.0,
+        "answerless_quiet": share(sum(not f.strong for f in answerless), len(answerless)),
+    }
+
+
 def build_engine(data: BeirData, embedder: Embedder, params: RankParams | None = None,
                  progress: bool = False, sentence_vectors: bool = False) -> MatchEngine:
     """An in-memory engine with the corpus as capabilities and the queries as the needs.
@@ -216,24 +247,39 @@ def build_engine(data: BeirData, embedder: Embedder, params: RankParams | None =
 
 def evaluate(data: BeirData, embedder: Embedder, params: RankParams | None = None,
              rerank_judged: bool = False, progress: bool = False) -> dict:
+    """Ranking quality over the answerable queries, and how the confidence bands behave on all of them.
+
+    A query is *answerable* when at least one of its judged-relevant docs (grade >= 1) is in the corpus,
+    *answerless* otherwise (its qrels may name docs that are absent). nDCG, recall, MRR and success@1 are
+    over answerable queries; strong_precision, strong_coverage and answerless_quiet read the first
+    result's band (matchmaker/matching/confidence.py)."""
     t0 = time.time()
     engine = build_engine(data, embedder, params, progress)
     index_of = {d: i for i, d in enumerate(data.doc_ids)}
     judged = [q for q in data.queries if any(g > 0 for g in data.qrels.get(q, {}).values())]
-    flat = [t for q in judged for t in data.queries[q]]
+    answerable = set(judged)
+    answerless = [q for q in data.queries if q not in answerable]
+    ranked_queries = judged + answerless
+    flat = [t for q in ranked_queries for t in data.queries[q]]
     vecs = embedder.encode_queries(flat) if flat else np.zeros((0, embedder.dim), np.float32)
     out = {"ndcg@10": [], "recall@10": [], "recall@100": [], "mrr@10": []}
+    firsts: list[FirstResult] = []
     correct = pairs = 0.0
     pos = 0
-    for qid in judged:
+    for qid in ranked_queries:
         texts = data.queries[qid]
         qv, pos = vecs[pos:pos + len(texts)], pos + len(texts)
-        rel = data.qrels[qid]
+        rel = data.qrels.get(qid, {})
         allowed = [index_of[d] for d in rel] if rerank_judged else None
         k = len(allowed) if rerank_judged else 100
         matches = engine.search("capability", texts, k=k, allowed_ids=allowed, evidence=False,
-                                query_vectors=qv) if texts else []
+                                query_vectors=qv) if texts and k else []
         ranked = [data.doc_ids[m.doc_id] for m in matches]
+        firsts.append(FirstResult(answerable=qid in answerable, grade=rel.get(ranked[0], 0) if ranked else 0,
+                                  best_grade=max(rel.values(), default=0),
+                                  strong=bool(matches) and matches[0].band == "strong"))
+        if qid not in answerable:
+            continue
         out["ndcg@10"].append(ndcg_at(ranked, rel))
         out["recall@10"].append(recall_at(ranked, rel, 10))
         out["recall@100"].append(recall_at(ranked, rel, 100))
@@ -244,11 +290,51 @@ def evaluate(data: BeirData, embedder: Embedder, params: RankParams | None = Non
     result = {key: round(float(np.mean(v)), 4) if v else 0.0 for key, v in out.items()}
     if rerank_judged:
         result["pairwise_accuracy"] = round(correct / pairs, 4) if pairs else None
+    result.update(first_result_metrics(firsts))
     result.update(queries=len(judged), docs=len(data.docs), model=embedder.model_id,
                   seconds=round(time.time() - t0, 2))
     if data.notes:
         result["notes"] = data.notes
     return result
+
+
+def confidence_rows(data: BeirData, embedder: Embedder, params: RankParams | None = None, top: int = 3,
+                    max_queries: int | None = None) -> dict[str, np.ndarray]:
+    """Features and relevance of the first ``top`` results of every query with text: the material
+    `bench calibrate` fits the confidence model on. Answerless queries count (all their results are
+    irrelevant): they are what teaches the model to stay quiet. Keys: X, relevant, query (its number),
+    rank, answerable."""
+    from .confidence import FEATURES, features
+    engine = build_engine(data, embedder, params)
+    qids = [q for q, texts in data.queries.items() if texts][:max_queries]
+    rows: dict[str, list] = {"X": [], "relevant": [], "query": [], "rank": [], "answerable": []}
+    for n, qid in enumerate(qids):
+        matches = engine.search("capability", data.queries[qid], k=top + 1, evidence=False)
+        rel = data.qrels.get(qid, {})
+        for i, m in enumerate(matches[:top]):
+            nxt = matches[i + 1].score if i + 1 < len(matches) else m.score
+            rows["X"].append(features(m.score, nxt, matches[0].score, m.raw["cosine"],
+                                      bool(m.raw["cross_language"])))
+            rows["relevant"].append(rel.get(data.doc_ids[m.doc_id], 0) > 0)
+            rows["query"].append(n)
+            rows["rank"].append(i)
+            rows["answerable"].append(any(g > 0 for g in rel.values()))
+    out = {k: np.asarray(v) for k, v in rows.items()}
+    out["X"] = out["X"].astype(np.float64).reshape(-1, len(FEATURES))
+    return out
+
+
+def band_figures(rows: dict[str, np.ndarray], coef, strong: float) -> dict:
+    """strong_precision / strong_coverage / answerless_quiet of the first results in ``rows`` under
+    ``coef`` and the ``strong`` threshold (the same definitions as `evaluate`)."""
+    from .confidence import confidence
+    first = rows["rank"] == 0
+    conf = np.array([confidence(x, coef) for x in rows["X"][first]])
+    is_strong, rel, ans = conf >= strong, rows["relevant"][first], rows["answerable"][first]
+    return {"strong_precision": round(float(rel[is_strong].mean()), 4) if is_strong.any() else None,
+            "strong_coverage": round(float((is_strong & rel)[ans].mean()), 4) if ans.any() else None,
+            "answerless_quiet": round(float((~is_strong)[~ans].mean()), 4) if (~ans).any() else None,
+            "queries": int(first.sum())}
 
 
 def warn(msg: str) -> None:

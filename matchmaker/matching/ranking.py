@@ -64,6 +64,8 @@ class Match:
     lang: str = "other"
     raw: dict[str, float] = field(default_factory=dict)
     evidence: Evidence | None = None
+    confidence: float = 0.0   # estimated probability that the candidate is relevant (confidence.py)
+    band: str = "weak"        # strong | possible | weak (below the floor)
 
     def to_dict(self) -> dict:
         d = asdict(self)
