@@ -1,5 +1,5 @@
 """The OpenAPI 3.1 document of ``/api/v1``, built from ``schemas`` (the same definitions the views use to
-validate input and serialize output) and the listings' facet table. ``tests/test_api.py`` checks that every
+validate input and serialize output) and the listings' facet table. ``tests/api/test_api.py`` checks that every
 ``/api/v1`` route is described here and nothing else is."""
 from __future__ import annotations
 

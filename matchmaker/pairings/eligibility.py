@@ -10,7 +10,7 @@ from ..extensions import db
 # check_pairable) as SQL, so that nothing is suggested that a pairing would refuse: a need is never matched
 # with a capability of its own organization, nor with an expert who works for that organization (affiliation)
 # or declared a conflict of interest with it, nor where one person could answer for both sides.
-# tests/test_matching_app.py checks both sides agree.
+# tests/matching_service/test_matching_app.py checks both sides agree.
 
 def experts_excluded_for(organization_id: int):
     """SELECT of the expert profile ids that may not be matched or paired with this organization's needs."""
