@@ -154,7 +154,9 @@ def test_review_history_is_translated(trail, client_as):
 # -- every code has a label ------------------------------------------------------------------------------
 
 def _written_actions() -> tuple[set[str], set[str]]:
-    """(literal codes, f-string patterns as regexes) of every ``audit.record(...)`` in matchmaker/."""
+    """(literal codes, f-string patterns as regexes) of every ``audit.record(...)`` in matchmaker/, and of the
+    workflows' state machines: each ``StateMachine(noun=…)`` writes the family ``<noun>.<state>``, and a
+    ``.move(…, action="…")`` call writes that code."""
     literals: set[str] = set()
     patterns: set[str] = set()
 
@@ -171,10 +173,30 @@ def _written_actions() -> tuple[set[str], set[str]]:
             return found
         if isinstance(node, ast.JoinedStr):
             return [ast.JoinedStr(values=node.values)]
+        if isinstance(node, ast.BoolOp):  # `action or f"{noun}.{to}"`: a parameter, else the family
+            params = {a.arg for a in ast.walk(scope.args) if isinstance(a, ast.arg)}
+            return [s for v in node.values if not (isinstance(v, ast.Name) and v.id in params)
+                    for s in strings(v, scope)]
         raise AssertionError(f"unexpected action expression: {ast.dump(node)}")
+
+    def family(noun) -> str:
+        """The audit family a StateMachine's ``noun`` writes: "pairing" → pairing.<state>; a function of the
+        object (listings: need / capability) → any <noun>.<state>."""
+        if isinstance(noun, ast.Constant) and isinstance(noun.value, str):
+            return re.escape(noun.value) + r"\.[a-z_]+"
+        if isinstance(noun, ast.Lambda):
+            return r"[a-z_]+\.[a-z_]+"
+        raise AssertionError(f"unexpected state machine noun: {ast.dump(noun)}")
 
     for path in (ROOT / "matchmaker").rglob("*.py"):
         tree = ast.parse(path.read_text(encoding="utf-8"))
+        for call in (n for n in ast.walk(tree) if isinstance(n, ast.Call)):
+            name = getattr(call.func, "id", None) or getattr(call.func, "attr", None)
+            keywords = {k.arg: k.value for k in call.keywords}
+            if name == "StateMachine" and "noun" in keywords:
+                patterns.add(family(keywords["noun"]))
+            if name == "move" and isinstance(keywords.get("action"), ast.Constant):
+                literals.add(keywords["action"].value)
         for scope in (n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))):
             for call in ast.walk(scope):
                 if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
