@@ -35,7 +35,19 @@ class BidStatus(LabelledEnum):
 
 
 register_labels(state_actions={"challenge": ChallengeStatus},
-                target_states={"challenges": ChallengeStatus, "challenge_bids": BidStatus})
+                target_states={"challenges": ChallengeStatus, "challenge_bids": BidStatus},
+                actions={  # state changes are composed: challenge.<state>
+                    "challenge.publish": _l("Challenge published"),
+                    "challenge.invite": _l("Experts invited to bid"),
+                    "bid.submit": _l("Bid submitted"),
+                    "bid.edit": _l("Bid edited"),
+                    "bid.shortlist": _l("Bid shortlisted"),
+                    "bid.won": _l("Bid won"),
+                    "bid.not_selected": _l("Bid not selected"),
+                },
+                kinds={"challenge": _l("Challenge")},
+                targets={"challenges": _l("Challenge"), "challenge_bids": _l("Bid")},
+                categories=[("challenge.", _l("Open challenges")), ("bid.", _l("Bids"))])
 
 
 class Challenge(db.Model):

@@ -18,7 +18,8 @@ from flask_babel import lazy_gettext as _l
 from .enums import HubCity, LabelledEnum, ListingStatus, Role
 
 #: every fixed action code written with ``audit.record("…")``, plus the finite f-string families whose
-#: suffix is a verb rather than a state (``{listing.kind_name}.create`` …)
+#: suffix is a verb rather than a state (``{listing.kind_name}.create`` …); the domains above the ground
+#: floor (pairings, fairs, challenges, vouchers) register theirs with :func:`register_labels`
 ACTION_LABELS = {
     # accounts and sessions
     "auth.register": _l("Account registered"),
@@ -55,40 +56,12 @@ ACTION_LABELS = {
     "capability.edit": _l("Capability edited"),
     "capability.delete": _l("Capability deleted"),
     "capability.bulk_import": _l("Capability imported in bulk"),
-    # pairings (state changes are composed)
-    "pairing.meeting_cancelled": _l("Pairing meeting cancelled"),
-    "pairing.withdrawn": _l("Pairing withdrawn"),
-    # docking fairs (state changes are composed)
-    "fair.create": _l("Fair created"),
-    "fair.edit": _l("Fair edited"),
-    "fair.register": _l("Listing registered for a fair"),
-    "fair.meeting_request": _l("Meeting requested"),
-    "fair.schedule": _l("Fair schedule drawn up"),
-    "fair.schedule_clear": _l("Fair schedule cleared"),
-    "fair.meeting_lock": _l("Meeting locked"),
-    "fair.meeting_unlock": _l("Meeting unlocked"),
-    "fair.pairing_not_updated": _l("Pairing not updated by the fair schedule"),
-    # open challenges and bids (state changes are composed)
-    "challenge.publish": _l("Challenge published"),
-    "challenge.invite": _l("Experts invited to bid"),
-    "bid.submit": _l("Bid submitted"),
-    "bid.edit": _l("Bid edited"),
-    "bid.shortlist": _l("Bid shortlisted"),
-    "bid.won": _l("Bid won"),
-    "bid.not_selected": _l("Bid not selected"),
-    # innovation vouchers (voucher.expire / voucher.revoke are composed)
-    "voucher.issue": _l("Voucher issued"),
-    "voucher.redeem": _l("Voucher redeemed"),
 }
 
 #: the kind named by an action's first part
 KIND_LABELS = {
     "need": _l("Need"),
     "capability": _l("Capability"),
-    "pairing": _l("Pairing"),
-    "fair": _l("Fair"),
-    "challenge": _l("Challenge"),
-    "voucher": _l("Voucher"),
 }
 
 #: "<kind>.<state>" actions: the enum whose labels name the state; the domains register theirs
@@ -111,11 +84,6 @@ CATEGORIES = [
     ("admin.", _l("Administration")),
     ("need.", _l("Technology needs")),
     ("capability.", _l("Capabilities")),
-    ("pairing.", _l("Pairings")),
-    ("fair.", _l("Docking fairs")),
-    ("challenge.", _l("Open challenges")),
-    ("bid.", _l("Bids")),
-    ("voucher.", _l("Innovation vouchers")),
     ("org.", _l("Organizations")),
     ("api_token.", _l("API tokens")),
 ]
@@ -128,14 +96,6 @@ TARGET_LABELS = {
     "api_tokens": _l("API token"),
     "needs": _l("Need"),
     "capabilities": _l("Capability"),
-    "pairings": _l("Pairing"),
-    "fairs": _l("Fair"),
-    "fair_registrations": _l("Fair registration"),
-    "fair_meeting_requests": _l("Meeting request"),
-    "fair_meetings": _l("Fair meeting"),
-    "challenges": _l("Challenge"),
-    "challenge_bids": _l("Bid"),
-    "vouchers": _l("Voucher"),
 }
 
 #: target_type → the enum of its from_state / to_state; the domains register theirs
@@ -161,12 +121,21 @@ VISITOR_ACTIONS = {"auth.login_failed", "auth.login_throttled", "auth.password_r
 
 def register_labels(*, state_actions: dict[str, type[LabelledEnum]] | None = None,
                     target_states: dict[str, type[LabelledEnum]] | None = None,
-                    families: dict[str, type[LabelledEnum]] | None = None) -> None:
-    """A domain's workflow enums: ``state_actions`` (action kind → enum of "<kind>.<state>"),
-    ``target_states`` (table → enum of its from/to states), ``families`` (see :data:`FAMILY_ENUMS`)."""
+                    families: dict[str, type[LabelledEnum]] | None = None,
+                    actions: dict[str, object] | None = None, kinds: dict[str, object] | None = None,
+                    targets: dict[str, object] | None = None,
+                    categories: list[tuple[str, object]] | None = None) -> None:
+    """A domain's audit vocabulary: its workflow enums — ``state_actions`` (action kind → enum of
+    "<kind>.<state>"), ``target_states`` (table → enum of its from/to states), ``families`` (see
+    :data:`FAMILY_ENUMS`) — and its labels: fixed ``actions``, action ``kinds``, ``targets`` (table → the
+    kind shown before "#id") and the audit filter's ``categories`` (action prefix, label)."""
     STATE_ACTIONS.update(state_actions or {})
     TARGET_STATES.update(target_states or {})
     FAMILY_ENUMS.update(families or {})
+    ACTION_LABELS.update(actions or {})
+    KIND_LABELS.update(kinds or {})
+    TARGET_LABELS.update(targets or {})
+    CATEGORIES.extend(c for c in categories or [] if c not in CATEGORIES)
 
 
 def _compose(kind, event) -> str:

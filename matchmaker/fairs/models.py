@@ -49,7 +49,22 @@ class RequestStatus(LabelledEnum):
 
 register_labels(state_actions={"fair": FairStatus},
                 target_states={"fairs": FairStatus, "fair_meeting_requests": RequestStatus},
-                families={"meeting_request": RequestStatus})
+                families={"meeting_request": RequestStatus},
+                actions={  # state changes are composed: fair.<state>, fair.meeting_<request state>
+                    "fair.create": _l("Fair created"),
+                    "fair.edit": _l("Fair edited"),
+                    "fair.register": _l("Listing registered for a fair"),
+                    "fair.meeting_request": _l("Meeting requested"),
+                    "fair.schedule": _l("Fair schedule drawn up"),
+                    "fair.schedule_clear": _l("Fair schedule cleared"),
+                    "fair.meeting_lock": _l("Meeting locked"),
+                    "fair.meeting_unlock": _l("Meeting unlocked"),
+                    "fair.pairing_not_updated": _l("Pairing not updated by the fair schedule"),
+                },
+                kinds={"fair": _l("Fair")},
+                targets={"fairs": _l("Fair"), "fair_registrations": _l("Fair registration"),
+                         "fair_meeting_requests": _l("Meeting request"), "fair_meetings": _l("Fair meeting")},
+                categories=[("fair.", _l("Docking fairs"))])
 
 
 class Fair(db.Model):

@@ -72,7 +72,13 @@ class ContractType(LabelledEnum):
 
 
 register_labels(state_actions={"pairing": PairingState}, target_states={"pairings": PairingState},
-                families={"pairing_side": PairingSide})
+                families={"pairing_side": PairingSide},
+                actions={  # state changes are composed: pairing.<state>
+                    "pairing.meeting_cancelled": _l("Pairing meeting cancelled"),
+                    "pairing.withdrawn": _l("Pairing withdrawn"),
+                },
+                kinds={"pairing": _l("Pairing")}, targets={"pairings": _l("Pairing")},
+                categories=[("pairing.", _l("Pairings"))])
 
 
 class Pairing(db.Model):

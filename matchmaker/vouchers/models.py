@@ -36,7 +36,13 @@ class EntryKind(LabelledEnum):
     REVOKE = "revoke", _l("Revoked")
 
 
-register_labels(state_actions={"voucher": EntryKind}, target_states={"vouchers": VoucherStatus})
+register_labels(state_actions={"voucher": EntryKind}, target_states={"vouchers": VoucherStatus},
+                actions={  # voucher.expire / voucher.revoke are composed
+                    "voucher.issue": _l("Voucher issued"),
+                    "voucher.redeem": _l("Voucher redeemed"),
+                },
+                kinds={"voucher": _l("Voucher")}, targets={"vouchers": _l("Voucher")},
+                categories=[("voucher.", _l("Innovation vouchers"))])
 
 #: what the ledger says of a system movement (no actor), by kind, in the reader's language
 SYSTEM_ENTRY_NOTES = {
