@@ -2,6 +2,8 @@
 those coordinators once when a strong match for it is published (``Need.strong_match_notified_at``)."""
 from __future__ import annotations
 
+from datetime import timedelta
+
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select, update
 
@@ -17,6 +19,8 @@ from .queries import capabilities_for_need
 NEEDS_PER_CAPABILITY = 10
 #: capabilities ranked per checked need: a strong match outside them would not be shown first anyway
 CAPABILITIES_PER_NEED = 10
+#: a firm's request for help reaches the coordinators at most once in this time
+ASK_AGAIN_AFTER = timedelta(days=7)
 
 
 def hub_coordinators(hub_city: str | None) -> list:
@@ -39,6 +43,14 @@ def firm_users(need) -> list:
 
 def can_ask_coordinators(need, user) -> bool:
     return bool(getattr(user, "is_authenticated", False)) and need.is_published and need.is_owned_by(user)
+
+
+def asked_recently(need) -> bool:
+    """Whether the coordinators were asked about this need within ``ASK_AGAIN_AFTER`` (once is enough)."""
+    from ..core.audit import AuditEvent
+    return db.session.scalar(select(AuditEvent.id).where(
+        AuditEvent.action == "need.ask_coordinators", AuditEvent.target_type == "needs",
+        AuditEvent.target_id == need.id, AuditEvent.created_at > utcnow() - ASK_AGAIN_AFTER).limit(1)) is not None
 
 
 def ask_coordinators(need, user) -> int:

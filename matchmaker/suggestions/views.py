@@ -89,9 +89,12 @@ def ask_coordinators(listing_id: int):
     need = load_listing(Need, listing_id)
     if not alerts.can_ask_coordinators(need, current_user):
         abort(403)
-    alerts.ask_coordinators(need, current_user)
-    commit()
-    flash(_("The hub city's coordinators have been asked to help find a match."), "success")
+    if alerts.asked_recently(need):
+        flash(_("The hub city's coordinators were asked about this need a short while ago."), "info")
+    else:
+        alerts.ask_coordinators(need, current_user)
+        commit()
+        flash(_("The hub city's coordinators have been asked to help find a match."), "success")
     return redirect(url_for("suggestions.need_matches", listing_id=need.id), code=303)
 
 

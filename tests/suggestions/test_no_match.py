@@ -30,3 +30,13 @@ def test_only_the_firm_may_ask_the_coordinators(make, world, client_as):
     assert client_as("other_enterprise").post(f"/needs/{need.id}/ask-coordinators").status_code == 403
     assert client_as(None).post(f"/needs/{need.id}/ask-coordinators").status_code in (302, 401)
     assert notes_of(world["coordinator"]) == []
+
+
+def test_asking_twice_in_a_week_tells_the_coordinators_once(make, world, client_as):
+    """Does a second request soon after the first say so instead of notifying the coordinators again?"""
+    need = make.need(world["enterprise"])
+    firm = client_as("enterprise")
+    firm.post(f"/needs/{need.id}/ask-coordinators?lang=en")
+    response = firm.post(f"/needs/{need.id}/ask-coordinators?lang=en", follow_redirects=True)
+    assert "were asked about this need a short while ago" in response.get_data(as_text=True)
+    assert [n.kind for n in notes_of(world["coordinator"])] == ["need.no_match"]
