@@ -33,6 +33,9 @@ def load_config(instance_path: str) -> dict:
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "MATCHMAKER_INDEX_DIR": os.environ.get("MATCHMAKER_INDEX_DIR", str(REPO_ROOT / "embeddings")),
         "MATCHMAKER_MATCHING": _bool("MATCHMAKER_MATCHING", True),
+        # results below the confidence floor are never presented as matches (matching/confidence.py); the
+        # confidence is calibrated on realistic pools, so only a handful-of-listings test index switches it off
+        "MATCHMAKER_MATCH_FLOOR": _bool("MATCHMAKER_MATCH_FLOOR", True),
         # who embeds published listings: "thread" in each web process, "external" = `matchmaker worker`
         "MATCHMAKER_INDEX_WORKER": os.environ.get("MATCHMAKER_INDEX_WORKER", "thread").strip().lower(),
         "BABEL_DEFAULT_LOCALE": "zh_CN",

@@ -192,13 +192,22 @@ def api_as(app, world):
 
 @pytest.fixture
 def matching(app, tmp_path):
-    """Matching switched on for this test, with its own empty index folder (the model is shared per process)."""
-    saved = {k: app.config[k] for k in ("MATCHMAKER_MATCHING", "MATCHMAKER_INDEX_DIR")}
-    app.config.update(MATCHMAKER_MATCHING=True, MATCHMAKER_INDEX_DIR=str(tmp_path / "embeddings"))
+    """Matching switched on for this test, with its own empty index folder (the model is shared per process).
+    The confidence floor stays off: a handful of listings is no pool the confidence is calibrated on (a true
+    match scores "possible" or even "weak" there); ``floor`` switches it on."""
+    saved = {k: app.config[k] for k in ("MATCHMAKER_MATCHING", "MATCHMAKER_INDEX_DIR", "MATCHMAKER_MATCH_FLOOR")}
+    app.config.update(MATCHMAKER_MATCHING=True, MATCHMAKER_INDEX_DIR=str(tmp_path / "embeddings"),
+                      MATCHMAKER_MATCH_FLOOR=False)
     app.extensions[ms.EXTENSION_KEY] = None
     yield
     app.config.update(saved)
     app.extensions[ms.EXTENSION_KEY] = None
+
+
+@pytest.fixture
+def floor(app, matching):
+    """Matching with the confidence floor on, as in production."""
+    app.config["MATCHMAKER_MATCH_FLOOR"] = True
 
 
 @pytest.fixture

@@ -197,6 +197,47 @@ BATTERY_CAP_EN = dict(title="Low-temperature electrolyte for lithium-ion cells",
                       description="Our electrolyte keeps 88% of discharge capacity at -20 °C and suppresses "
                                   "lithium plating on graphite anodes; validated over 2500 cycles.",
                       field="new_energy", trl=6, coop_modes=["license"], hub_city="qingdao")
+# A brine-wastewater need (a topic none of the other listings touches) and the capability that solves it.
+BRINE_NEED = dict(title="高盐废水COD深度降解", industry="chemicals",
+                  background="煤化工企业反渗透浓水含盐量高，COD难以达标排放。",
+                  problems="浓盐水COD约800mg/L，生化法无效，现有芬顿工艺污泥量大。",
+                  targets="出水COD≤50mg/L，吨水处理成本≤15元。")
+BRINE_CAP = dict(title="高盐废水催化臭氧氧化深度处理技术", field="chemicals",
+                 summary="用于反渗透浓水、煤化工高盐废水的催化臭氧氧化COD降解。",
+                 description="非均相催化剂在含盐量10%条件下稳定运行，浓盐水COD由800mg/L降至40mg/L，"
+                             "无污泥产生，吨水成本12元。")
+
+
+#: unrelated capabilities: with them the pool is one the confidence is calibrated for (in a handful of
+#: listings even a true match stands out too little to be strong)
+FILLERS = [
+    ("纺织品活性染料低盐染色工艺", "活性染料低盐染色，节水30%，色牢度4级。"),
+    ("茶叶智能揉捻设备", "揉捻压力自适应控制，条索紧结率提高15%。"),
+    ("桥梁拉索磁致伸缩无损检测", "在役拉索断丝检测，灵敏度0.5%截面损失。"),
+    ("果蔬冷链气调保鲜包装", "微孔膜气调包装，草莓货架期延长至12天。"),
+    ("中小学编程教育机器人套件", "图形化编程与传感器模块，适合8至14岁。"),
+    ("古建筑木构件白蚁防治", "低毒诱杀系统，三年复发率低于5%。"),
+    ("柑橘黄龙病快速分子诊断", "LAMP等温扩增，40分钟田间检测。"),
+    ("高速列车受电弓碳滑板材料", "浸金属碳滑板，磨耗率降低30%。"),
+    ("陶瓷3D打印光固化浆料", "固含量55%的氧化锆浆料，烧结致密度99%。"),
+    ("生猪养殖环境智能通风", "氨气与温湿度联动控制，能耗降低20%。"),
+    ("手机天线毫米波封装", "AiP封装天线，28GHz增益8dBi。"),
+    ("酱香型白酒窖池微生物调控", "功能菌强化窖泥，优级酒率提升10%。"),
+    ("隧道衬砌雷达病害识别", "深度学习识别空洞与脱空，准确率92%。"),
+    ("竹纤维模压餐具", "无胶竹纤维模压成型，可降解。"),
+    ("无人机电力巡检缺陷识别", "绝缘子破损自动识别，召回率95%。"),
+    ("中药配方颗粒指纹图谱质控", "HPLC指纹图谱与多成分含量测定。"),
+    ("汽车座椅骨架轻量化设计", "高强钢拓扑优化，减重18%。"),
+    ("景区客流预测与调度系统", "多源数据融合，提前2小时预测客流峰值。"),
+]
+
+
+def unrelated_pool(make, user) -> list:
+    """Capabilities about nothing in particular (``FILLERS``), so the pool is one the confidence is calibrated on."""
+    return [make.capability(user, title=t, summary=d, description=d, field="smart_manufacturing")
+            for t, d in FILLERS]
+
+
 OFF_TOPIC_CAPS = [
     dict(title="中药材重金属快速检测方法", summary="基于光谱的中药材重金属快速检测。",
          description="采用X射线荧光光谱，10分钟内检测铅、镉、砷、汞含量。", field="biomedicine"),

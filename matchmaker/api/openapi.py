@@ -105,7 +105,10 @@ def build_document() -> dict:
                                                 "capability of the need's own organization, nor one of an expert "
                                                 "who works for it or declared a conflict of interest with it (the "
                                                 "pairing rules); `matching: off` and no items when the engine is "
-                                                "disabled"),
+                                                "disabled. Each item has a calibrated `confidence` and its "
+                                                "`band` (strong, possible); results below the confidence floor "
+                                                "are never returned. `state: no_strong_match` when no item is "
+                                                "strong (no good match yet)"),
                        [ID, _param("k", {"type": "integer", "minimum": 1, "maximum": s.MAX_MATCHES, "default": 10}),
                         _param("hub_city", s.enum(HubCity)), _param("coop_mode", s.enum(CoopMode)),
                         _param("field", s.enum(Industry)), _param("language", s.enum(Language))],

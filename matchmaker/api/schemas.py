@@ -21,6 +21,7 @@ from wtforms.validators import DataRequired, Email, Length, NumberRange, Regexp
 from ..core.access import MAX_PAGE  # noqa: F401  (the pages' bound, re-exported for the API)
 from ..core.enums import CapabilityKind, CoopMode, HubCity, Industry, Language, ListingStatus, Visibility
 from ..listings.forms import CapabilityForm, NeedForm
+from ..matching.confidence import BANDS
 from ..pairings.models import ContractType, DeclineReason, PairingSide, PairingState
 
 MAX_PER_PAGE = 100
@@ -124,6 +125,11 @@ CAPABILITY = obj({
 MATCH = obj({
     "capability": CAPABILITY,
     "score": S("number"),
+    "confidence": S("number", minimum=0, maximum=1,
+                    description="Estimated probability that the capability is relevant (calibrated)"),
+    "band": S("string", enum=list(BANDS),
+              description="strong: a match; possible: might be related; weak (below the confidence floor) is "
+                          "never returned while the floor is on, as it is by default"),
     "components": {"type": "object", "additionalProperties": S("number")},
     "evidence": nullable({"type": "object", "properties": {
         "query_sentence": STR, "doc_sentence": STR, "sentence_similarity": S("number"),
@@ -133,6 +139,9 @@ MATCH = obj({
 MATCHES = obj({
     "need_id": INT,
     "matching": S("string", enum=["on", "off"], description="off: the matching engine is disabled here"),
+    "state": S("string", enum=["strong_match", "no_strong_match", "matching_off"],
+               description="no_strong_match: no good match yet (no item is strong; the items, if any, might "
+                           "be related)"),
     "items": {"type": "array", "items": MATCH},
 })
 

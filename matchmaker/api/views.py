@@ -348,21 +348,24 @@ for _slug, _kind in KINDS.items():
 def need_matches(listing_id: int):
     """Ranked capabilities for a need the caller may see (``suggestions.queries.capabilities_for_need``)."""
     from .. import matching_service as ms
-    from ..suggestions.queries import capabilities_for_need
+    from ..suggestions.queries import capabilities_for_need, has_strong
 
     need = load_listing(Need, listing_id)
     k = _int_arg("k", 10, 1, MAX_MATCHES)
     filters = {"hub_city": _enum_arg("hub_city", HubCity), "coop_mode": _enum_arg("coop_mode", CoopMode),
                "field_code": _enum_arg("field", Industry), "language": _enum_arg("language", Language)}
     if not ms.enabled():
-        return jsonify({"need_id": need.id, "matching": "off", "items": []})
+        return jsonify({"need_id": need.id, "matching": "off", "state": "matching_off", "items": []})
     items = []
-    for s in capabilities_for_need(need, k=k, **filters):
+    suggestions = capabilities_for_need(need, k=k, **filters)
+    for s in suggestions:
         m = s.match
         items.append({"capability": dump_listing(s.listing, current_user), "score": float(m.score),
+                      "confidence": float(s.confidence), "band": s.band,
                       "components": {str(a): float(b) for a, b in (m.components or {}).items()},
                       "evidence": _evidence(m.evidence)})
-    return jsonify({"need_id": need.id, "matching": "on", "items": items})
+    state = "strong_match" if has_strong(suggestions) else "no_strong_match"
+    return jsonify({"need_id": need.id, "matching": "on", "state": state, "items": items})
 
 
 def _evidence(ev):

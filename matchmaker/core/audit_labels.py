@@ -52,6 +52,8 @@ ACTION_LABELS = {
     "need.edit": _l("Need edited"),
     "need.delete": _l("Need deleted"),
     "need.bulk_import": _l("Need imported in bulk"),
+    "need.ask_coordinators": _l("Coordinators asked for a match"),
+    "need.strong_match_notified": _l("Told that a strong match was published"),
     "capability.create": _l("Capability created"),
     "capability.edit": _l("Capability edited"),
     "capability.delete": _l("Capability deleted"),

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from ..extensions import db
 from ..matching_service import engine_loaded, get_engine
 from . import queue
+from .signals import listings_indexed
 from .sync import sync_listings
 
 log = logging.getLogger(__name__)
@@ -38,8 +39,9 @@ def run_batch(worker_id: str, limit: int = BATCH_SIZE, stale_after: float = queu
         jobs = queue.claim(session, worker_id, limit, stale_after, max_attempts)
         if not jobs:
             return 0
+        keys, claimed = {(job.kind, job.listing_id) for job in jobs}, len(jobs)
         try:
-            sync_listings({(job.kind, job.listing_id) for job in jobs})
+            sync_listings(keys)
         except Exception as exc:
             session.rollback()
             given_up = [job.id for job in jobs if job.attempts >= max_attempts]
@@ -49,7 +51,18 @@ def run_batch(worker_id: str, limit: int = BATCH_SIZE, stale_after: float = queu
             queue.fail(session, jobs, worker_id, f"{type(exc).__name__}: {exc}", retry_delay)
             return len(jobs)
         queue.finish(session, jobs, worker_id)
-        return len(jobs)
+    _announce(keys)
+    return claimed
+
+
+def _announce(keys: set[tuple[str, int]]) -> None:
+    """Tell the domains which listings are indexed now; a receiver's failure never fails the (done) jobs."""
+    try:
+        listings_indexed.send(None, keys=keys)
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        log.exception("index worker: a receiver of listings-indexed failed for %s", sorted(keys))
 
 
 def warm_up() -> None:

@@ -173,6 +173,9 @@ class Need(ListingMixin, db.Model):
     contact_name: Mapped[str | None] = mapped_column(String(100))
     contact_phone: Mapped[str | None] = mapped_column(String(40))
     contact_email: Mapped[str | None] = mapped_column(String(254))
+    #: when the firm and the hub city's coordinators were told that a strong match was published for this
+    #: need, which had none before (``suggestions.alerts``): set once, so they are told once
+    strong_match_notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     def _publicly_visible(self) -> bool:
         return self.visibility == Visibility.PUBLIC

@@ -53,10 +53,19 @@ class Candidate:
     status: str | None = None
     need: object = None
     capability: object = None
+    #: the engine's confidence band ("strong" or "possible": weak results never become candidates); None when
+    #: the floor is switched off
+    band: str | None = None
 
     @property
     def reason(self):
         return REASONS.get(self.status or "", self.status)
+
+    @property
+    def preselected(self) -> bool:
+        """Ticked on the confirmation page: assigned and a strong match ("possible" ones are listed unticked;
+        without a band — the floor switched off — every assigned one)."""
+        return self.status == "assigned" and self.band in ("strong", None)
 
 
 @dataclass
@@ -66,6 +75,9 @@ class Proposal:
 
     def assigned(self) -> list[Candidate]:
         return [c for c in self.candidates if c.status == "assigned"]
+
+    def preselected(self) -> list[Candidate]:
+        return [c for c in self.candidates if c.preselected]
 
     def by_need(self) -> dict[int, list[Candidate]]:
         out = defaultdict(list)
@@ -224,12 +236,19 @@ def candidate_needs(coordinator, hub_city: str | None = None, industry: str | No
 
 
 def propose_assignment(needs, k: int = 8, slots: int = 3, quota: bool = False) -> Proposal:
-    """Ask the engine for the top-k capabilities of each need and solve the global assignment."""
+    """Ask the engine for the top-k capabilities of each need and solve the global assignment. Only results
+    above the confidence floor are candidates (a need is not padded to ``slots``, the region quota brings in no
+    weak one); only strong ones are pre-ticked (``Candidate.preselected``)."""
     from ..suggestions.queries import capabilities_for_need
-    pairs = []
+    pairs, bands = [], {}
     for need in needs:
         for s in capabilities_for_need(need, k=k, evidence=False):
             pairs.append((need, s.listing, s.score))
+            bands[(need.id, s.listing.id)] = s.band
     candidates, capacities = build_candidates(pairs)
+    from ..suggestions.queries import floor_on
+    for c in candidates:
+        # without the floor (a test's tiny index) every assigned candidate is pre-ticked, as before it
+        c.band = bands[(c.need_id, c.capability_id)] if floor_on() else None
     solve(candidates, slots, capacities, quota=quota)
     return Proposal(candidates=candidates, quota=quota)

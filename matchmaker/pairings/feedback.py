@@ -123,6 +123,10 @@ def apply_feedback(need, matches, engine, capabilities=None):
             m.components = {**(m.components or {}), "feedback": round(delta, 4)}
             m.score = float(m.score) + delta
             m.feedback_notes = notes
+            # the confidence stays the engine's (a boost never raises the band), but a result declined as
+            # not relevant for a similar need is no longer presented as a strong match
+            if delta < 0 and m.band == "strong":
+                m.band = "possible"
     return sorted(matches, key=lambda m: -m.score)
 
 

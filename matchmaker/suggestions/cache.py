@@ -5,7 +5,7 @@ of milliseconds of CPU, the same result for every viewer until something it depe
 everything the ranking reads: the need (id, version, updated_at), the index versions of both kinds (feedback
 reads need vectors), the filters and k, a token of the pairing records that feed back into the ranking and of the
 memberships the pairing rules read, and the experts the pairing rules exclude for the need (affiliation,
-declared conflicts: ``pairings.eligibility.excluded_expert_ids``).
+declared conflicts: ``pairings.eligibility.excluded_expert_ids``), and whether the confidence floor is on.
 Only ids, scores and evidence are kept; rows are loaded fresh from the database on every request, and a
 capability unpublished after the ranking (before its index update) is dropped on the way out.
 """
@@ -22,7 +22,7 @@ from ..core.enums import ListingStatus
 from ..extensions import db
 from ..matching_service import get_engine
 from ..pairings.eligibility import excluded_expert_ids
-from .queries import ExpertSuggestion, Suggestion, capabilities_for_need, experts_for_need
+from .queries import ExpertSuggestion, Suggestion, capabilities_for_need, experts_for_need, floor_on
 
 MAX_ENTRIES = 512
 
@@ -83,7 +83,7 @@ def _pairings_token() -> tuple:
 def _key(need, k: int, experts_k: int, filters: dict, engine) -> tuple:
     versions = tuple(sorted((kind, info["version"]) for kind, info in engine.status().items()))
     return (need.id, need.version, need.updated_at, versions, k, experts_k, tuple(sorted(filters.items())),
-            _pairings_token(), excluded_expert_ids(need))
+            _pairings_token(), excluded_expert_ids(need), floor_on())
 
 
 def _rank(need, k: int, experts_k: int, filters: dict) -> RankedNeed:

@@ -1,15 +1,18 @@
 """The pages' match queries: the engine ranks, SQL filters (published, visibility, facets, and the pairing
-rules of ``pairings.eligibility``), so nothing is suggested that a pairing would refuse."""
+rules of ``pairings.eligibility``), so nothing is suggested that a pairing would refuse. Every query drops
+results below the confidence floor (band "weak", ``matching.confidence``): no surface presents them as matches."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from flask import current_app
 from sqlalchemy import or_, select
 from sqlalchemy.orm import selectinload
 
 from ..core.enums import ListingStatus
 from ..extensions import db
 from ..indexing.documents import _indexable
+from ..matching.confidence import BANDS
 from ..matching_service import get_engine
 from ..pairings.eligibility import matchable_capabilities, matchable_needs
 
@@ -23,12 +26,45 @@ class Suggestion:
     def score(self) -> float:
         return self.match.score
 
+    @property
+    def confidence(self) -> float:
+        return self.match.confidence
+
+    @property
+    def band(self) -> str:
+        return self.match.band
+
 
 @dataclass
 class ExpertSuggestion:
     expert: object
     score: float
     capabilities: list = field(default_factory=list)  # Suggestions behind the score, best first
+
+    @property
+    def confidence(self) -> float:
+        """The best confidence among the expert's capabilities (and ``band`` its band)."""
+        return max((s.confidence for s in self.capabilities), default=0.0)
+
+    @property
+    def band(self) -> str:
+        return min((s.band for s in self.capabilities), key=BANDS.index, default="weak")  # BANDS: best first
+
+
+def floor_on() -> bool:
+    """Whether results below the confidence floor are left out (``MATCHMAKER_MATCH_FLOOR``, on unless a
+    test's tiny index switches it off) and "no good match yet" is a state the pages show."""
+    return bool(current_app.config.get("MATCHMAKER_MATCH_FLOOR", True))
+
+
+def above_floor(matches) -> list:
+    """``matches`` (engine Matches or Suggestions) without those below the confidence floor."""
+    return [m for m in matches if m.band != "weak"] if floor_on() else list(matches)
+
+
+def has_strong(suggestions) -> bool:
+    """Whether any suggestion is a strong match: otherwise the pages say "no good match yet"."""
+    return any(s.band == "strong" for s in suggestions)
 
 
 def capabilities_for_need(need, k: int = 10, hub_city: str | None = None, coop_mode: str | None = None,
@@ -58,7 +94,7 @@ def capabilities_for_need(need, k: int = 10, hub_city: str | None = None, coop_m
     matches = engine.search("capability", [need.matching_text()], k=k, allowed_ids=allowed, evidence=evidence)
     from ..pairings.feedback import apply_feedback  # declines and contracts adjust the ranking, visibly
     matches = apply_feedback(need, matches, engine)
-    return _attach(Capability, matches)
+    return _attach(Capability, above_floor(matches))
 
 
 def experts_for_need(need, k: int = 5, pool: int = 60) -> list[ExpertSuggestion]:
@@ -99,7 +135,7 @@ def needs_for_user(user, k: int = 10, published_since=None) -> tuple[list[Sugges
     allowed = db.session.scalars(stmt).all()
     if not allowed:
         return [], texts
-    return _attach(Need, engine.search("need", texts, k=k, allowed_ids=allowed)), texts
+    return _attach(Need, above_floor(engine.search("need", texts, k=k, allowed_ids=allowed))), texts
 
 
 def similar_needs(text: str, user, exclude_id: int | None = None, k: int = 5) -> list[Suggestion]:
@@ -123,8 +159,8 @@ MAX_RELATED_QUERY = 200
 def related_listings(model, text: str, allowed_ids, k: int = 10) -> list:
     """Listings of ``model`` among ``allowed_ids`` (the caller's visibility and facet filters) that the
     engine ranks for the free text ``text``, in any language, best first, without evidence: the browse
-    pages' "related across languages". No score floor: scores are relative to the pool (in a small pool a
-    good match can score below 0), so the section always shows the engine's best k."""
+    pages' "related across languages". Only results above the confidence floor (the confidence, unlike the
+    score, does not depend on the pool): nothing rather than unrelated padding."""
     engine = get_engine()
     text = (text or "").strip()[:MAX_RELATED_QUERY]
     allowed = list(allowed_ids)
@@ -132,7 +168,7 @@ def related_listings(model, text: str, allowed_ids, k: int = 10) -> list:
         return []
     kind = "need" if model.__name__ == "Need" else "capability"
     matches = engine.search(kind, [text], k=k, allowed_ids=allowed, evidence=False)
-    return [s.listing for s in _attach(model, matches)]
+    return [s.listing for s in _attach(model, above_floor(matches))]
 
 
 def _owned_by(model, user):

@@ -1,23 +1,43 @@
 """Pages and endpoints that show the matching engine's ranked suggestions, each with its evidence."""
 from __future__ import annotations
 
-from flask import Blueprint, abort, jsonify, render_template, request
+from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 
 from .. import matching_service as ms
+from . import alerts
 from . import cache as match_cache
 from ..core.enums import CoopMode, HubCity, Industry, Language
 from ..core.errors import InvalidJson, error_response, request_json
 from ..core.pagecache import cached_page
+from ..core.transaction import commit, transaction
 from ..extensions import read_only_request
 from ..listings.models import Need
 from ..listings.views import load_listing
 from ..pairings.assignment import experts_at_capacity, paired_capability_ids
-from .queries import needs_for_user, similar_needs
+from .queries import floor_on, has_strong, needs_for_user, similar_needs
 
 bp = Blueprint("suggestions", __name__)
+
+BAND_LABELS = {"strong": _l("Strong match"), "possible": _l("Might be related"), "weak": _l("Weak match")}
+
+
+@bp.app_template_filter("band_label")
+def band_label(band):
+    return BAND_LABELS.get(band, band)
+
+
+def no_match_context(need, capabilities) -> dict:
+    """What the match page and the need page show about "no good match yet": whether it is the state
+    (matching on, nothing strong), and the next steps the viewer may take."""
+    from ..challenges.operations import can_publish_for
+    no_strong = ms.enabled() and floor_on() and not has_strong(capabilities)
+    return {"no_strong_match": no_strong,
+            "may_ask_coordinators": no_strong and alerts.can_ask_coordinators(need, current_user),
+            "may_publish_challenge": no_strong and need.is_published and need.visibility == "public"
+            and can_publish_for(need, current_user)}
 
 #: posting-assistant warning codes → what the firm should add
 VAGUENESS_HINTS = {
@@ -51,13 +71,31 @@ def need_matches(listing_id: int):
     filters = {"hub_city": _choice("hub_city", HubCity), "coop_mode": _choice("coop_mode", CoopMode),
                "field_code": _choice("field", Industry), "language": _choice("language", Language)}
     if request.args.get("fragment"):  # the preview on the need's own page
-        return render_template("suggestions/_preview.html", need=need,
-                               capabilities=match_cache.need_matches(need, k=5)[0])
+        capabilities = match_cache.need_matches(need, k=5)[0]
+        return render_template("suggestions/_preview.html", need=need, capabilities=capabilities,
+                               **no_match_context(need, capabilities))
     capabilities, experts = match_cache.need_matches(need, k=20, experts_k=8, filters=filters)
     return render_template("suggestions/need_matches.html", need=need, capabilities=capabilities,
                            experts=experts, filters=filters, engine_on=ms.enabled(),
                            at_capacity=experts_at_capacity(s.listing.expert_id for s in capabilities),
-                           paired=paired_capability_ids(need))
+                           paired=paired_capability_ids(need), **no_match_context(need, capabilities))
+
+
+@bp.post("/needs/<int:listing_id>/ask-coordinators")
+@login_required
+@transaction("suggestions.need_matches")
+def ask_coordinators(listing_id: int):
+    """The firm asks its hub city's coordinators for help when the engine found no good match."""
+    need = load_listing(Need, listing_id)
+    if not alerts.can_ask_coordinators(need, current_user):
+        abort(403)
+    if alerts.asked_recently(need):
+        flash(_("The hub city's coordinators were asked about this need a short while ago."), "info")
+    else:
+        alerts.ask_coordinators(need, current_user)
+        commit()
+        flash(_("The hub city's coordinators have been asked to help find a match."), "success")
+    return redirect(url_for("suggestions.need_matches", listing_id=need.id), code=303)
 
 
 @bp.get("/suggestions")

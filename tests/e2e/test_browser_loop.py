@@ -127,7 +127,7 @@ def _warm_engine(app) -> None:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    live = start_server({"MATCHMAKER_MATCHING": True,
+    live = start_server({"MATCHMAKER_MATCHING": True, "MATCHMAKER_MATCH_FLOOR": False,  # a handful of listings
                          "MATCHMAKER_INDEX_DIR": str(tmp_path_factory.mktemp("loop-index"))})
     try:
         live.ids = _seed(live.app)

@@ -62,7 +62,8 @@ def live(fresh_db_url, tmp_path):
     app = create_app({"TESTING": True, "SECRET_KEY": "index-jobs-secret-key-long-enough-0123456789",
                       "SQLALCHEMY_DATABASE_URI": fresh_db_url, "WTF_CSRF_ENABLED": False,
                       "MATCHMAKER_MATCHING": True, "MATCHMAKER_INDEX_WORKER": "external",
-                      "MATCHMAKER_INDEX_DIR": str(tmp_path / "index")})
+                      "MATCHMAKER_INDEX_DIR": str(tmp_path / "index"),
+                      "MATCHMAKER_MATCH_FLOOR": False})  # a handful of listings: no calibrated pool
     with in_app(app):
         db.create_all()
     try:
@@ -329,7 +330,8 @@ def test_external_worker_process_indexes_publish_and_close(live):
     ids = setup_capability(live)
     env = dict(os.environ, DATABASE_URL=live.config["SQLALCHEMY_DATABASE_URI"],
                MATCHMAKER_INDEX_DIR=live.config["MATCHMAKER_INDEX_DIR"],
-               MATCHMAKER_MATCHING="1", MATCHMAKER_INDEX_WORKER="external", PYTHONUNBUFFERED="1")
+               MATCHMAKER_MATCHING="1", MATCHMAKER_INDEX_WORKER="external", PYTHONUNBUFFERED="1",
+               MATCHMAKER_MATCH_FLOOR="0")
     env.pop("TEST_DATABASE_URL", None)
     proc = subprocess.Popen([sys.executable, "-c", "from matchmaker.cli import main; main()", "worker",
                              "--max-seconds", str(WAIT), "--poll", "0.1"],
@@ -391,7 +393,7 @@ def test_gunicorn_workers_pick_up_what_the_worker_process_indexed(live, tmp_path
     env = dict(os.environ, DATABASE_URL=live.config["SQLALCHEMY_DATABASE_URI"],
                MATCHMAKER_INDEX_DIR=live.config["MATCHMAKER_INDEX_DIR"], MATCHMAKER_MATCHING="1",
                MATCHMAKER_INDEX_WORKER="external", SECRET_KEY="gunicorn-test-secret-key-long-enough-0123456789",
-               PYTHONUNBUFFERED="1")
+               PYTHONUNBUFFERED="1", MATCHMAKER_MATCH_FLOOR="0")
     env.pop("TEST_DATABASE_URL", None)
     port, access_log = _free_port(), tmp_path / "access.log"
     base = f"http://127.0.0.1:{port}"

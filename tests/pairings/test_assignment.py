@@ -118,8 +118,10 @@ def test_assign_page_and_engine_suggestions_with_real_model(app, tmp_path, make,
     from matchmaker.pairings.models import Pairing
     from sqlalchemy import select
     from tests.helpers import login
-    saved = {k: app.config[k] for k in ("MATCHMAKER_MATCHING", "MATCHMAKER_INDEX_DIR")}
-    app.config.update(MATCHMAKER_MATCHING=True, MATCHMAKER_INDEX_DIR=str(tmp_path / "embeddings"))
+    saved = {k: app.config[k] for k in ("MATCHMAKER_MATCHING", "MATCHMAKER_INDEX_DIR", "MATCHMAKER_MATCH_FLOOR")}
+    # a handful of listings: the confidence floor stays off (tests/pairings/test_assignment_floor.py has it on)
+    app.config.update(MATCHMAKER_MATCHING=True, MATCHMAKER_INDEX_DIR=str(tmp_path / "embeddings"),
+                      MATCHMAKER_MATCH_FLOOR=False)
     app.extensions[ms.EXTENSION_KEY] = None
     try:
         need = make.need(world["enterprise"])
