@@ -100,9 +100,8 @@ def capability_side_users(pairing: Pairing) -> list:
 
 def scope_coordinators(pairing: Pairing) -> list:
     """Coordinators who may judge this pairing (hub-city scope or unscoped), not parties to it."""
-    from ..accounts.models import User, UserRole
-    rows = db.session.scalars(select(User).join(UserRole).where(UserRole.role == "coordinator")).unique().all()
-    return [u for u in rows if pairing.can_judge(u)]
+    from ..accounts.queries import coordinators
+    return [u for u in coordinators() if pairing.can_judge(u)]
 
 
 def _notify(users, pairing: Pairing, kind: str, subject: str, body: str = "", exclude=None) -> None:

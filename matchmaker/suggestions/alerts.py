@@ -25,10 +25,8 @@ ASK_AGAIN_AFTER = timedelta(days=7)
 
 def hub_coordinators(hub_city: str | None) -> list:
     """Active coordinators whose scope covers ``hub_city`` (scoped to it, or unscoped)."""
-    from ..accounts.models import User, UserRole
-    users = db.session.scalars(select(User).join(UserRole).where(UserRole.role == "coordinator")
-                               .order_by(User.id)).unique().all()
-    return [u for u in users if u.active and u.coordinator_scope.covers(hub_city)]
+    from ..accounts.queries import coordinators
+    return [u for u in coordinators() if u.active and u.coordinator_scope.covers(hub_city)]
 
 
 def firm_users(need) -> list:

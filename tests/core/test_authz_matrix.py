@@ -213,6 +213,15 @@ CASES: list[Case] = [
     Case("suggestions.need_matches", "GET", R(404, 404, 404, 404, 404, 200), {"listing_id": "@firm_deleted"},
          "firm_deleted"),
     Case("suggestions.need_matches", "GET", ALL(404), {"listing_id": MISSING_ID}, "missing"),
+    # "no good match yet": only the need's own firm may ask its hub city's coordinators, and only once published
+    Case("suggestions.ask_coordinators", "POST", R(LOGIN, REDIR, 403, 403, 403, 403), {"listing_id": "@firm_public"},
+         "firm_public"),
+    Case("suggestions.ask_coordinators", "POST", R(LOGIN, REDIR, 404, 404, 403, 403), {"listing_id": "@firm_coord"},
+         "firm_coord"),
+    Case("suggestions.ask_coordinators", "POST", R(LOGIN, 403, 404, 404, 403, 403), {"listing_id": "@firm_draft"},
+         "firm_draft"),
+    Case("suggestions.ask_coordinators", "POST", R(LOGIN, 404, 404, 404, 404, 404), {"listing_id": MISSING_ID},
+         "missing"),
     Case("suggestions.for_me", "GET", SIGNED_IN_GET),
     # the posting assistant takes JSON: a form body is a 400 for signed-in users
     Case("suggestions.assist_need", "POST", SIGNED_IN_POST_INVALID),
