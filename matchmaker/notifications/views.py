@@ -51,14 +51,33 @@ def read_all():
     return redirect(url_for("notifications.inbox"))
 
 
+def _own_note(note_id: int) -> Notification | None:
+    note = db.session.get(Notification, note_id) if note_id <= MAX_ID else None
+    return note if note is not None and note.user_id == current_user.id else None
+
+
+def _follow(note: Notification):
+    target = note.link if note.link and note.link.startswith("/") and not note.link.startswith("//") else None
+    return redirect(target or url_for("notifications.inbox"))
+
+
 @bp.get("/inbox/<int:note_id>")
 @login_required
+def follow_note(note_id: int):
+    """Follow a notification's link without marking it read: reading changes state only by a POST."""
+    note = _own_note(note_id)
+    if note is None:
+        return render_template("errors/error.html", status=404, title="404"), 404
+    return _follow(note)
+
+
+@bp.post("/inbox/<int:note_id>")
+@login_required
 def open_note(note_id: int):
-    """Open one notification: mark it read and follow its link (local paths only)."""
-    note = db.session.get(Notification, note_id) if note_id <= MAX_ID else None
-    if note is None or note.user_id != current_user.id:
+    """Open one notification from the inbox: mark it read and follow its link (local paths only)."""
+    note = _own_note(note_id)
+    if note is None:
         return render_template("errors/error.html", status=404, title="404"), 404
     mark_read(current_user, [note.id])
     commit()
-    target = note.link if note.link and note.link.startswith("/") and not note.link.startswith("//") else None
-    return redirect(target or url_for("notifications.inbox"))
+    return _follow(note)

@@ -230,9 +230,12 @@ CASES: list[Case] = [
     Case("notifications.inbox", "GET", SIGNED_IN_GET),
     Case("notifications.read_all", "POST", R(LOGIN, REDIR, REDIR, REDIR, REDIR, REDIR)),
     # a notification is its owner's alone: anyone else gets 404, not a redirect to its link
-    Case("notifications.open_note", "GET", R(LOGIN, REDIR, 404, 404, 404, 404), {"note_id": "@enterprise_note"},
+    Case("notifications.open_note", "POST", R(LOGIN, REDIR, 404, 404, 404, 404), {"note_id": "@enterprise_note"},
          "enterprise_note"),
-    Case("notifications.open_note", "GET", R(LOGIN, 404, 404, 404, 404, 404), {"note_id": MISSING_ID}, "missing"),
+    Case("notifications.open_note", "POST", R(LOGIN, 404, 404, 404, 404, 404), {"note_id": MISSING_ID}, "missing"),
+    Case("notifications.follow_note", "GET", R(LOGIN, REDIR, 404, 404, 404, 404), {"note_id": "@enterprise_note"},
+         "enterprise_note"),
+    Case("notifications.follow_note", "GET", R(LOGIN, 404, 404, 404, 404, 404), {"note_id": MISSING_ID}, "missing"),
 
     # --- administration -----------------------------------------------------------------------------------
     Case("admin.index", "GET", R(LOGIN, 403, 403, 403, 403, REDIR)),

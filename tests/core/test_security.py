@@ -5,6 +5,7 @@ import pytest
 
 from matchmaker import create_app
 from matchmaker.core.security import InsecureConfig
+from tests.helpers import Api, make_token
 
 
 @pytest.mark.parametrize("path", ["/", "/needs", "/login", "/static/css/app.css", "/no-such-page"])
@@ -58,3 +59,26 @@ def test_production_with_strong_secret_starts_hardened(monkeypatch, tmp_path):
     assert app.config["SESSION_COOKIE_SECURE"] and app.config["SESSION_COOKIE_NAME"] == "__Host-session"
     response = app.test_client().get("/login", headers={"X-Forwarded-Proto": "https"})
     assert "max-age=31536000" in response.headers["Strict-Transport-Security"]
+
+
+@pytest.mark.parametrize("path", ["/needs?q=%00", "/capabilities?q=%00", "/api/v1/needs?q=%00",
+                                  "/needs?q=a%00b&page=1", "/needs?%00=1"])
+def test_nul_in_query_string_is_a_clear_400(client, world, path):
+    """Regression (2026-12-07): a NUL byte in a search query was a 500 on PostgreSQL (text cannot hold NUL);
+    is it a 400 with a reason, as JSON on the API, on both databases?"""
+    response = client.get(path)
+    assert response.status_code == 400
+    body = response.get_data(as_text=True)
+    assert "NUL" in body
+    if path.startswith("/api/"):
+        assert response.get_json()["reason"]
+
+
+def test_nul_in_form_or_json_is_a_clear_400(app, client, world):
+    """Does a NUL in a posted form value or a JSON body get a 400 with a reason rather than reach the
+    database?"""
+    form = client.post("/login", data={"email": "a\x00@example.com", "password": "x"})
+    assert form.status_code == 400 and "NUL" in form.get_data(as_text=True)
+    api = Api(app, make_token(world["enterprise"]))
+    response = api.post("/api/v1/needs", json={"title": "电池\x00", "problem": "x" * 40, "tags": ["a\x00"]})
+    assert response.status_code == 400 and "NUL" in response.get_json()["reason"]

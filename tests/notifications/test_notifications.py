@@ -60,22 +60,36 @@ def test_inactive_and_duplicate_recipients_skipped(make, outbox):
 
 
 def test_inbox_shows_and_marks_read(make, world, client_as):
-    """Does the inbox list the user's notification, and opening it mark it read and follow its local link?"""
+    """Does the inbox list the user's notification, and opening it (a POST) mark it read and follow its local
+    link?"""
     [note] = notify([world["expert"]], "x", "新的推荐需求", link="/needs", email=False)
     db.session.commit()
     client = client_as("expert")
     assert "新的推荐需求" in client.get("/inbox").get_data(as_text=True)
-    response = client.get(f"/inbox/{note.id}")
+    response = client.post(f"/inbox/{note.id}")
     assert response.status_code == 302 and response.headers["Location"].endswith("/needs")
     assert unread_count(world["expert"]) == 0
+
+
+def test_reading_by_get_changes_nothing(make, world, client_as):
+    """Regression (2026-12-07): opening the inbox or following a notification by GET marked notifications
+    read; do GETs now leave them unread (reading changes state only by a POST)?"""
+    [note] = notify([world["expert"]], "x", "新的推荐需求", link="/needs", email=False)
+    db.session.commit()
+    client = client_as("expert")
+    assert client.get("/inbox").status_code == 200
+    response = client.get(f"/inbox/{note.id}")
+    assert response.status_code == 302 and response.headers["Location"].endswith("/needs")
+    assert unread_count(world["expert"]) == 1
 
 
 def test_external_link_is_not_followed(make, world, client_as):
     """Could a notification link send the user to another site? (It must not.)"""
     [note] = notify([world["expert"]], "x", "s", link="//evil.example/phish", email=False)
     db.session.commit()
-    response = client_as("expert").get(f"/inbox/{note.id}")
-    assert response.headers["Location"].endswith("/inbox")
+    client = client_as("expert")
+    for response in (client.get(f"/inbox/{note.id}"), client.post(f"/inbox/{note.id}")):
+        assert response.headers["Location"].endswith("/inbox")
 
 
 def test_a_released_savepoint_waits_for_the_outer_commit(make, outbox):
