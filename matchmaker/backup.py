@@ -3,7 +3,9 @@
 The archive is a zip holding one JSON Lines file per table (``tables/<name>.jsonl``, every table of
 ``db.metadata`` in dependency order) and ``manifest.json`` (format, Alembic revision, created_at UTC, row
 counts and the sha256 of every table file). Values are portable: datetimes as ISO 8601 UTC, dates ISO,
-Decimals as strings, JSON columns as JSON, binary as base64. It works between SQLite and PostgreSQL.
+Decimals as strings, JSON columns as their JSON text (so SQL NULL, written null, and a JSON ``null``, written
+"null", stay apart), binary as base64. It works between SQLite and PostgreSQL. Archives of format 1 (JSON
+columns as JSON values) still restore.
 
 The FAISS matching index is not in the archive: it is derived data, rebuilt from the database (the app
 reconciles it on first use; ``matchmaker reindex`` rebuilds it at once).
@@ -19,16 +21,19 @@ import json
 import os
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path
 
 import click
 from flask.cli import with_appcontext
-from sqlalchemy import JSON, Date, DateTime, LargeBinary, Numeric, TypeDecorator, func, inspect, select, text
+from sqlalchemy import (JSON, Date, DateTime, LargeBinary, Numeric, Text, TypeDecorator, cast, func, inspect, null,
+                        select, text, update)
 from sqlalchemy.exc import IntegrityError
 
 from .extensions import db
 
-FORMAT = 1
+FORMAT = 2
+READABLE_FORMATS = {1, 2}
 MANIFEST = "manifest.json"
 
 
@@ -59,12 +64,19 @@ def _base_type(column):
     return t.impl_instance if isinstance(t, TypeDecorator) else t
 
 
-def _decode(column, value):
+def _is_json(column) -> bool:
+    return isinstance(_base_type(column), JSON)
+
+
+def _decode(column, value, fmt: int = FORMAT):
     if value is None:
         return None
     t = _base_type(column)
     if isinstance(t, JSON):
-        return value
+        if fmt == 1:
+            return value
+        parsed = json.loads(value)
+        return JSON.NULL if parsed is None else parsed  # JSON.NULL: a JSON null, not SQL NULL
     if isinstance(t, DateTime):
         parsed = dt.datetime.fromisoformat(value)
         if not getattr(t, "timezone", False) and parsed.tzinfo is not None:  # a naive column holds UTC
@@ -130,7 +142,10 @@ def create_backup(path: str | os.PathLike) -> dict:
                 for table in _tables():
                     buf = io.BytesIO()
                     count = 0
-                    for row in conn.execute(select(table).order_by(*_order(table))).mappings():
+                    # JSON columns as the database's text: reading them as values makes SQL NULL and JSON
+                    # null the same None
+                    columns = [cast(c, Text).label(c.name) if _is_json(c) else c for c in table.columns]
+                    for row in conn.execute(select(*columns).order_by(*_order(table))).mappings():
                         line = {c.name: _encode(row[c.name]) for c in table.columns}
                         buf.write(json.dumps(line, ensure_ascii=False, sort_keys=True).encode())
                         buf.write(b"\n")
@@ -166,10 +181,11 @@ def read_archive(path: str | os.PathLike) -> tuple[dict, dict[str, bytes]]:
                 files[entry["name"]] = data
     except BackupError:
         raise
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        # zlib.error: flipped bytes inside a compressed member fail decompression before the checksum
         raise BackupError(f"unreadable archive {path}: {exc}") from exc
-    if manifest.get("format") != FORMAT:
-        raise BackupError(f"archive format {manifest.get('format')!r}, expected {FORMAT}")
+    if manifest.get("format") not in READABLE_FORMATS:
+        raise BackupError(f"archive format {manifest.get('format')!r}, expected one of {sorted(READABLE_FORMATS)}")
     return manifest, files
 
 
@@ -201,15 +217,23 @@ def restore_backup(path: str | os.PathLike, force: bool = False) -> dict[str, in
         for table in reversed(_tables()):
             conn.execute(table.delete())
         entries = {e["name"]: e for e in manifest["tables"]}
+        fmt = manifest["format"]
         for table in _tables():  # parents before children, whatever the manifest's order
             entry = entries[table.name]
             rows = []
+            sql_nulls: dict[str, list[dict]] = {}  # JSON column -> primary keys of rows holding SQL NULL
             for lineno, line in enumerate(files[entry["name"]].splitlines(), 1):
                 if not line.strip():
                     continue
                 try:
                     raw = json.loads(line)
-                    rows.append({c.name: _decode(c, raw[c.name]) for c in table.columns if c.name in raw})
+                    row = {c.name: _decode(c, raw[c.name], fmt) for c in table.columns if c.name in raw}
+                    rows.append(row)
+                    if fmt > 1:
+                        for c in table.columns:
+                            if _is_json(c) and c.name in raw and raw[c.name] is None:
+                                sql_nulls.setdefault(c.name, []).append(
+                                    {k.name: row[k.name] for k in table.primary_key.columns})
                 except (ValueError, TypeError, AttributeError) as exc:
                     raise BackupError(f"{entry['file']} line {lineno}: unreadable row ({exc})") from exc
             if len(rows) != entry["rows"]:
@@ -217,6 +241,9 @@ def restore_backup(path: str | os.PathLike, force: bool = False) -> dict[str, in
             try:
                 for s in range(0, len(rows), 1000):
                     conn.execute(table.insert(), rows[s:s + 1000])
+                # an insert writes None into a JSON column as JSON null; SQL NULL is set afterwards
+                for name, keys in sql_nulls.items():
+                    _set_sql_null(conn, table, name, keys)
             except IntegrityError as exc:  # raising rolls the whole restore back
                 raise BackupError(f"{entry['file']}: rows break a constraint of this schema "
                                   f"({exc.orig}): the archive is inconsistent") from exc
@@ -226,6 +253,19 @@ def restore_backup(path: str | os.PathLike, force: bool = False) -> dict[str, in
         from .core import data_version
         data_version.bump(conn)
     return counts
+
+
+def _set_sql_null(conn, table, column: str, keys: list[dict]) -> None:
+    # columns with an onupdate (updated_at) are set to themselves, so the restore keeps their values
+    values = {column: null(), **{c.name: c for c in table.columns if c.onupdate is not None and c.name != column}}
+    pk = list(table.primary_key.columns)
+    if len(pk) == 1:
+        ids = [key[pk[0].name] for key in keys]
+        for s in range(0, len(ids), 1000):
+            conn.execute(update(table).where(pk[0].in_(ids[s:s + 1000])).values(values))
+        return
+    for key in keys:
+        conn.execute(update(table).where(*[table.c[k] == v for k, v in key.items()]).values(values))
 
 
 def _check_table_set(manifest: dict, tables: dict) -> None:

@@ -191,3 +191,76 @@ def test_rows_breaking_a_constraint_are_a_backup_error_and_rolled_back(fresh_app
     with target.app_context(), pytest.raises(BackupError, match="users.jsonl"):
         restore_backup(broken)
     assert all(not rows for rows in _dump(target).values()), "a refused restore wrote rows"
+
+
+def _checksums(app) -> dict[str, str]:
+    """A sha256 per table over every row's columns as the database's own text, so that values Python sees as
+    equal but the database holds differently (SQL NULL and a JSON null) count as different."""
+    import hashlib
+    from sqlalchemy import Text, cast
+    with app.app_context(), db.engine.connect() as conn:
+        sums = {}
+        for table in db.metadata.sorted_tables:
+            if table.name in NOT_BACKED_UP:
+                continue
+            order = list(table.primary_key.columns) or list(table.columns)
+            digest = hashlib.sha256()
+            for row in conn.execute(select(*[cast(c, Text) for c in table.columns]).order_by(*order)):
+                digest.update(repr(tuple(row)).encode())
+            sums[table.name] = digest.hexdigest()
+        return sums
+
+
+def test_sql_null_and_json_null_round_trip_exactly(fresh_app, make, tmp_path, db_session):
+    """Regression (2026-12-07): a JSON column's SQL NULL came back as JSON null (fairs.schedule_report); is the
+    checksum of every table, read as the database's text, identical after backup and restore?"""
+    source = fresh_app("src")
+    with source.app_context():
+        _seed(make)
+        from matchmaker.pairings.models import Pairing
+        firm = make.org(kind="enterprise", name="重庆乙公司")
+        need = make.need(make.user(Role.ENTERPRISE, org=firm))
+        second = pairing_ops.propose_pairing(need, make.capability(make.user(Role.EXPERT)),
+                                             by=make.user(Role.COORDINATOR, hub_city="chongqing"))
+        db.session.commit()
+        first_id = db.session.scalar(select(func.min(Pairing.id)))
+        json_null = "'null'::json" if db.engine.dialect.name == "postgresql" else "'null'"
+        db.session.execute(text("UPDATE pairings SET match_evidence = NULL WHERE id = :id"), {"id": first_id})
+        db.session.execute(text(f"UPDATE pairings SET match_evidence = {json_null} WHERE id = :id"),
+                           {"id": second.id})
+        db.session.commit()
+        archive = tmp_path / "backup.zip"
+        create_backup(archive)
+    before = _checksums(source)
+    with source.app_context(), db.engine.connect() as conn:  # the two kinds of null really are both there
+        kinds = conn.execute(text("SELECT match_evidence IS NULL FROM pairings ORDER BY id")).scalars().all()
+        assert True in kinds and False in kinds
+
+    target = fresh_app("dst")
+    with target.app_context():
+        restore_backup(archive)
+    assert _checksums(target) == before
+
+
+def test_flipped_bytes_are_an_unreadable_archive_not_a_traceback(fresh_app, make, tmp_path, db_session):
+    """Regression (2026-12-07): flipping bytes inside a compressed table file made `restore --force` print a
+    raw zlib.error traceback; is every such archive refused with the clean message and nothing written?"""
+    source = fresh_app("src")
+    archive = tmp_path / "ok.zip"
+    with source.app_context():
+        _seed(make)
+        create_backup(archive)
+    before = _dump(source)
+    raw = archive.read_bytes()
+    with zipfile.ZipFile(archive) as zf:
+        member = zf.getinfo("tables/needs.jsonl")
+    start = member.header_offset + 30 + len(member.filename.encode()) + len(member.extra)
+    for position in range(start, start + member.compress_size, max(1, member.compress_size // 12)):
+        damaged = tmp_path / f"flipped-{position}.zip"
+        damaged.write_bytes(raw[:position] + bytes([raw[position] ^ 0xFF]) + raw[position + 1:])
+        with source.app_context():
+            result = source.test_cli_runner().invoke(restore_command, [str(damaged), "--force"])
+        assert result.exit_code == 1, (position, result.output, result.exception)
+        assert "Traceback" not in result.output
+        assert "unreadable archive" in result.output or "checksum mismatch" in result.output, result.output
+    assert _dump(source) == before
