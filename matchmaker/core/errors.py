@@ -1,10 +1,11 @@
 """Generic error pages (HTML) and JSON errors with a reason; never a stack trace to the client."""
 from __future__ import annotations
 
-from flask import jsonify, render_template, request
+from flask import Request, jsonify, render_template, request
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import BadRequest, HTTPException
+from werkzeug.utils import cached_property
 
 from ..extensions import db
 
@@ -26,44 +27,25 @@ def request_json():
     if not request.is_json:
         return None
     try:
-        body = request.get_json(silent=False)
+        return request.get_json(silent=False)
     except BadRequest:  # Flask's answer to a ValueError (syntax, encoding, empty body)
         raise InvalidJson(_("The body is not valid JSON.")) from None
     except RecursionError:
         raise InvalidJson(_("The JSON is nested too deeply.")) from None
-    if _holds_nul(body):
-        raise InvalidJson(_("Text may not contain the NUL character."))
-    return body
 
 
-def _holds_nul(value) -> bool:
-    """Whether a string, or any string inside parsed JSON, carries NUL (a loop: JSON may nest deeply)."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            if "\x00" in item:
-                return True
-        elif isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return False
+class CleanRequest(Request):
+    """The app's request: query-string keys and values lose NUL characters, the same cleaning every form field
+    gets (``core.forms.clean_text``): PostgreSQL cannot hold NUL in text, so a search for "%00" was a server
+    error there."""
 
-
-def nul_in_request() -> bool:
-    """Whether a query-string or form value (or field name) carries a NUL character: PostgreSQL cannot hold
-    one in text, so a search for "%00" was a server error there and an empty-looking match on SQLite."""
-    sources = [request.args] + ([request.form] if request.mimetype in _FORM_TYPES else [])
-    for values in sources:
-        for key, items in values.lists():
-            if _holds_nul(key) or any(_holds_nul(v) for v in items):
-                return True
-    return False
-
-
-_FORM_TYPES = {"application/x-www-form-urlencoded", "multipart/form-data"}
+    @cached_property
+    def args(self):
+        raw = super().args
+        if not any("\x00" in key or "\x00" in value for key, value in raw.items(multi=True)):
+            return raw
+        return self.parameter_storage_class(
+            (key.replace("\x00", ""), value.replace("\x00", "")) for key, value in raw.items(multi=True))
 
 
 def wants_json() -> bool:
@@ -85,12 +67,7 @@ def error_response(status: int, title: str, reason: str | None = None):
 
 
 def register(app) -> None:
-    @app.before_request
-    def refuse_nul_characters():
-        if nul_in_request():
-            return error_response(400, _("Bad request"),
-                                  _("Text may not contain the NUL character. Remove it and try again."))
-
+    app.request_class = CleanRequest
     @app.errorhandler(CSRFError)
     def csrf_error(exc):
         return error_response(400, _("Form expired or invalid"),

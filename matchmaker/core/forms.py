@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from wtforms import DecimalField, IntegerField, SelectMultipleField
+from wtforms.validators import StopValidation
 from wtforms.widgets import CheckboxInput, ListWidget
+
+from .money import AmountError, parse_amount
 
 
 def clean_text(value):
@@ -33,6 +36,26 @@ class FiniteDecimalField(DecimalField):
         if self.data is not None and not self.data.is_finite():
             self.data = None
             raise ValueError(_l("Enter a finite amount."))
+
+
+class AmountField(FiniteDecimalField):
+    """An amount of money read as people write it ("1,200,000", "120万", "¥35,000.50": ``core.money``)."""
+
+    def process_formdata(self, valuelist):
+        if not valuelist or not str(valuelist[0]).strip():
+            return super().process_formdata(valuelist)
+        try:
+            self.data = parse_amount(valuelist[0])
+        except AmountError:
+            self.data = None
+            raise ValueError(_l("Enter an amount such as 1200000, 1,200,000 or 120万.")) from None
+        if not self.data.is_finite():
+            self.data = None
+            raise ValueError(_l("Enter a finite amount."))
+
+    def pre_validate(self, form):
+        if self.process_errors:  # unreadable: the range checks would only add "must be more than zero"
+            raise StopValidation()
 
 
 class MultiCheckboxField(SelectMultipleField):

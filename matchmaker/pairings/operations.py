@@ -23,6 +23,7 @@ from sqlalchemy import select
 from ..core import audit
 from ..core.enums import ListingStatus
 from ..core.forms import clean_text
+from ..core.money import AmountError, parse_amount
 from ..core.scope import coordinator_scope_of
 from ..core.statemachine import StateMachine
 from ..core.time import PROGRAMME_TZ, utcnow
@@ -479,10 +480,14 @@ def record_outcome(pairing: Pairing, user, outcome: str, contract_type: str | No
     if outcome == P.CONTRACT_SIGNED:
         if contract_type not in ContractType.values():
             raise WorkflowError(_("Please choose the contract type."), 400)
+        if amount is None or (isinstance(amount, str) and not amount.strip()):
+            raise WorkflowError(_("Please enter the contract amount."), 400)
         try:
-            amount = Decimal(str(amount)).quantize(Decimal("0.01"))
-        except (InvalidOperation, ValueError, TypeError):
-            raise WorkflowError(_("Please enter the contract amount."), 400) from None
+            amount = parse_amount(amount if isinstance(amount, (str, Decimal, int)) else str(amount))
+            amount = amount.quantize(Decimal("0.01"))
+        except (AmountError, InvalidOperation):
+            raise WorkflowError(_("The contract amount is not a number: write it as 1200000, 1,200,000 or "
+                                  "120万."), 400) from None
         if not amount.is_finite() or amount <= 0 or amount >= Decimal("1e12"):
             raise WorkflowError(_("The contract amount must be positive."), 400)
         pairing.contract_type = contract_type

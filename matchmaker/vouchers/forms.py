@@ -6,9 +6,9 @@ from decimal import Decimal, InvalidOperation
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import DateField, SelectField, StringField, SubmitField, TextAreaField
-from wtforms.validators import DataRequired, Length, NumberRange, Optional, ValidationError
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, ValidationError
 
-from ..core.forms import FiniteDecimalField, clean_text
+from ..core.forms import AmountField, clean_text
 
 
 #: Decimal bounds: a float 0.01 is slightly more than Decimal("0.01"), which would refuse one fen
@@ -32,8 +32,8 @@ class IssueForm(FlaskForm):
     organization_id = SelectField(_l("Enterprise"), coerce=int, validate_choice=True,
                                   validators=[DataRequired(message=_l("Choose an enterprise."))])
     hub_city = SelectField(_l("Issuing hub city"), validators=[DataRequired()])
-    amount = FiniteDecimalField(_l("Amount (CNY)"), places=2, validators=[
-        DataRequired(message=_l("Give the amount.")),
+    amount = AmountField(_l("Amount (CNY)"), places=2, validators=[
+        InputRequired(message=_l("Give the amount.")),
         NumberRange(min=MIN_AMOUNT, message=_l("The amount must be more than zero.")),
         NumberRange(max=MAX_AMOUNT, message=_l("The amount is too large.")), to_the_fen])
     expires_on = DateField(_l("Expires on"), validators=[DataRequired(message=_l("Give an expiry date."))])
@@ -44,8 +44,8 @@ class IssueForm(FlaskForm):
 class RedeemForm(FlaskForm):
     pairing_id = SelectField(_l("Signed contract"), coerce=int, validate_choice=False,
                              validators=[DataRequired(message=_l("Choose the contract to pay."))])
-    amount = FiniteDecimalField(_l("Amount (CNY)"), places=2, validators=[
-        DataRequired(message=_l("Give the amount.")),
+    amount = AmountField(_l("Amount (CNY)"), places=2, validators=[
+        InputRequired(message=_l("Give the amount.")),
         NumberRange(min=MIN_AMOUNT, message=_l("The amount must be more than zero.")),
         NumberRange(max=MAX_AMOUNT, message=_l("The amount is too large.")), to_the_fen])
     submit = SubmitField(_l("Redeem"))

@@ -177,6 +177,22 @@ def test_contract_needs_type_and_positive_amount(pw):
     assert p.state == P.CONTRACT_SIGNED and str(p.contract_amount) == "1234.50"
 
 
+@pytest.mark.parametrize("written, stored", [("1,200,000", "1200000.00"), ("120万", "1200000.00"),
+                                             ("¥35,000.5", "35000.50")])
+def test_contract_amount_as_people_write_it(pw, app, written, stored):
+    """Regression (2026-12-07): "1,200,000" and "120万" were refused as a missing amount and the field
+    cleared; does the outcome form record them as the amount they name?"""
+    p = pairing_at(pw, P.APPROVED)
+    db.session.commit()
+    client = app.test_client()
+    login(client, pw["enterprise"])
+    response = client.post(f"/pairings/{p.id}/outcome", data={"outcome": "contract_signed",
+                                                               "contract_type": "license", "amount": written})
+    assert response.status_code == 303
+    db.session.expire_all()
+    assert p.state == P.CONTRACT_SIGNED and str(p.contract_amount) == stored
+
+
 def test_propose_refusals(pw, make):
     """Are same-organization, unpublished, duplicate, conflicted and unauthorized proposals refused?"""
     from flask_babel import force_locale

@@ -367,8 +367,13 @@ def test_one_fen_is_redeemable_and_an_absurd_amount_is_a_400(vw, client_as):
     assert (db.session.get(Voucher, v.id).balance, db.session.get(Voucher, v.id).status) == (Decimal("0.00"),
                                                                                             "exhausted")
     w = issue(vw, "50")
-    resp = client.post(f"/vouchers/{w.id}/redeem", data={"pairing_id": vw["pairing"].id, "amount": "1e30"})
-    assert resp.status_code == 400 and "金额过大" in resp.get_data(as_text=True)  # "The amount is too large."
+    for absurd in ("1000000000000000000000000000000", "1e30"):  # "1e30" is not how amounts are written: a 400 too
+        resp = client.post(f"/vouchers/{w.id}/redeem", data={"pairing_id": vw["pairing"].id, "amount": absurd})
+        assert resp.status_code == 400
+    assert "金额过大" in resp.get_data(as_text=True) or "120万" in resp.get_data(as_text=True)
+    resp = client.post(f"/vouchers/{w.id}/redeem", data={"pairing_id": vw["pairing"].id,
+                                                         "amount": "1000000000000000000000000000000"})
+    assert "金额过大" in resp.get_data(as_text=True)  # "The amount is too large."
     with pytest.raises(WorkflowError, match="too large|金额过大"):
         ops.redeem(w, vw["pairing"], Decimal("1e30"), vw["enterprise"])
     db.session.rollback()
@@ -513,3 +518,22 @@ def test_one_refused_voucher_does_not_stop_the_expiry_run(vw, monkeypatch):
     for v in (a, c):
         assert entries(v)[-1].kind == "expire"
         assert_ledger_consistent(v)
+
+
+def test_the_forms_read_amounts_as_people_write_them(vw, client_as, app):
+    """Regression (2026-12-07): do the issue and redemption forms take "1,000" and "0.1万" as the amounts they
+    name, and answer text that names no amount with a field error?"""
+    coord = login(app.test_client(), vw["coord"])
+    resp = coord.post("/vouchers/issue", data={"organization_id": vw["firm"].id, "hub_city": "chongqing",
+                                               "amount": "1,000", "expires_on": FUTURE.isoformat()})
+    assert resp.status_code in (302, 303), resp.get_data(as_text=True)[:500]
+    [v] = db.session.scalars(select(Voucher)).all()
+    assert v.balance == Decimal("1000.00")
+    resp = client_as("enterprise").post(f"/vouchers/{v.id}/redeem",
+                                        data={"pairing_id": vw["pairing"].id, "amount": "0.01万"})
+    assert resp.status_code in (302, 303), resp.get_data(as_text=True)[:500]
+    db.session.expire_all()
+    assert db.session.get(Voucher, v.id).balance == Decimal("900.00")
+    resp = coord.post("/vouchers/issue", data={"organization_id": vw["firm"].id, "hub_city": "chongqing",
+                                               "amount": "一千", "expires_on": FUTURE.isoformat()})
+    assert resp.status_code == 400 and "120万" in resp.get_data(as_text=True)
