@@ -29,6 +29,12 @@ def index():
                            counts=counts)
 
 
+@bp.get("/favicon.ico")
+def favicon():
+    """Browsers ask for /favicon.ico whatever the page links: answer with the site's icon, not a 404."""
+    return redirect(url_for("static", filename="img/favicon.svg"), code=301)
+
+
 @bp.post("/lang/<code>")
 def set_language(code: str):
     """Switch the interface language; remembered in the session and on the account."""

@@ -37,6 +37,15 @@ def _city_label(code) -> str:
     return str(HubCity.label_of(code))
 
 
+#: one colour per pairing state, the same on every chart; the chart library's default palette has seven
+#: colours, so ten states repeated colours (greys for ends that went nowhere, greens for progress)
+OUTCOME_COLOURS = {
+    "suggested": "#adb5bd", "proposed": "#0dcaf0", "declined": "#6c757d", "pending_review": "#ffc107",
+    "approved": "#0d6efd", "rejected": "#dc3545", "meeting_scheduled": "#6f42c1", "in_progress": "#20c997",
+    "contract_signed": "#198754", "failed": "#343a40",
+}
+
+
 @bp.get("")
 @coordinator_required
 def index():
@@ -50,6 +59,7 @@ def index():
         "docked": [r.needs_docked for r in rows],
         "outcomeLabels": [str(s.label) for s in PairingState],
         "outcomes": [overall.outcomes.get(s.value, 0) for s in PairingState],
+        "outcomeColours": [OUTCOME_COLOURS[s.value] for s in PairingState],
         "text": {"rate": _("Docking rate (%)"), "target": _("Target rate"), "posted": _("Needs posted"),
                  "docked": _("Needs docked")},
     }

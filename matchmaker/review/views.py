@@ -6,7 +6,8 @@ coordinator saw, and the optimistic lock (StaleDataError) catches the race betwe
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
-from flask_babel import format_timedelta
+from babel.dates import format_timedelta  # flask_babel's has no format=: "38秒钟" read oddly
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
@@ -48,7 +49,7 @@ def queue():
         for listing in db.session.scalars(stmt):
             waited = now - (listing.submitted_at or listing.updated_at)
             rows.append({"listing": listing, "kind": kind, "waited": waited,
-                         "waited_text": format_timedelta(waited, threshold=1.1),
+                         "waited_text": format_timedelta(waited, threshold=1.1, format="short", locale=get_locale()),
                          "long": waited.days >= LONG_WAIT_DAYS})
     rows.sort(key=lambda r: (r["listing"].submitted_at or r["listing"].updated_at))
     scope = coordinator_scope_of(current_user)  # the city filter offers only the cities this user moderates

@@ -625,3 +625,14 @@ def test_token_times_are_shown_in_beijing_time(app, world):
     page = login(app.test_client(), user).get("/profile/tokens").get_data(as_text=True)
     assert "2026-03-02 04:30" in page and "2026-03-06 01:15" in page and "2099-07-01" in page
     assert "2026-03-01 20:30" not in page and "2099-06-30" not in page
+
+
+def test_token_list_reads_right_in_chinese(app, world):
+    """Regression (2026-12-07): the token list's headings said 姓名 (a person's name) and 从未登录 (never signed
+    in) for a token never used and one that never expires; does it say 令牌名称, 从未使用 and 永不过期?"""
+    web = login(app.test_client(), world["enterprise"])
+    assert web.post("/profile/tokens", data={"name": "CRM", "expires_in": "never"}).status_code == 201
+    page = web.get("/profile/tokens").get_data(as_text=True)
+    table = page[page.index('id="token-list"'):]
+    assert "令牌名称" in table and "从未使用" in table and "永不过期" in table
+    assert "姓名" not in table and "从未登录" not in table

@@ -77,6 +77,7 @@ GUEST_ONLY_POST = R(400, REDIR, REDIR, REDIR, REDIR, REDIR)
 CASES: list[Case] = [
     # --- public pages -----------------------------------------------------------------------------------
     Case("main.index", "GET", ALL(200)),
+    Case("main.favicon", "GET", ALL(301)),
     Case("main.set_language", "POST", ALL(REDIR), {"code": "en"}),
     Case("static", "GET", ALL(200), {"filename": "css/app.css"}),
     Case("listings.browse_needs", "GET", ALL(200)),

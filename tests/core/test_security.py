@@ -75,3 +75,9 @@ def test_the_cleaned_query_is_the_query_without_nul(app, client, world):
     with app.test_request_context("/needs?q=%E7%94%B5%00%E6%B1%A0&x%00y=1"):
         from flask import request
         assert request.args["q"] == "电池" and request.args["xy"] == "1"
+
+
+def test_favicon_is_found(client):
+    """Regression (2026-12-07): /favicon.ico was a 404 on every first visit; does it lead to the icon?"""
+    response = client.get("/favicon.ico", follow_redirects=True)
+    assert response.status_code == 200 and response.mimetype == "image/svg+xml"

@@ -162,3 +162,20 @@ def test_republishing_an_edited_need_keeps_its_first_publication_date_and_kpi(ma
     db.session.expire_all()
     assert need.status == "published" and need.published_at == first_published
     assert median_days() == pytest.approx(5.0)
+
+
+@pytest.mark.nodb
+def test_each_pairing_state_has_its_own_colour():
+    """Regression (2026-12-07): the outcome donut repeated colours for different states; does every state have
+    a colour no other state has?"""
+    from matchmaker.dashboards.views import OUTCOME_COLOURS
+    from matchmaker.pairings.models import PairingState
+    colours = [OUTCOME_COLOURS[s.value] for s in PairingState]
+    assert len(set(colours)) == len(colours)
+
+
+def test_the_donut_gets_the_colours(client_as):
+    """Does the dashboard hand the chart a colour per state, in the order of its labels?"""
+    from matchmaker.dashboards.views import OUTCOME_COLOURS
+    page = client_as("admin").get("/dashboards").get_data(as_text=True)
+    assert all(colour in page for colour in OUTCOME_COLOURS.values())

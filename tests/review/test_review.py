@@ -59,6 +59,9 @@ def test_queue_lists_submitted_oldest_first_with_waiting_time(client_as, make, w
     assert "waiting-long" not in new_row
     assert "5 days" in page
     assert cap.title in page
+    # Regression (2026-12-07): the Chinese page said "38秒钟"; the short form reads "38秒"
+    zh = client_as("coordinator").get("/review/").get_data(as_text=True)
+    assert "5天" in zh and "秒钟" not in zh
 
 
 def test_queue_filters(client_as, make, world):

@@ -40,7 +40,7 @@
   if (outcomeCanvas) {
     new Chart(outcomeCanvas, {
       type: "doughnut",
-      data: { labels: data.outcomeLabels, datasets: [{ data: data.outcomes }] },
+      data: { labels: data.outcomeLabels, datasets: [{ data: data.outcomes, backgroundColor: data.outcomeColours }] },
       options: { responsive: true, plugins: { legend: { position: "right" } } }
     });
   }
