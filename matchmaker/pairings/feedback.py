@@ -4,6 +4,10 @@
   by ``DEMOTE_WEIGHT × s`` where ``s`` is how similar the new need is to the most similar of those needs:
   ``s = max(0, (cos − SIMILARITY_FLOOR) / (1 − SIMILARITY_FLOOR))`` over the engine's need vectors (the floor
   removes the baseline similarity any two needs of this domain have).
+* **Dismissal** ("not for me" on an expert's suggested needs, ``NeedDismissal``, unless the reason was "no time
+  for it now"): counts as the expert's capabilities declined as not relevant for that need, by the same
+  formula, the need itself included (similarity 1: a full demotion there); and, on the expert's own
+  suggestions, a need is demoted by the same formula for its similarity to the needs they dismissed.
 * **Boost**: each signed contract of an institute (the capability's organization) adds ``BOOST_PER_CONTRACT``
   to its capabilities, at most ``BOOST_CAP``.
 
@@ -17,7 +21,7 @@ from collections import defaultdict
 
 import numpy as np
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 
 DEMOTE_WEIGHT = 0.5  # floor × weight chosen on the seed simulation, docs/feedback.md
 SIMILARITY_FLOOR = 0.6
@@ -26,6 +30,10 @@ BOOST_CAP = 0.45
 
 NOTE_DEMOTED = _l("demoted: declined as not relevant for a similar need")
 NOTE_BOOSTED = _l("boosted: the institute has signed contracts through the platform")
+NOTE_DISMISSED = _l("demoted: its expert marked this need or a similar one “not for me”")
+NOTE_LIKE_DISMISSED = _l("demoted: like a need you marked “not for me”")
+#: dismissals read per expert for their own suggestions (the most recent)
+MAX_DISMISSALS = 200
 
 
 # -- the formula (pure; shared by the app and the simulation) ----------------------------------------
@@ -60,6 +68,26 @@ def _declined_not_relevant(cap_ids) -> dict[int, list[int]]:
     return out
 
 
+def _dismissed_for(cap_ids) -> dict[int, list[int]]:
+    """Capability → needs its poster or its expert marked "not for me" for a reason about the fit."""
+    from ..accounts.models import ExpertProfile
+    from ..extensions import db
+    from ..listings.models import Capability
+    from .models import RELEVANCE_DISMISSALS, NeedDismissal
+    reasons = [r for r in RELEVANCE_DISMISSALS if r is not None]
+    rows = db.session.execute(
+        select(Capability.id, NeedDismissal.need_id).select_from(Capability)
+        .outerjoin(ExpertProfile, ExpertProfile.id == Capability.expert_id)
+        .join(NeedDismissal, or_(NeedDismissal.user_id == Capability.created_by_id,
+                                 NeedDismissal.user_id == ExpertProfile.user_id))
+        .where(Capability.id.in_(list(cap_ids)), or_(NeedDismissal.reason.is_(None),
+                                                     NeedDismissal.reason.in_(reasons)))).all()
+    out = defaultdict(set)
+    for cap_id, need_id in rows:
+        out[cap_id].add(need_id)
+    return {k: sorted(v) for k, v in out.items()}
+
+
 def _contracts_by_org(org_ids) -> dict[int, int]:
     from ..extensions import db
     from ..listings.models import Capability
@@ -88,45 +116,90 @@ def need_vectors(engine, need_ids, extra=None) -> dict[int, np.ndarray]:
     return found
 
 
+def _adjust(m, delta: float, notes: list) -> None:
+    """Put a feedback delta on a match, visibly; a demoted match is never presented as strong."""
+    m.components = {**(m.components or {}), "feedback": round(delta, 4)}
+    m.score = float(m.score) + delta
+    m.feedback_notes = notes
+    # the confidence stays the engine's (a boost never raises the band), but a result declined as not
+    # relevant for a similar need is no longer presented as a strong match
+    if delta < 0 and m.band == "strong":
+        m.band = "possible"
+
+
+def _texts_of(need_ids) -> dict[int, str]:
+    from ..extensions import db
+    from ..listings.models import Need
+    if not need_ids:
+        return {}
+    return {n.id: n.matching_text() for n in db.session.scalars(select(Need).where(Need.id.in_(list(need_ids))))}
+
+
 def apply_feedback(need, matches, engine, capabilities=None):
-    """Adjust engine matches for ``need`` by past declines and contracts; returns them re-sorted."""
+    """Adjust engine matches for ``need`` by past declines, dismissals and contracts; returns them re-sorted."""
     if not matches:
         return matches
     from ..extensions import db
-    from ..listings.models import Capability, Need
+    from ..listings.models import Capability
     cap_ids = [m.doc_id for m in matches]
     declined = _declined_not_relevant(cap_ids)
+    dismissed = _dismissed_for(cap_ids)
     caps = capabilities or {c.id: c for c in db.session.scalars(select(Capability).where(Capability.id.in_(cap_ids)))}
     contracts = _contracts_by_org({c.organization_id for c in caps.values()})
-    if not declined and not contracts:
+    if not declined and not dismissed and not contracts:
         return matches
     vecs = {}
-    if declined:
-        other_ids = {n for ns in declined.values() for n in ns if n != need.id}
-        texts = {need.id: need.matching_text()}
-        texts.update({n.id: n.matching_text() for n in db.session.scalars(select(Need).where(Need.id.in_(other_ids)))})
+    if declined or dismissed:
+        other_ids = ({n for ns in declined.values() for n in ns} | {n for ns in dismissed.values() for n in ns}) \
+            - {need.id}
+        texts = {need.id: need.matching_text(), **_texts_of(other_ids)}
         vecs = need_vectors(engine, [need.id, *other_ids], extra=texts)
     for m in matches:
         delta, notes = 0.0, []
-        others = [n for n in declined.get(m.doc_id, []) if n != need.id and n in vecs]
-        if others and need.id in vecs:
-            d = demotion(vecs[need.id], np.stack([vecs[n] for n in others]))
-            if d > 0:
-                delta -= d
-                notes.append(NOTE_DEMOTED)
+        if need.id in vecs:
+            # a decline of this very pairing is the pairing's own business; a dismissal of this need counts
+            others = [n for n in declined.get(m.doc_id, []) if n != need.id and n in vecs]
+            d = demotion(vecs[need.id], np.stack([vecs[n] for n in others])) if others else 0.0
+            mine = [n for n in dismissed.get(m.doc_id, []) if n in vecs]
+            e = demotion(vecs[need.id], np.stack([vecs[n] for n in mine])) if mine else 0.0
+            if max(d, e) > 0:  # one formula over all the needs it was found wrong for: the closest counts
+                delta -= max(d, e)
+                notes.append(NOTE_DISMISSED if e > d else NOTE_DEMOTED)
         cap = caps.get(m.doc_id)
         b = boost(contracts.get(cap.organization_id, 0)) if cap is not None else 0.0
         if b > 0:
             delta += b
             notes.append(NOTE_BOOSTED)
         if notes:
-            m.components = {**(m.components or {}), "feedback": round(delta, 4)}
-            m.score = float(m.score) + delta
-            m.feedback_notes = notes
-            # the confidence stays the engine's (a boost never raises the band), but a result declined as
-            # not relevant for a similar need is no longer presented as a strong match
-            if delta < 0 and m.band == "strong":
-                m.band = "possible"
+            _adjust(m, delta, notes)
+    return sorted(matches, key=lambda m: -m.score)
+
+
+def apply_dismissals(user, matches, engine):
+    """Adjust the needs suggested to ``user`` (engine matches) by the needs they marked "not for me": each is
+    demoted by ``demotion`` over those needs' vectors; returns them re-sorted."""
+    if not matches:
+        return matches
+    from ..extensions import db
+    from .models import RELEVANCE_DISMISSALS, NeedDismissal
+    reasons = [r for r in RELEVANCE_DISMISSALS if r is not None]
+    dismissed = db.session.scalars(
+        select(NeedDismissal.need_id).where(NeedDismissal.user_id == user.id, or_(
+            NeedDismissal.reason.is_(None), NeedDismissal.reason.in_(reasons)))
+        .order_by(NeedDismissal.created_at.desc(), NeedDismissal.id.desc()).limit(MAX_DISMISSALS)).all()
+    if not dismissed:
+        return matches
+    ids = [m.doc_id for m in matches]
+    indexed = engine.doc_ids("need")
+    vecs = need_vectors(engine, [*dismissed, *ids],
+                        extra=_texts_of([n for n in {*dismissed, *ids} if n not in indexed]))
+    gone = np.stack([vecs[n] for n in dismissed if n in vecs]) if any(n in vecs for n in dismissed) else None
+    for m in matches:
+        if gone is None or m.doc_id not in vecs:
+            continue
+        d = demotion(vecs[m.doc_id], gone)
+        if d > 0:
+            _adjust(m, -d, [NOTE_LIKE_DISMISSED])
     return sorted(matches, key=lambda m: -m.score)
 
 

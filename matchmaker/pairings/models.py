@@ -71,14 +71,28 @@ class ContractType(LabelledEnum):
     SERVICE = "service", _l("Service contract")
 
 
+class DismissReason(LabelledEnum):
+    """Why an expert marked a suggested need "not for me" (optional)."""
+    NOT_RELEVANT = "not_relevant", _l("Not my field")
+    NO_CAPACITY = "no_capacity", _l("No time for it now")
+    OTHER = "other", _l("Other")
+
+
+#: dismissal reasons that say the need does not fit the expert's capabilities: they feed the ranking
+#: (``feedback.py``); "no time for it now" says nothing about the fit and does not
+RELEVANCE_DISMISSALS = (None, DismissReason.NOT_RELEVANT.value, DismissReason.OTHER.value)
+
+
 register_labels(state_actions={"pairing": PairingState}, target_states={"pairings": PairingState},
                 families={"pairing_side": PairingSide},
                 actions={  # state changes are composed: pairing.<state>
                     "pairing.meeting_cancelled": _l("Pairing meeting cancelled"),
                     "pairing.withdrawn": _l("Pairing withdrawn"),
+                    "suggestion.dismissed": _l("Suggested need marked “not for me”"),
+                    "suggestion.restored": _l("Dismissed need suggested again"),
                 },
                 kinds={"pairing": _l("Pairing")}, targets={"pairings": _l("Pairing")},
-                categories=[("pairing.", _l("Pairings"))])
+                categories=[("pairing.", _l("Pairings")), ("suggestion.", _l("Suggestions"))])
 
 
 class Pairing(db.Model):
@@ -262,3 +276,24 @@ class PairingResponse(db.Model):
 
     pairing: Mapped[Pairing] = relationship(back_populates="responses")
     user = relationship("User")
+
+
+class NeedDismissal(db.Model):
+    """An expert (any user shown suggested needs) marked a suggested need "not for me": it is never suggested to
+    them again (page or digest) until they undo it, and it counts against their capabilities for that need and
+    needs like it (``feedback.py``). One row per user × need."""
+
+    __tablename__ = "need_dismissals"
+    __table_args__ = (
+        UniqueConstraint("user_id", "need_id"),
+        CheckConstraint(f"reason IS NULL OR reason IN {sql_in(DismissReason)}", name="reason_known"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    need_id: Mapped[int] = mapped_column(ForeignKey("needs.id", ondelete="CASCADE"), nullable=False, index=True)
+    reason: Mapped[str | None] = mapped_column(String(20))
+    note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+
+    need = relationship("Need")

@@ -30,8 +30,8 @@ from ..core.time import PROGRAMME_TZ, utcnow
 from ..core.workflow import WorkflowError, lock_row
 from ..extensions import db
 from ..listings.signals import listing_withdrawn
-from .models import (UNDOCKED_OPEN, ContractType, DeclineReason, Pairing, PairingResponse, PairingSide,
-                     PairingState as P)
+from .models import (UNDOCKED_OPEN, ContractType, DeclineReason, DismissReason, NeedDismissal, Pairing,
+                     PairingResponse, PairingSide, PairingState as P)
 
 #: allowed transitions: from → to
 TRANSITIONS: dict[str, set[str]] = {
@@ -273,6 +273,69 @@ def suggest_from_engine(need, k: int = 3) -> list[Pairing]:
         if cap.expert_id is not None:
             capacity[("expert", cap.expert_id)] = capacity.get(("expert", cap.expert_id), 1) - 1
     return created
+
+
+# -- an expert acts on a suggested need ---------------------------------------------------------------
+
+#: longest note an expert may give with "not for me"
+MAX_DISMISS_NOTE = 500
+
+
+def express_interest(need, user, capability=None, message: str | None = None) -> Pairing:
+    """The expert says "interested" in a need suggested for them: a pairing proposed from their side (with
+    ``capability``, the one of theirs the need was suggested for; without, the expert in person), so their side
+    counts as interested and the firm answers next. The firm's side and the coordinators of the need's hub city
+    are told (the coordinators see it in their workspace)."""
+    if capability is None and getattr(user, "expert_profile", None) is None:
+        raise WorkflowError(_("Only an expert, or whoever posted one of the capabilities, can take up a suggested "
+                              "need."), 403)
+    expert = None if capability is not None else user.expert_profile
+    pairing = propose_pairing(need, capability, expert, by=user, origin="capability", comment=message)
+    _notify(scope_coordinators(pairing), pairing, "expert_interest",
+            _l("An expert is interested: %(title)s", title=_title(pairing)),
+            _l("An expert asked to be paired with this need from their suggestions; the enterprise answers next."),
+            exclude=user)
+    return pairing
+
+
+def dismiss_need(need, user, reason: str | None = None, note: str | None = None) -> NeedDismissal:
+    """The expert marks a suggested need "not for me" (reason and note optional): it is not suggested to them
+    again, and it counts against their capabilities for needs like it (``feedback.py``). Audited."""
+    if not getattr(user, "is_authenticated", False):
+        raise WorkflowError(_("Please sign in first."), 401)
+    if need.is_deleted or not need.is_published:
+        raise WorkflowError(_("Only published needs are suggested."), 409)
+    if reason is not None and reason not in DismissReason.values():
+        raise WorkflowError(_("Unknown reason."), 400)
+    note = _text(note)
+    if note is not None and len(note) > MAX_DISMISS_NOTE:
+        raise WorkflowError(_("The note may have at most %(max)d characters.", max=MAX_DISMISS_NOTE), 400)
+    if db.session.scalar(select(NeedDismissal.id).where(NeedDismissal.user_id == user.id,
+                                                        NeedDismissal.need_id == need.id)) is not None:
+        raise WorkflowError(_("You have already marked this need “not for me”."), 409)
+    dismissal = NeedDismissal(user_id=user.id, need_id=need.id, reason=reason, note=note)
+    db.session.add(dismissal)
+    db.session.flush()  # a second click at the same moment fails here on the unique constraint (a lost race)
+    # the reason in the actor's words (the row keeps the code, but an undo removes the row)
+    said = [str(DismissReason.label_of(reason))] if reason else []
+    audit.record("suggestion.dismissed", actor=user, target=need, comment=" — ".join(said + [note or ""]).strip(" —")
+                 or None)
+    return dismissal
+
+
+def restore_need(need, user) -> None:
+    """Undo "not for me": the need may be suggested to the expert again. Audited."""
+    dismissal = db.session.scalars(select(NeedDismissal).where(NeedDismissal.user_id == user.id,
+                                                               NeedDismissal.need_id == need.id)).first()
+    if dismissal is None:
+        raise WorkflowError(_("This need is not among those you marked “not for me”."), 404)
+    db.session.delete(dismissal)
+    audit.record("suggestion.restored", actor=user, target=need)
+    db.session.flush()
+
+
+def dismissed_need_ids(user) -> set[int]:
+    return set(db.session.scalars(select(NeedDismissal.need_id).where(NeedDismissal.user_id == user.id)))
 
 
 def match_to_json(match) -> dict:

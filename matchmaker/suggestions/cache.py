@@ -68,16 +68,21 @@ _cache = _LRU(MAX_ENTRIES)
 
 def _pairings_token() -> tuple:
     """Changes whenever a pairing or a pairing response is added, changed or removed, and whenever someone
-    joins or leaves an organization (the pairing rules exclude people on both sides by membership)."""
+    joins or leaves an organization (the pairing rules exclude people on both sides by membership), and whenever
+    an expert marks a need "not for me" or takes it back (dismissals demote their capabilities: ``feedback``)."""
     from ..accounts.models import Membership
-    from ..pairings.models import Pairing, PairingResponse
+    from ..pairings.models import NeedDismissal, Pairing, PairingResponse
     return tuple(db.session.execute(select(
         select(func.count(Pairing.id)).scalar_subquery(),
         select(func.max(Pairing.updated_at)).scalar_subquery(),
         select(func.count(PairingResponse.id)).scalar_subquery(),
         select(func.max(PairingResponse.id)).scalar_subquery(),
         select(func.count()).select_from(Membership).scalar_subquery(),
-        select(func.max(Membership.created_at)).scalar_subquery())).one())
+        select(func.max(Membership.created_at)).scalar_subquery(),
+        # SQLite may give a removed last row's id to the next one: the time tells them apart
+        select(func.count(NeedDismissal.id)).scalar_subquery(),
+        select(func.sum(NeedDismissal.id)).scalar_subquery(),
+        select(func.max(NeedDismissal.created_at)).scalar_subquery())).one())
 
 
 def _key(need, k: int, experts_k: int, filters: dict, engine) -> tuple:

@@ -21,6 +21,8 @@ from ..pairings.eligibility import matchable_capabilities, matchable_needs
 class Suggestion:
     listing: object
     match: object
+    #: for a need suggested to an expert: the expert's capability it was found for (None: their bio)
+    via: object = None
 
     @property
     def score(self) -> float:
@@ -129,13 +131,22 @@ def needs_for_user(user, k: int = 10, published_since=None) -> tuple[list[Sugges
         texts = [user.expert_profile.bio]
     if not texts:
         return [], []
-    stmt = visible_listings(Need, user).with_only_columns(Need.id).where(matchable_needs(user))
+    from ..pairings.feedback import apply_dismissals
+    from ..pairings.models import NeedDismissal
+    stmt = visible_listings(Need, user).with_only_columns(Need.id).where(
+        matchable_needs(user),  # and never a need they marked "not for me"
+        Need.id.not_in(select(NeedDismissal.need_id).where(NeedDismissal.user_id == user.id)))
     if published_since is not None:
         stmt = stmt.where(Need.published_at > published_since)
     allowed = db.session.scalars(stmt).all()
     if not allowed:
         return [], texts
-    return _attach(Need, above_floor(engine.search("need", texts, k=k, allowed_ids=allowed))), texts
+    matches = apply_dismissals(user, engine.search("need", texts, k=k, allowed_ids=allowed), engine)
+    suggestions = _attach(Need, above_floor(matches))
+    for s in suggestions:  # which of their capabilities the need was found for ("interested" pairs it)
+        index = s.match.evidence.query_text_index if s.match.evidence is not None else None
+        s.via = caps[index] if index is not None and index < len(caps) else None
+    return suggestions, texts
 
 
 def similar_needs(text: str, user, exclude_id: int | None = None, k: int = 5) -> list[Suggestion]:

@@ -5,18 +5,22 @@ from flask import Blueprint, abort, flash, jsonify, redirect, render_template, r
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
+from sqlalchemy import or_, select
 
 from .. import matching_service as ms
 from . import alerts
 from . import cache as match_cache
+from ..core.access import MAX_ID, get_or_404
 from ..core.enums import CoopMode, HubCity, Industry, Language
 from ..core.errors import InvalidJson, error_response, request_json
 from ..core.pagecache import cached_page
-from ..core.transaction import commit, transaction
-from ..extensions import read_only_request
-from ..listings.models import Need
+from ..core.transaction import LostRace, commit, transaction
+from ..extensions import db, read_only_request
+from ..listings.models import Capability, Need
 from ..listings.views import load_listing
+from ..pairings import operations as pairing_ops
 from ..pairings.assignment import experts_at_capacity, paired_capability_ids
+from ..pairings.models import DismissReason, NeedDismissal, Pairing
 from .queries import floor_on, has_strong, needs_for_user, similar_needs
 
 bp = Blueprint("suggestions", __name__)
@@ -101,10 +105,91 @@ def ask_coordinators(listing_id: int):
 @bp.get("/suggestions")
 @login_required
 def for_me():
-    """Needs suggested for the signed-in expert, ranked from all of their published capabilities."""
+    """Needs suggested for the signed-in expert, ranked from all of their published capabilities; each may be
+    answered "interested" (a pairing) or "not for me" (never suggested again)."""
     suggestions, profile_texts = needs_for_user(current_user, k=20)
     return render_template("suggestions/for_me.html", suggestions=suggestions,
-                           profile_size=len(profile_texts), engine_on=ms.enabled())
+                           profile_size=len(profile_texts), engine_on=ms.enabled(),
+                           pairings=_my_pairings([s.listing.id for s in suggestions]),
+                           dismiss_reasons=DismissReason, dismissed=len(pairing_ops.dismissed_need_ids(current_user)))
+
+
+def _my_pairings(need_ids) -> dict[int, int]:
+    """Need id → the id of a pairing of the signed-in user's side with it (their capability or them in person)."""
+    if not need_ids:
+        return {}
+    side = [Capability.created_by_id == current_user.id]
+    if current_user.expert_profile is not None:
+        side.append(Pairing.expert_id == current_user.expert_profile.id)
+    rows = db.session.execute(select(Pairing.need_id, Pairing.id).outerjoin(Capability, Pairing.capability_id ==
+                                                                               Capability.id)
+                              .where(Pairing.need_id.in_(need_ids), or_(*side)).order_by(Pairing.id)).all()
+    return {need_id: pairing_id for need_id, pairing_id in rows}
+
+
+#: two clicks on "not for me" at one moment: the unique row (expert × need) stops the second
+DISMISS_RACE = LostRace(stale=_l("This need was already marked “not for me”."), category="info")
+
+
+def _own_capability(value) -> Capability | None:
+    """The capability an "interested" answer names: one of the signed-in user's own (else 400), or None."""
+    if value in (None, ""):
+        return None
+    cap = db.session.get(Capability, int(value)) if value.isdigit() and 0 < int(value) <= MAX_ID else None
+    mine = cap is not None and (cap.created_by_id == current_user.id or (
+        current_user.expert_profile is not None and cap.expert_id == current_user.expert_profile.id))
+    if not mine:
+        abort(400, _("That capability is not one of yours."))
+    return cap
+
+
+@bp.post("/suggestions/<int:listing_id>/interested")
+@login_required
+@transaction("suggestions.for_me", lost=LostRace(stale=_l("This pairing already exists."), category="info"))
+def interested(listing_id: int):
+    """The expert answers a suggested need "interested": a pairing from their side that the firm and the hub
+    city's coordinators see; the expert goes to it."""
+    need = load_listing(Need, listing_id)
+    pairing = pairing_ops.express_interest(need, current_user, capability=_own_capability(
+        request.form.get("capability_id")), message=request.form.get("message"))
+    commit()
+    flash(_("Your interest was sent: the enterprise answers next, and the hub city’s coordinators can see the "
+            "pairing."), "success")
+    return redirect(url_for("pairings.detail", pairing_id=pairing.id), code=303)
+
+
+@bp.post("/suggestions/<int:listing_id>/dismiss")
+@login_required
+@transaction("suggestions.for_me", lost=DISMISS_RACE)
+def dismiss(listing_id: int):
+    """The expert answers a suggested need "not for me" (reason and note optional): not suggested again."""
+    need = load_listing(Need, listing_id)
+    pairing_ops.dismiss_need(need, current_user, reason=request.form.get("reason") or None,
+                             note=request.form.get("note"))
+    commit()
+    flash(_("“%(title)s” will not be suggested to you again.", title=need.title), "success")
+    return redirect(url_for("suggestions.for_me"), code=303)
+
+
+@bp.get("/suggestions/dismissed")
+@login_required
+def dismissed():
+    """The needs the signed-in user marked "not for me", newest first, each of which may be suggested again."""
+    rows = db.session.scalars(select(NeedDismissal).where(NeedDismissal.user_id == current_user.id)
+                              .order_by(NeedDismissal.created_at.desc(), NeedDismissal.id.desc())).all()
+    return render_template("suggestions/dismissed.html", dismissals=rows, dismiss_reasons=DismissReason)
+
+
+@bp.post("/suggestions/<int:listing_id>/restore")
+@login_required
+@transaction("suggestions.dismissed")
+def restore(listing_id: int):
+    """Undo "not for me": the need may be suggested again."""
+    need = get_or_404(Need, listing_id)  # a need since withdrawn may still be taken off the list
+    pairing_ops.restore_need(need, current_user)
+    commit()
+    flash(_("“%(title)s” may be suggested to you again.", title=need.title), "success")
+    return redirect(url_for("suggestions.dismissed"), code=303)
 
 
 @bp.post("/assist/need")

@@ -224,6 +224,23 @@ CASES: list[Case] = [
     Case("suggestions.ask_coordinators", "POST", R(LOGIN, 404, 404, 404, 404, 404), {"listing_id": MISSING_ID},
          "missing"),
     Case("suggestions.for_me", "GET", SIGNED_IN_GET),
+    # acting on a suggested need: "interested" needs an expert (or a capability of one's own) and a need one
+    # may see; "not for me" any need one may see; taking one back only what one dismissed
+    Case("suggestions.interested", "POST", R(LOGIN, 403, 403, REDIR, 403, 403), {"listing_id": "@firm_public"},
+         "firm_public"),
+    Case("suggestions.interested", "POST", R(LOGIN, 403, 404, 404, 403, 403), {"listing_id": "@firm_coord"},
+         "firm_coord"),
+    Case("suggestions.interested", "POST", R(LOGIN, 404, 404, 404, 404, 404), {"listing_id": MISSING_ID},
+         "missing"),
+    Case("suggestions.dismiss", "POST", R(LOGIN, REDIR, REDIR, REDIR, REDIR, REDIR), {"listing_id": "@firm_public"},
+         "firm_public"),
+    Case("suggestions.dismiss", "POST", R(LOGIN, REDIR, 404, 404, REDIR, REDIR), {"listing_id": "@firm_coord"},
+         "firm_coord"),
+    Case("suggestions.dismiss", "POST", R(LOGIN, 404, 404, 404, 404, 404), {"listing_id": MISSING_ID}, "missing"),
+    Case("suggestions.dismissed", "GET", SIGNED_IN_GET),
+    Case("suggestions.restore", "POST", R(LOGIN, 404, 404, 404, 404, 404), {"listing_id": "@firm_public"},
+         "firm_public"),
+    Case("suggestions.restore", "POST", R(LOGIN, 404, 404, 404, 404, 404), {"listing_id": HUGE_ID}, "huge_id"),
     # the posting assistant takes JSON: a form body is a 400 for signed-in users
     Case("suggestions.assist_need", "POST", SIGNED_IN_POST_INVALID),
 
