@@ -6,6 +6,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 from sqlalchemy import or_, select
+from sqlalchemy.orm import selectinload
 
 from .. import matching_service as ms
 from . import alerts
@@ -176,7 +177,7 @@ def dismiss(listing_id: int):
 def dismissed():
     """The needs the signed-in user marked "not for me", newest first, each of which may be suggested again."""
     rows = db.session.scalars(select(NeedDismissal).where(NeedDismissal.user_id == current_user.id)
-                              .order_by(NeedDismissal.created_at.desc(), NeedDismissal.id.desc())).all()
+                              .options(selectinload(NeedDismissal.need)).order_by(NeedDismissal.created_at.desc(), NeedDismissal.id.desc())).all()
     return render_template("suggestions/dismissed.html", dismissals=rows, dismiss_reasons=DismissReason)
 
 
