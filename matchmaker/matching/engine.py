@@ -17,6 +17,7 @@ import numpy as np
 
 from .bilingual import dictionary, query_terms
 from .confidence import band, confidence, features
+from .evidence import shared_terms
 from .embedders import Embedder, load_embedder, segments_of
 from .index import DEFAULT_APPROX_THRESHOLD, IndexLoadError, IndexMissing, VectorIndex, read_meta
 from .lexical import LexicalIndex
@@ -384,14 +385,15 @@ class MatchEngine:
                 next_score = float(agg["score"][ranked[pos + 1]]) if pos + 1 < len(ranked) else score
                 cross = query_langs[bt] in ("zh", "en") and str(groups[j]) in ("zh", "en") \
                     and query_langs[bt] != str(groups[j])
-                conf = confidence(features(score, next_score, top_score, float(raw_cos[bt][j]), cross))
+                x = features(score, next_score, top_score, float(raw_cos[bt][j]), cross)
+                conf = confidence(x)
                 m = Match(doc_id=doc_id, score=score,
                           components={c: float(agg[c][j])
                                       for c in ("dense", "lexical", "calibration", "neighbours")},
                           lang=str(groups[j]),
                           raw={"cosine": float(raw_cos[bt][j]), "bm25": float(raw_lex[bt][j]),
                                "cross_language": float(cross)},
-                          confidence=conf, band=band(conf))
+                          confidence=conf, band=band(conf), features=x)
                 if evidence:
                     m.evidence = self._evidence(st, doc_id, query_texts, bt)
                 matches.append(m)
@@ -458,12 +460,9 @@ class MatchEngine:
             sim = float(sims[best])
         else:
             best, sim = (0, 0), 0.0
-        doc_terms, query = st.lexical.terms_of(doc_id), " ".join(query_texts)
-        terms = key_terms(query, doc_terms)
-        if self.params.translate:  # across languages: "无人机 → drone"
-            terms += dictionary().shared_translations(query, doc_terms,
-                                                      surface=surface_words(st.texts.get(doc_id, "")))
-        terms = terms[:10]
+        # content words only, and across languages the fitting senses: "无人机 → drone" (evidence.py)
+        terms = shared_terms(" ".join(query_texts), st.texts.get(doc_id, ""), dictionary(),
+                             translate=self.params.translate, doc_terms=st.lexical.terms_of(doc_id))
         return Evidence(query_sentence=qs[best[0]] if qs else "", doc_sentence=ds[best[1]] if ds else "",
                         sentence_similarity=round(sim, 4), shared_terms=terms, query_text_index=text_index)
 
