@@ -399,6 +399,36 @@ class MatchEngine:
                 matches.append(m)
         return matches
 
+    def explain(self, kind: str, query_text: str, doc_id: int, allowed_ids: Iterable[int] | None = None,
+                query_kind: str | None = None, query_vectors: np.ndarray | None = None) -> Match | None:
+        """The Match of one doc for one query text, ranked among ``allowed_ids`` as `search` ranks them (its
+        score, components, confidence and band are those it would have there), with its evidence: for a
+        pairing someone proposed by hand. A doc no retriever shortlists is scored on its own, its confidence
+        measured against the first result's score. None when the index does not hold the doc."""
+        st = self._kind(kind)
+        doc_id = int(doc_id)
+        if doc_id not in st.texts or not (query_text or "").strip():
+            return None
+        qv = query_vectors if query_vectors is not None else self.embedder.encode_queries([query_text])
+        pool = None if allowed_ids is None else {int(i) for i in allowed_ids} | {doc_id}
+        ranked = self.search(kind, [query_text], k=len(st.texts), allowed_ids=pool, evidence=False,
+                             query_vectors=qv, query_kind=query_kind)
+        match = next((m for m in ranked if m.doc_id == doc_id), None)
+        if match is None:
+            alone = self.search(kind, [query_text], k=1, allowed_ids=[doc_id], evidence=False,
+                                query_vectors=qv, query_kind=query_kind)
+            if not alone:
+                return None
+            match = alone[0]
+            top = ranked[0].score if ranked else match.score
+            match.features = features(match.score, match.score, max(top, match.score), match.raw["cosine"],
+                                      bool(match.raw["cross_language"]))
+            match.confidence = confidence(match.features)
+            match.band = band(match.confidence)
+        with self._lock:
+            match.evidence = self._evidence(st, doc_id, [query_text], 0)
+        return match
+
     def _candidates(self, st: _Kind, qv: np.ndarray, lex: list[np.ndarray], allowed: set[int] | None,
                     p: RankParams) -> np.ndarray:
         """Union of the dense and the lexical shortlists of every query text."""
