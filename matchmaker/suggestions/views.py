@@ -7,7 +7,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 
 from .. import matching_service as ms
-from . import alerts
+from . import alerts, evidence
 from . import cache as match_cache
 from ..core.enums import CoopMode, HubCity, Industry, Language
 from ..core.errors import InvalidJson, error_response, request_json
@@ -27,6 +27,17 @@ BAND_LABELS = {"strong": _l("Strong match"), "possible": _l("Might be related"),
 @bp.app_template_filter("band_label")
 def band_label(band):
     return BAND_LABELS.get(band, band)
+
+
+@bp.app_template_filter("match_reasons")
+def match_reasons(match, source_lang=None):
+    """What speaks for a match, in plain words with the numbers for tooltips (``suggestions.evidence``)."""
+    return evidence.reasons(match, source_lang)
+
+
+@bp.app_template_filter("match_numbers")
+def match_numbers(match):
+    return evidence.numbers(match)
 
 
 def no_match_context(need, capabilities) -> dict:
