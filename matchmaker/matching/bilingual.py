@@ -21,6 +21,7 @@ from .text import _HAN_RUN, _TOKEN, EVIDENCE_STOP_ZH, content_word, normalise, s
 MAX_WORD = 8            # longest Chinese headword looked up
 MAX_SENSE_TOKENS = 3    # an English sense longer than this is a description, not a translation
 MAX_ZH_PER_TERM = 6     # Chinese headwords an English term or phrase expands to, at most
+CACHE_SIZE = 4096       # parsed senses / doc readings kept for evidence (cleared when full)
 FIT_SECTION = 3         # evidence: a sense listed in a later "/" section of its entry is a rare reading; it fits
                         # only when the English word's own entry names the headword ("满足 → content" does not)
 
@@ -37,8 +38,11 @@ class Dictionary:
 
     def __init__(self, lines) -> None:
         self.zh_en: dict[str, tuple[str, ...]] = {}
-        # headword -> its senses in entry order, each (BM25 terms, "/" section number): for evidence only
-        self.zh_senses: dict[str, tuple[tuple[tuple[str, ...], int], ...]] = {}
+        # headword -> its senses in entry order as one compact string (sections "/", senses ";", terms " "),
+        # for evidence only (``senses``); tuples would cost ~20 MB more per process
+        self._senses: dict[str, str] = {}
+        self._parsed: dict[str, list[tuple[tuple[str, ...], int]]] = {}     # senses() of recent headwords
+        self._readings_cache: dict[str, dict] = {}                          # _readings() of recent docs
         en_zh: dict[tuple[str, ...], list[str]] = {}
         for line in lines:
             if line.startswith("#") or "/" not in line:
@@ -51,9 +55,9 @@ class Dictionary:
             if len(simplified) < 2 or not _HAN_RUN.fullmatch(simplified):
                 continue  # single characters are too ambiguous to translate
             terms: list[str] = list(self.zh_en.get(simplified, ()))
-            senses = list(self.zh_senses.get(simplified, ()))
-            first = senses[-1][1] + 1 if senses else 0   # a second entry's senses come after the first's
-            for section, sense in enumerate(rest.strip().strip("/").split("/"), start=first):
+            sections: list[str] = [self._senses[simplified]] if simplified in self._senses else []
+            for sense in rest.strip().strip("/").split("/"):
+                pieces: list[str] = []
                 for piece in sense.split(";"):
                     piece = normalise(piece).strip()
                     if not piece or _SKIP_SENSE.match(piece):
@@ -62,13 +66,14 @@ class Dictionary:
                     if not toks or len(toks) > MAX_SENSE_TOKENS:
                         continue
                     terms.extend(t for t in toks if t not in terms)
-                    senses.append((tuple(toks), section))
+                    pieces.append(" ".join(toks))
                     heads = en_zh.setdefault(tuple(toks), [])
                     if simplified not in heads:
                         heads.append(simplified)
+                sections.append(";".join(pieces))   # an empty section keeps the numbering of the entry
             if terms:
                 self.zh_en[simplified] = tuple(terms)
-                self.zh_senses[simplified] = tuple(senses)
+                self._senses[simplified] = "/".join(sections)
         # shortest headwords first: the plain translation before compounds that merely contain the word
         self.en_zh = {k: tuple(sorted(v, key=len)[:MAX_ZH_PER_TERM]) for k, v in en_zh.items()}
 
@@ -98,7 +103,7 @@ class Dictionary:
         sense of the entry that occurs wins. Function words and fillers never show (text.EVIDENCE_STOP_*).
         With ``doc_text``, a sense of several words must occur there as a phrase ("open up", not "open … up")."""
         surface = surface or {}
-        phrases = _ngrams(doc_text) if doc_text is not None else None
+        phrases = _Phrases(doc_text) if doc_text is not None else None
         han_runs, words = _split(query)
         found: list[str] = []
         for tok in han_runs:
@@ -119,7 +124,7 @@ class Dictionary:
         own = surface_words(query)   # the query's English words as written ("analysis", not "analysi")
         # English query word -> the doc's Chinese word: from the dictionary words the doc contains, whose
         # senses name the English phrase (en_zh keeps only a few headwords per term, for the ranking)
-        readings = self._readings(doc_text) if doc_text is not None else None
+        readings = self._readings(doc_text) if doc_text is not None and any(map(content_word, words)) else None
         for n in range(MAX_SENSE_TOKENS, 0, -1):
             for i in range(len(words) - n + 1):
                 span = set(range(i, i + n))
@@ -139,7 +144,10 @@ class Dictionary:
 
     def _readings(self, text: str) -> dict[tuple[str, ...], tuple[int, int, str]]:
         """English sense -> (section, length, headword) of the earliest-listed reading among the dictionary
-        words found in ``text``'s Chinese (fillers left out)."""
+        words found in ``text``'s Chinese (fillers left out). Kept per doc text: a page shows a doc again."""
+        cached = self._readings_cache.get(text)
+        if cached is not None:
+            return cached
         out: dict[tuple[str, ...], tuple[int, int, str]] = {}
         for run in _HAN_RUN.findall(normalise(text)):
             for i in range(len(run) - 1):
@@ -147,15 +155,31 @@ class Dictionary:
                     head = run[i:j]
                     if head in EVIDENCE_STOP_ZH:
                         continue
-                    for toks, section in self.zh_senses.get(head, ()):
+                    for toks, section in self.senses(head):
                         key = (section, len(head), head)
                         if key < out.get(toks, (FIT_SECTION, 0, "")):
                             out[toks] = key
+        if len(self._readings_cache) >= CACHE_SIZE:
+            self._readings_cache.clear()
+        self._readings_cache[text] = out
         return out
 
     def _section_of(self, head: str, sense: tuple[str, ...]) -> int:
         """The "/" section of ``head``'s entry where ``sense`` is listed (a large number when it is not)."""
-        return min((sec for toks, sec in self.zh_senses.get(head, ()) if toks == sense), default=1 << 20)
+        return min((sec for toks, sec in self.senses(head) if toks == sense), default=1 << 20)
+
+    def senses(self, head: str) -> list[tuple[tuple[str, ...], int]]:
+        """``head``'s English senses in entry order: (BM25 terms, "/" section of the entry it is listed in);
+        a headword with several entries numbers the later entries' sections after the first's."""
+        parsed = self._parsed.get(head)
+        if parsed is None:
+            parsed = [(tuple(piece.split(" ")), section)
+                      for section, text in enumerate(self._senses.get(head, "").split("/")) if text
+                      for piece in text.split(";")]
+            if len(self._parsed) >= CACHE_SIZE:
+                self._parsed.clear()
+            self._parsed[head] = parsed
+        return parsed
 
     def fitting_sense(self, head: str, other_terms: set[str],
                       phrases: set[tuple[str, ...]] | None = None) -> tuple[str, ...] | None:
@@ -165,12 +189,13 @@ class Dictionary:
         fits only when that word's own entry names a word inside ``head`` ("复合材料 → composite": composite
         is 复合). Senses of function words only ("up", "use") never fit. ``phrases``: the other text's runs
         of consecutive words (``_ngrams``), where a sense of several words must occur."""
+        if not any(_occurring(t, other_terms) for t in self.zh_en.get(head, ())):
+            return None   # the common case: no word of any sense occurs
         partial: tuple[str, ...] | None = None
-        for toks, section in self.zh_senses.get(head, ()):
-            content = [t for t in toks if content_word(t)]
-            if not content:
-                continue
+        for toks, section in self.senses(head):
             found = [_occurring(t, other_terms) for t in toks]
+            if not any(found) or not any(content_word(t) for t in toks):
+                continue
             if all(found) and (phrases is None or len(toks) == 1 or tuple(found) in phrases):
                 if section < FIT_SECTION or head in self.en_zh.get(toks, ()):
                     return tuple(found)
@@ -180,6 +205,18 @@ class Dictionary:
                         partial = (term,)
                         break
         return partial
+
+
+class _Phrases:
+    """``_ngrams`` of a text, worked out on the first membership test (most docs never need them)."""
+
+    def __init__(self, text: str) -> None:
+        self.text, self._set = text, None
+
+    def __contains__(self, phrase) -> bool:
+        if self._set is None:
+            self._set = _ngrams(self.text)
+        return phrase in self._set
 
 
 def _ngrams(text: str) -> set[tuple[str, ...]]:
