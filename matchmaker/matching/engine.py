@@ -7,6 +7,7 @@ gunicorn worker pick up an index another process saved.
 """
 from __future__ import annotations
 
+import copy
 import pickle
 import threading
 from dataclasses import dataclass
@@ -400,20 +401,22 @@ class MatchEngine:
         return matches
 
     def explain(self, kind: str, query_text: str, doc_id: int, allowed_ids: Iterable[int] | None = None,
-                query_kind: str | None = None, query_vectors: np.ndarray | None = None) -> Match | None:
+                query_kind: str | None = None, query_vectors: np.ndarray | None = None,
+                ranked: list[Match] | None = None) -> Match | None:
         """The Match of one doc for one query text, ranked among ``allowed_ids`` as `search` ranks them (its
         score, components, confidence and band are those it would have there), with its evidence: for a
         pairing someone proposed by hand. A doc no retriever shortlists is scored on its own, its confidence
-        measured against the first result's score. None when the index does not hold the doc."""
+        measured against the first result's score. None when the index does not hold the doc.
+        ``ranked``: the pool's ranking (``ranking``) when the caller explains several docs of one query."""
         st = self._kind(kind)
         doc_id = int(doc_id)
         if doc_id not in st.texts or not (query_text or "").strip():
             return None
         qv = query_vectors if query_vectors is not None else self.embedder.encode_queries([query_text])
-        pool = None if allowed_ids is None else {int(i) for i in allowed_ids} | {doc_id}
-        ranked = self.search(kind, [query_text], k=len(st.texts), allowed_ids=pool, evidence=False,
-                             query_vectors=qv, query_kind=query_kind)
-        match = next((m for m in ranked if m.doc_id == doc_id), None)
+        if ranked is None:
+            pool = None if allowed_ids is None else {int(i) for i in allowed_ids} | {doc_id}
+            ranked = self.ranking(kind, query_text, pool, query_kind, qv)
+        match = next((copy.copy(m) for m in ranked if m.doc_id == doc_id), None)
         if match is None:
             alone = self.search(kind, [query_text], k=1, allowed_ids=[doc_id], evidence=False,
                                 query_vectors=qv, query_kind=query_kind)
@@ -428,6 +431,12 @@ class MatchEngine:
         with self._lock:
             match.evidence = self._evidence(st, doc_id, [query_text], 0)
         return match
+
+    def ranking(self, kind: str, query_text: str, allowed_ids: Iterable[int] | None = None,
+                query_kind: str | None = None, query_vectors: np.ndarray | None = None) -> list[Match]:
+        """Every candidate `search` ranks for one query text, without evidence (``explain``'s material)."""
+        return self.search(kind, [query_text], k=len(self._kind(kind).texts), allowed_ids=allowed_ids,
+                           evidence=False, query_vectors=query_vectors, query_kind=query_kind)
 
     def _candidates(self, st: _Kind, qv: np.ndarray, lex: list[np.ndarray], allowed: set[int] | None,
                     p: RankParams) -> np.ndarray:

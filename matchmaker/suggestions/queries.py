@@ -94,12 +94,16 @@ def match_for_pair(need, capability):
     if engine is None or capability is None:
         return None
     text = need.matching_text()
-    # several proposals for one need in one request (bulk assignment) encode its text once
-    vectors = g.setdefault("need_query_vectors", {})
-    if text not in vectors:
-        vectors[text] = engine.embedder.encode_queries([text])
+    # several proposals for one need in one request (bulk assignment) encode and rank its text once
+    memo = g.setdefault("need_rankings", {})
+    if text not in memo:
+        vectors = engine.embedder.encode_queries([text])
+        memo[text] = (vectors, engine.ranking("capability", text, _capability_pool(need), query_vectors=vectors))
+    vectors, ranked = memo[text]
+    if all(m.doc_id != capability.id for m in ranked):
+        ranked = None   # not in the pool (another hub city's filter …): explain ranks it among the pool itself
     match = engine.explain("capability", text, capability.id, allowed_ids=_capability_pool(need),
-                           query_vectors=vectors[text])
+                           query_vectors=vectors, ranked=ranked)
     if match is None:
         return None
     from ..pairings.feedback import apply_feedback

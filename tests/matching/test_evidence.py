@@ -85,3 +85,19 @@ def test_the_engines_evidence_shows_only_readable_terms(default_embedder):
     got = {m.doc_id: m.evidence.shared_terms for m in eng.search("capability", [NEED], k=2)}
     assert not NOISE & (set(got[1]) | set(got[2])), got
     assert "开发 → develop" in got[1] and "焊缝" in got[2], got
+
+
+@pytest.mark.slow
+def test_explain_gives_a_docs_match_as_search_ranks_it(default_embedder):
+    """Does `explain` (for a pairing proposed by hand) give one doc's Match with the score, confidence and band
+    `search` gives it among the same pool, with its evidence, and None for a doc the index does not hold?"""
+    eng = MatchEngine(None, embedder=default_embedder)
+    eng.rebuild("capability", [Doc(1, "Low-temperature lithium batteries", EN_DOC), Doc(2, "低温锂电池", ZH_DOC),
+                               Doc(3, "印染废水", "课题组开发了高级氧化耦合生物处理技术，可高效脱色。")])
+    ranked = {m.doc_id: m for m in eng.search("capability", [NEED], k=3, evidence=False)}
+    for doc_id in (1, 3):
+        got = eng.explain("capability", NEED, doc_id)
+        assert got.score == pytest.approx(ranked[doc_id].score, abs=1e-5)
+        assert got.confidence == pytest.approx(ranked[doc_id].confidence) and got.band == ranked[doc_id].band
+        assert got.evidence is not None and got.evidence.doc_sentence
+    assert eng.explain("capability", NEED, 99) is None
