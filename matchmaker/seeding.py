@@ -283,7 +283,7 @@ def seed_demo_activity() -> dict:
         for need, cap in pairs:
             try:
                 with db.session.begin_nested():
-                    _advance_pairing(pairing_ops, pairing_ops.propose_pairing(need, cap, by=coordinator),
+                    _advance_pairing(pairing_ops, pairing_ops.propose_pairing(need, cap, by=coordinator, snapshot=False),
                                      stage, coordinator, firm, cap)
             except WorkflowError:
                 continue  # not pairable (same people, capacity, …): try the next pair

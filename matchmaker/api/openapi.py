@@ -108,7 +108,10 @@ def build_document() -> dict:
                                                 "disabled. Each item has a calibrated `confidence` and its "
                                                 "`band` (strong, possible); results below the confidence floor "
                                                 "are never returned. `state: no_strong_match` when no item is "
-                                                "strong (no good match yet)"),
+                                                "strong (no good match yet). `reasons` names what speaks for "
+                                                "the match in plain words (same meaning, shared terms, "
+                                                "cross-language, similar results, feedback) as the pages do; "
+                                                "`evidence.shared_terms` holds content words only"),
                        [ID, _param("k", {"type": "integer", "minimum": 1, "maximum": s.MAX_MATCHES, "default": 10}),
                         _param("hub_city", s.enum(HubCity)), _param("coop_mode", s.enum(CoopMode)),
                         _param("field", s.enum(Industry)), _param("language", s.enum(Language))],

@@ -23,6 +23,7 @@ from ..core.enums import CapabilityKind, CoopMode, HubCity, Industry, Language, 
 from ..listings.forms import CapabilityForm, NeedForm
 from ..matching.confidence import BANDS
 from ..pairings.models import ContractType, DeclineReason, PairingSide, PairingState
+from ..suggestions.evidence import REASON_KEYS
 
 MAX_PER_PAGE = 100
 DEFAULT_PER_PAGE = 20
@@ -131,6 +132,9 @@ MATCH = obj({
               description="strong: a match; possible: might be related; weak (below the confidence floor) is "
                           "never returned while the floor is on, as it is by default"),
     "components": {"type": "object", "additionalProperties": S("number")},
+    "reasons": {"type": "array", "description": "What speaks for the match in plain words, as the pages show it "
+                "(the language of the request), with the component's number",
+                "items": obj({"key": S("string", enum=list(REASON_KEYS)), "label": STR, "value": S("number")})},
     "evidence": nullable({"type": "object", "properties": {
         "query_sentence": STR, "doc_sentence": STR, "sentence_similarity": S("number"),
         "shared_terms": {"type": "array", "items": STR}, "query_text_index": INT}}),

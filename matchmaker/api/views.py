@@ -348,6 +348,7 @@ for _slug, _kind in KINDS.items():
 def need_matches(listing_id: int):
     """Ranked capabilities for a need the caller may see (``suggestions.queries.capabilities_for_need``)."""
     from .. import matching_service as ms
+    from ..suggestions.evidence import reasons as match_reasons
     from ..suggestions.queries import capabilities_for_need, has_strong
 
     need = load_listing(Need, listing_id)
@@ -363,6 +364,8 @@ def need_matches(listing_id: int):
         items.append({"capability": dump_listing(s.listing, current_user), "score": float(m.score),
                       "confidence": float(s.confidence), "band": s.band,
                       "components": {str(a): float(b) for a, b in (m.components or {}).items()},
+                      "reasons": [{k: r[k] for k in ("key", "label", "value")}
+                                  for r in match_reasons(m, need.language)],
                       "evidence": _evidence(m.evidence)})
     state = "strong_match" if has_strong(suggestions) else "no_strong_match"
     return jsonify({"need_id": need.id, "matching": "on", "state": state, "items": items})

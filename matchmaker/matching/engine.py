@@ -7,6 +7,7 @@ gunicorn worker pick up an index another process saved.
 """
 from __future__ import annotations
 
+import copy
 import pickle
 import threading
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ import numpy as np
 
 from .bilingual import dictionary, query_terms
 from .confidence import band, confidence, features
+from .evidence import shared_terms
 from .embedders import Embedder, load_embedder, segments_of
 from .index import DEFAULT_APPROX_THRESHOLD, IndexLoadError, IndexMissing, VectorIndex, read_meta
 from .lexical import LexicalIndex
@@ -384,18 +386,57 @@ class MatchEngine:
                 next_score = float(agg["score"][ranked[pos + 1]]) if pos + 1 < len(ranked) else score
                 cross = query_langs[bt] in ("zh", "en") and str(groups[j]) in ("zh", "en") \
                     and query_langs[bt] != str(groups[j])
-                conf = confidence(features(score, next_score, top_score, float(raw_cos[bt][j]), cross))
+                x = features(score, next_score, top_score, float(raw_cos[bt][j]), cross)
+                conf = confidence(x)
                 m = Match(doc_id=doc_id, score=score,
                           components={c: float(agg[c][j])
                                       for c in ("dense", "lexical", "calibration", "neighbours")},
                           lang=str(groups[j]),
                           raw={"cosine": float(raw_cos[bt][j]), "bm25": float(raw_lex[bt][j]),
                                "cross_language": float(cross)},
-                          confidence=conf, band=band(conf))
+                          confidence=conf, band=band(conf), features=x)
                 if evidence:
                     m.evidence = self._evidence(st, doc_id, query_texts, bt)
                 matches.append(m)
         return matches
+
+    def explain(self, kind: str, query_text: str, doc_id: int, allowed_ids: Iterable[int] | None = None,
+                query_kind: str | None = None, query_vectors: np.ndarray | None = None,
+                ranked: list[Match] | None = None) -> Match | None:
+        """The Match of one doc for one query text, ranked among ``allowed_ids`` as `search` ranks them (its
+        score, components, confidence and band are those it would have there), with its evidence: for a
+        pairing someone proposed by hand. A doc no retriever shortlists is scored on its own, its confidence
+        measured against the first result's score. None when the index does not hold the doc.
+        ``ranked``: the pool's ranking (``ranking``) when the caller explains several docs of one query."""
+        st = self._kind(kind)
+        doc_id = int(doc_id)
+        if doc_id not in st.texts or not (query_text or "").strip():
+            return None
+        qv = query_vectors if query_vectors is not None else self.embedder.encode_queries([query_text])
+        if ranked is None:
+            pool = None if allowed_ids is None else {int(i) for i in allowed_ids} | {doc_id}
+            ranked = self.ranking(kind, query_text, pool, query_kind, qv)
+        match = next((copy.copy(m) for m in ranked if m.doc_id == doc_id), None)
+        if match is None:
+            alone = self.search(kind, [query_text], k=1, allowed_ids=[doc_id], evidence=False,
+                                query_vectors=qv, query_kind=query_kind)
+            if not alone:
+                return None
+            match = alone[0]
+            top = ranked[0].score if ranked else match.score
+            match.features = features(match.score, match.score, max(top, match.score), match.raw["cosine"],
+                                      bool(match.raw["cross_language"]))
+            match.confidence = confidence(match.features)
+            match.band = band(match.confidence)
+        with self._lock:
+            match.evidence = self._evidence(st, doc_id, [query_text], 0)
+        return match
+
+    def ranking(self, kind: str, query_text: str, allowed_ids: Iterable[int] | None = None,
+                query_kind: str | None = None, query_vectors: np.ndarray | None = None) -> list[Match]:
+        """Every candidate `search` ranks for one query text, without evidence (``explain``'s material)."""
+        return self.search(kind, [query_text], k=len(self._kind(kind).texts), allowed_ids=allowed_ids,
+                           evidence=False, query_vectors=query_vectors, query_kind=query_kind)
 
     def _candidates(self, st: _Kind, qv: np.ndarray, lex: list[np.ndarray], allowed: set[int] | None,
                     p: RankParams) -> np.ndarray:
@@ -458,12 +499,9 @@ class MatchEngine:
             sim = float(sims[best])
         else:
             best, sim = (0, 0), 0.0
-        doc_terms, query = st.lexical.terms_of(doc_id), " ".join(query_texts)
-        terms = key_terms(query, doc_terms)
-        if self.params.translate:  # across languages: "无人机 → drone"
-            terms += dictionary().shared_translations(query, doc_terms,
-                                                      surface=surface_words(st.texts.get(doc_id, "")))
-        terms = terms[:10]
+        # content words only, and across languages the fitting senses: "无人机 → drone" (evidence.py)
+        terms = shared_terms(" ".join(query_texts), st.texts.get(doc_id, ""), dictionary(),
+                             translate=self.params.translate, doc_terms=st.lexical.terms_of(doc_id))
         return Evidence(query_sentence=qs[best[0]] if qs else "", doc_sentence=ds[best[1]] if ds else "",
                         sentence_similarity=round(sim, 4), shared_terms=terms, query_text_index=text_index)
 

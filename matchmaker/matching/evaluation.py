@@ -304,17 +304,15 @@ def confidence_rows(data: BeirData, embedder: Embedder, params: RankParams | Non
     `bench calibrate` fits the confidence model on. Answerless queries count (all their results are
     irrelevant): they are what teaches the model to stay quiet. Keys: X, relevant, query (its number),
     rank, answerable."""
-    from .confidence import FEATURES, features
+    from .confidence import FEATURES
     engine = build_engine(data, embedder, params)
     qids = [q for q, texts in data.queries.items() if texts][:max_queries]
     rows: dict[str, list] = {"X": [], "relevant": [], "query": [], "rank": [], "answerable": []}
     for n, qid in enumerate(qids):
-        matches = engine.search("capability", data.queries[qid], k=top + 1, evidence=False)
+        matches = engine.search("capability", data.queries[qid], k=top, evidence=False)
         rel = data.qrels.get(qid, {})
-        for i, m in enumerate(matches[:top]):
-            nxt = matches[i + 1].score if i + 1 < len(matches) else m.score
-            rows["X"].append(features(m.score, nxt, matches[0].score, m.raw["cosine"],
-                                      bool(m.raw["cross_language"])))
+        for i, m in enumerate(matches):
+            rows["X"].append(m.features)   # the engine's own inputs to the confidence it gave the match
             rows["relevant"].append(rel.get(data.doc_ids[m.doc_id], 0) > 0)
             rows["query"].append(n)
             rows["rank"].append(i)

@@ -66,6 +66,7 @@ class Match:
     evidence: Evidence | None = None
     confidence: float = 0.0   # estimated probability that the candidate is relevant (confidence.py)
     band: str = "weak"        # strong | possible | weak (below the floor)
+    features: list[float] = field(default_factory=list)  # the confidence model's inputs (confidence.FEATURES)
 
     def to_dict(self) -> dict:
         d = asdict(self)

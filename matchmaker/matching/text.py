@@ -16,6 +16,26 @@ EN_STOP = frozenset(
     "might must do does did have has had than then so such into over under about also which who whom what "
     "when where how why all any each more most other some only very just".split())
 
+# Evidence only (the ranking's BM25 keeps EN_STOP): words that carry no topic, so a person reading "shared
+# terms" sees what the two texts are about. Particles and prepositions, light verbs, units, generic fillers.
+EVIDENCE_STOP_EN = EN_STOP | frozenset(
+    "up down out off via per within without upon onto across along among around through throughout "
+    "there here both either neither one two three first second etc ie eg vs use used using uses usage based "
+    "make makes made get gets take takes give gives provide provides provided including include includes "
+    "well good new high low large small many much few less least one's via able also thus hence however "
+    "mm cm km nm um kg mg mpa kpa pa kw mw kwh wh mah hz khz ghz db ppm ppb rpm min max".split())
+# Chinese function words and fillers of every listing ("采用", "通过", "技术"); single characters are never terms
+EVIDENCE_STOP_ZH = frozenset(
+    "采用 通过 提供 完成 已完成 用于 适用于 以上 以下 以内 左右 要求 现有 基于 实现 达到 利用 超过 低于 高于 "
+    "不低于 不高于 不超过 保持 已在 结合 兼顾 进行 开展 可以 可在 能够 我们 具有 目前 需要 希望 主要 相关 "
+    "方面 一种 一个 以及 并且 或者 对于 由于 因此 其中 等等 已经 以便 之间 之后 之前 同时 包括 形成 没有 "
+    "不能 无法 难以 问题 情况 技术 公司 企业 团队 我司 本公司 课题组 项目 这些 这种 那些 如何 为了 根据 "
+    "作为 以及 此外 另外 其他 其它 所有 每个 各种 多种 大量 较高 较低 提高 提升 降低 增加 减少 解决 "
+    "方案 方法 服务 支持 应用 条件 工作 影响 不足 实际 现场 一定 部分 降至 个月 给出 拥有 面向 针对 不同 满足 "
+    "适用 具备 相比 确保 保证 能否 是否 可能 进一步 以后 以来 左右".split())
+# a Han span that begins or ends with one of these is a fragment ("下的", "测与"), not a word
+_ZH_EDGE = frozenset("的与和及在下了是对为或等中上并而其把被将从以于由向比之也又就都所余约")
+
 
 def normalise(text: str) -> str:
     return unicodedata.normalize("NFKC", text or "").lower()
@@ -95,6 +115,13 @@ def key_terms(query: str, doc_terms: set[str]) -> list[str]:
             found.append(tok)
     seen: set[str] = set()
     return [t for t in sorted(found, key=len, reverse=True) if not (t in seen or seen.add(t))]
+
+
+def content_word(term: str) -> bool:
+    """Whether a Latin/digit term may show as evidence: not a bare number ("30", "0.5"), not a unit or a
+    word without topic ("up", "via", "mm")."""
+    return len(term) > 1 and any(ch.isalpha() for ch in term) and term not in EVIDENCE_STOP_EN \
+        and _term(term) not in EVIDENCE_STOP_EN
 
 
 def split_sentences(text: str, limit: int = 60) -> list[str]:

@@ -190,10 +190,12 @@ def check_pairable(need, capability=None, expert=None) -> None:
 
 
 def propose_pairing(need, capability=None, expert=None, *, by, origin: str | None = None,
-                    score: float | None = None, evidence: dict | None = None, comment: str | None = None) -> Pairing:
+                    score: float | None = None, evidence: dict | None = None, comment: str | None = None,
+                    snapshot: bool = True) -> Pairing:
     """A coordinator, the firm (need side) or the expert (capability side) proposes a pairing.
 
-    The proposer's own side counts as interested; the other side is notified.
+    The proposer's own side counts as interested; the other side is notified. Without ``evidence``, the
+    engine's match of the two is kept as it (``snapshot``; the demo seed, run before the index, skips it).
     """
     if expert is None and capability is not None:
         expert = capability.expert
@@ -216,6 +218,14 @@ def propose_pairing(need, capability=None, expert=None, *, by, origin: str | Non
     check_pairable(need, capability, expert)
     if expert is not None and expert.user_id != by.id:  # the expert may take on more; nobody else for them
         _check_capacity(expert)
+    if snapshot and evidence is None and capability is not None:
+        # the judging coordinator sees why the engine would (or would not) pair them, also for a pairing a
+        # firm or an expert proposed by hand: the engine's snapshot, taken now
+        from ..suggestions.queries import match_for_pair
+        match = match_for_pair(need, capability)
+        if match is not None:
+            evidence = match_to_json(match)
+            score = float(match.score) if score is None else score
     pairing = Pairing(need=need, need_id=need.id, capability=capability,
                       capability_id=getattr(capability, "id", None), expert=expert,
                       expert_id=getattr(expert, "id", None), state=P.PROPOSED, origin=origin,
@@ -339,7 +349,8 @@ def dismissed_need_ids(user) -> set[int]:
 
 
 def match_to_json(match) -> dict:
-    """A JSON-safe snapshot of an engine Match (score, components, evidence)."""
+    """A JSON-safe snapshot of an engine Match (score, components, confidence and band, language, evidence):
+    what the pairing pages show as "why this pairing"."""
     def clean(v):
         if isinstance(v, dict):
             return {str(k): clean(x) for k, x in v.items()}
@@ -353,6 +364,10 @@ def match_to_json(match) -> dict:
             return str(v)
     ev = getattr(match, "evidence", None)
     return {"score": clean(getattr(match, "score", None)),
+            "confidence": clean(getattr(match, "confidence", None)),
+            "band": clean(getattr(match, "band", None)),
+            "lang": clean(getattr(match, "lang", None)),
+            "raw": clean(getattr(match, "raw", {}) or {}),
             "components": clean(getattr(match, "components", {}) or {}),
             "evidence": clean(ev.to_dict() if hasattr(ev, "to_dict") else ev),
             "feedback_notes": [str(n) for n in getattr(match, "feedback_notes", None) or []]}

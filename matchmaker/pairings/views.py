@@ -85,9 +85,25 @@ def detail(pairing_id: int):
         User.id.in_({e.actor_id for e in history if e.actor_id})))} if history else {}
     sides = [s for s in pairing.sides_of(current_user) if pairing.can_respond(current_user, s)]
     return render_template("pairings/detail.html", p=pairing, history=history, actors=actors,
+                           match_view=_match_view(pairing),
                            respond_sides=sides, P=P, PairingSide=PairingSide, DeclineReason=DeclineReason,
                            ContractType=ContractType,
                            outcome_states=ops.TRANSITIONS.get(pairing.state, set()) & set(ops.OUTCOME_STATES))
+
+
+def _match_view(pairing) -> dict | None:
+    """What the page shows as "why this pairing": the engine's snapshot taken at the proposal, or, for a
+    pairing that has none with a confidence (proposed before it existed), the engine's match computed now
+    (not stored: a page view writes nothing)."""
+    snapshot = pairing.match_evidence
+    if snapshot and snapshot.get("band"):
+        return snapshot
+    if pairing.capability is not None:
+        from ..suggestions.queries import match_for_pair
+        match = match_for_pair(pairing.need, pairing.capability)
+        if match is not None:
+            return ops.match_to_json(match)
+    return snapshot or ({"score": pairing.match_score} if pairing.match_score is not None else None)
 
 
 @bp.post("/pairings/<int:pairing_id>/respond")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from flask import current_app
+from flask import current_app, g
 from sqlalchemy import or_, select
 from sqlalchemy.orm import selectinload
 
@@ -78,6 +78,43 @@ def capabilities_for_need(need, k: int = 10, hub_city: str | None = None, coop_m
     engine = get_engine()
     if engine is None:
         return []
+    allowed = _capability_pool(need, hub_city, coop_mode, field_code, language)
+    if not allowed:
+        return []
+    matches = engine.search("capability", [need.matching_text()], k=k, allowed_ids=allowed, evidence=evidence)
+    from ..pairings.feedback import apply_feedback  # declines and contracts adjust the ranking, visibly
+    matches = apply_feedback(need, matches, engine)
+    return _attach(Capability, above_floor(matches))
+
+
+def match_for_pair(need, capability):
+    """The engine's Match (score, components, confidence, band, evidence) of ``capability`` for ``need``,
+    ranked among the capabilities the match page would rank for the need, with the feedback adjustment; for
+    a pairing proposed by hand (a firm's, an expert's) or one whose snapshot predates the confidence. None when
+    matching is off or the index does not hold the capability."""
+    engine = get_engine()
+    if engine is None or capability is None:
+        return None
+    text = need.matching_text()
+    # several proposals for one need in one request (bulk assignment) encode and rank its text once
+    memo = g.setdefault("need_rankings", {})
+    if text not in memo:
+        vectors = engine.embedder.encode_queries([text])
+        memo[text] = (vectors, engine.ranking("capability", text, _capability_pool(need), query_vectors=vectors))
+    vectors, ranked = memo[text]
+    if all(m.doc_id != capability.id for m in ranked):
+        ranked = None   # not in the pool (another hub city's filter …): explain ranks it among the pool itself
+    match = engine.explain("capability", text, capability.id, allowed_ids=_capability_pool(need),
+                           query_vectors=vectors, ranked=ranked)
+    if match is None:
+        return None
+    from ..pairings.feedback import apply_feedback
+    return apply_feedback(need, [match], engine)[0]
+
+
+def _capability_pool(need, hub_city=None, coop_mode=None, field_code=None, language=None) -> list[int]:
+    """Ids of the published capabilities the pairing rules allow for ``need``, filtered by the page's facets."""
+    from ..listings.models import Capability
     stmt = select(Capability.id).where(Capability.status == ListingStatus.PUBLISHED,
                                         Capability.deleted_at.is_(None), matchable_capabilities(need))
     if hub_city:
@@ -91,12 +128,7 @@ def capabilities_for_need(need, k: int = 10, hub_city: str | None = None, coop_m
         modes = dict(db.session.execute(select(Capability.id, Capability.coop_modes)
                                         .where(Capability.id.in_(allowed))).all())
         allowed = [i for i in allowed if coop_mode in (modes.get(i) or [])]
-    if not allowed:
-        return []
-    matches = engine.search("capability", [need.matching_text()], k=k, allowed_ids=allowed, evidence=evidence)
-    from ..pairings.feedback import apply_feedback  # declines and contracts adjust the ranking, visibly
-    matches = apply_feedback(need, matches, engine)
-    return _attach(Capability, above_floor(matches))
+    return allowed
 
 
 def experts_for_need(need, k: int = 5, pool: int = 60) -> list[ExpertSuggestion]:

@@ -9,7 +9,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import selectinload
 
 from .. import matching_service as ms
-from . import alerts
+from . import alerts, evidence
 from . import cache as match_cache
 from ..core.access import MAX_ID, get_or_404
 from ..core.enums import CoopMode, HubCity, Industry, Language
@@ -32,6 +32,17 @@ BAND_LABELS = {"strong": _l("Strong match"), "possible": _l("Might be related"),
 @bp.app_template_filter("band_label")
 def band_label(band):
     return BAND_LABELS.get(band, band)
+
+
+@bp.app_template_filter("match_reasons")
+def match_reasons(match, source_lang=None):
+    """What speaks for a match, in plain words with the numbers for tooltips (``suggestions.evidence``)."""
+    return evidence.reasons(match, source_lang)
+
+
+@bp.app_template_filter("match_numbers")
+def match_numbers(match):
+    return evidence.numbers(match)
 
 
 def no_match_context(need, capabilities) -> dict:

@@ -118,3 +118,22 @@ def test_bench_calibrate_prints_a_fit(beir, default_embedder):
         "strong_precision", "strong_coverage", "answerless_quiet", "queries"}
     bad = CliRunner().invoke(bench_group, ["calibrate", "--set", "only-two:parts"])
     assert bad.exit_code == 2 and "FAMILY:CORPUS:QUERIES:QRELS" in bad.output
+
+
+def test_the_engine_keeps_the_features_its_confidence_came_from(beir, default_embedder):
+    """Does each ranked Match carry the confidence model's inputs that gave its confidence (computed once, in
+    the engine), and does `confidence_rows` (what `bench calibrate` fits on) take exactly those?"""
+    from matchmaker.matching.engine import Doc, MatchEngine
+    from matchmaker.matching.evaluation import confidence_rows, load_beir
+    engine = MatchEngine(None, embedder=default_embedder)
+    engine.rebuild("capability", [Doc(i, "", c["text"]) for i, c in enumerate(CORPUS)])
+    matches = engine.search("capability", QUERIES[0]["text"], k=3, evidence=False)
+    for pos, m in enumerate(matches):
+        assert len(m.features) == len(conf.FEATURES) and m.confidence == pytest.approx(conf.confidence(m.features))
+        nxt = matches[pos + 1].score if pos + 1 < len(matches) else None
+        if nxt is not None:   # the gap to the next result, as the model reads it
+            assert m.features[conf.FEATURES.index("log_gap_next")] == pytest.approx(np.log1p(max(m.score - nxt, 0)))
+    data = load_beir(beir / "corpus.jsonl", beir / "queries.jsonl", beir / "qrels.tsv")
+    rows = confidence_rows(data, default_embedder, top=3)
+    first = rows["X"][(rows["query"] == 0) & (rows["rank"] == 0)][0]
+    assert first.tolist() == pytest.approx(matches[0].features, abs=1e-5)
