@@ -82,22 +82,27 @@ def notify_first_strong_matches(sender=None, keys=frozenset()) -> list[int]:
         return []
     need_ids = {m.doc_id for c in caps for m in engine.search(
         "need", [c.matching_text()], k=NEEDS_PER_CAPABILITY, allowed_ids=open_ids, evidence=False)}
-    told = []
+    first_strong = {}
     for need in db.session.scalars(select(Need).where(Need.id.in_(need_ids)).order_by(Need.id)):
         strong = [s for s in capabilities_for_need(need, k=CAPABILITIES_PER_NEED, evidence=False)
                   if s.band == "strong"]
         # every strong match is new: before these capabilities the need had none
-        if not strong or any(s.listing.id not in cap_ids for s in strong):
-            continue
+        if strong and all(s.listing.id in cap_ids for s in strong):
+            first_strong[need.id] = strong[0].listing.id
+    # the ranking above only read: end that read before writing, so the claims start a short write of their
+    # own (on SQLite a read transaction that later writes fails at once if a page committed meanwhile)
+    db.session.commit()
+    told = []
+    for need_id, capability_id in first_strong.items():
         # claimed by one UPDATE (only while unset): two workers never both tell; the need's version and
         # updated_at stay, as this is no edit of the need
         claimed = db.session.execute(update(Need).where(
-            Need.id == need.id, Need.strong_match_notified_at.is_(None)).values(
+            Need.id == need_id, Need.strong_match_notified_at.is_(None)).values(
             strong_match_notified_at=utcnow(), updated_at=Need.updated_at)
             .execution_options(synchronize_session=False)).rowcount
         if claimed:
-            _tell(need, strong[0].listing)
-            told.append(need.id)
+            _tell(db.session.get(Need, need_id), db.session.get(Capability, capability_id))
+            told.append(need_id)
     return told
 
 

@@ -66,3 +66,23 @@ def test_read_then_write_waits_for_a_concurrent_writer_instead_of_failing(sqlite
         release.join()
         writer.close()
     assert before == 1 and after == 11  # it began only after the other writer's commit
+
+
+def test_a_long_read_elsewhere_does_not_hold_off_a_pages_commit(sqlite_app):
+    """Regression (2026-12-07): the index worker ranked every open need inside one read transaction after a
+    publish, and a firm's POST /needs/new failed with "database is locked" after the 5-second busy timeout
+    (rollback journal: a commit waits for every reader). In WAL mode, does the write commit at once while the
+    other connection's read transaction stays open?"""
+    reader = _other_connection(sqlite_app)
+    reader.execute("BEGIN")
+    seen = reader.execute("SELECT n FROM data_version").fetchone()[0]  # holds its read snapshot
+    try:
+        with sqlite_app.test_request_context("/login", method="POST"):
+            assert db.session.execute(db.text("PRAGMA journal_mode")).scalar() == "wal"
+            db.session.execute(db.text("UPDATE data_version SET n = n + 1"))
+            db.session.execute(db.text("PRAGMA busy_timeout=200"))  # fail fast if the reader still blocks it
+            db.session.commit()
+        assert reader.execute("SELECT n FROM data_version").fetchone()[0] == seen  # its snapshot is unchanged
+    finally:
+        reader.execute("ROLLBACK")
+        reader.close()
