@@ -14,7 +14,8 @@ capability unpublished after the ranking (before its index update) is dropped on
 Rankings are computed ahead of the first view: after each batch of index jobs (a listing published, edited
 or closed: the index versions, and so every key, are new) the process that ran it ranks the affected open
 needs for the match page (``warm``, up to ``RANKING_WARM`` needs: the batch's own needs first, then the most
-recently published), so viewers find them in the memo.
+recently published), so viewers find them in the memo. (`matchmaker worker` without Redis skips it: its memo
+would be its own.)
 """
 from __future__ import annotations
 
@@ -111,7 +112,11 @@ def warm(sender=None, keys=frozenset()) -> list[int]:
     needs ranked or found ranked; a failure is logged, never raised (the jobs are done)."""
     from ..listings.models import Need
     limit = int(current_app.config.get("RANKING_WARM", 0))
-    if limit <= 0 or not sharedcache.enabled() or get_engine() is None:
+    if limit <= 0 or not sharedcache.enabled():
+        return []
+    if current_app.config.get("MATCHMAKER_INDEX_WORKER") == "external" and not current_app.config.get("REDIS_URL"):
+        return []  # `matchmaker worker` without Redis: an in-process memo no web process would ever read
+    if get_engine() is None:
         return []
     open_needs = select(Need).where(Need.status == ListingStatus.PUBLISHED, Need.deleted_at.is_(None))
     batch_ids = sorted(i for kind, i in keys if kind == "need")
