@@ -168,12 +168,14 @@ def _note_bulk_statement(state):
 
 @event.listens_for(Session, "before_commit")
 def _bump(session):
-    # before_commit runs before the final autoflush, so changes still pending count too
-    pending = _changed_tables(session)
-    if session.info.get(_CHANGED) or pending:
+    # before_commit runs before the final autoflush: flush what is pending first, so every writer takes its
+    # data rows' locks before the counters' (one lock order), and the flush notes its tables
+    if _changed_tables(session):
+        session.flush()
+    if session.info.get(_CHANGED):
         # on the connection, not session.execute: an ORM UPDATE would mark the session changed again
         connection = session.connection()
-        _bump_tables(connection, (session.info.get(_TABLES) or set()) | pending)
+        _bump_tables(connection, session.info.get(_TABLES) or ())
         connection.execute(update(_TABLE).where(_TABLE.c.id == 1).values(n=_TABLE.c.n + 1))
 
 
