@@ -57,7 +57,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     from .dashboards.views import bp as dashboards_bp
     from .pairings.views import bp as pairings_bp
     from .bulk.views import bp as bulk_bp
-    from .core import errors, pagecache, security, templating
+    from .core import errors, pagecache, security, sharedcache, templating
 
     app.register_blueprint(main_bp)
     app.register_blueprint(accounts_bp)
@@ -81,6 +81,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     from .accounts.sessions import current_and_settled
     from .matching_service import index_versions, init_matching
     pagecache.register(app, index_versions=index_versions, session_settled=current_and_settled)
+    sharedcache.register(app)
 
     init_matching(app)
     # importing the worker also connects its thread's start to engine_loaded

@@ -93,8 +93,8 @@ def _decode(column, value, fmt: int = FORMAT):
 
 # -- helpers --------------------------------------------------------------------------------------
 
-#: coordination state, not records: a restore moves the data version on instead (stale cached pages go)
-NOT_BACKED_UP = {"data_version"}
+#: coordination state, not records: a restore moves the data versions on instead (stale cached pages go)
+NOT_BACKED_UP = {"data_version", "table_versions"}
 
 
 def _tables():

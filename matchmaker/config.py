@@ -62,6 +62,14 @@ def load_config(instance_path: str) -> dict:
         "PAGE_CACHE": _bool("MATCHMAKER_PAGE_CACHE", True),
         "PAGE_CACHE_SECONDS": float(os.environ.get("MATCHMAKER_PAGE_CACHE_SECONDS", "300")),
         "PAGE_CACHE_MB": float(os.environ.get("MATCHMAKER_PAGE_CACHE_MB", "64")),
+        # caches shared by every viewer (core.sharedcache): Redis when REDIS_URL is set, else in-process
+        "REDIS_URL": os.environ.get("REDIS_URL", ""),
+        "CACHE_PREFIX": os.environ.get("MATCHMAKER_CACHE_PREFIX", "matchmaker:"),
+        "SHARED_CACHE": _bool("MATCHMAKER_SHARED_CACHE", True),
+        "SHARED_CACHE_SECONDS": int(os.environ.get("MATCHMAKER_SHARED_CACHE_SECONDS", "3600")),
+        "SHARED_CACHE_ENTRIES": int(os.environ.get("MATCHMAKER_SHARED_CACHE_ENTRIES", "4096")),
+        # after index jobs, rank up to this many open needs ahead of their first view (suggestions.cache)
+        "RANKING_WARM": int(os.environ.get("MATCHMAKER_RANKING_WARM", "50")),
         # behind nginx or another proxy: how many hops of X-Forwarded-* to trust (0 = none)
         "PROXY_FIX_HOPS": int(os.environ.get("MATCHMAKER_PROXY_HOPS", "1" if env == "production" else "0")),
         "PERMANENT_SESSION_LIFETIME": 12 * 3600,

@@ -21,7 +21,7 @@ from sqlalchemy import create_engine, event, text
 
 from matchmaker import create_app
 from matchmaker import matching_service as ms
-from matchmaker.core import pagecache
+from matchmaker.core import pagecache, sharedcache
 from matchmaker.core.enums import Role
 from matchmaker.extensions import db
 from tests.helpers import BATTERY_CAP_EN, BATTERY_NEED, OFF_TOPIC_CAPS, Api, Factory, login, make_token
@@ -88,6 +88,9 @@ def app():
         # other connections cannot see this rolled-back transaction: index jobs run right after each commit
         # (tests/indexing/test_index_jobs.py covers the thread and `matchmaker worker` on committed data)
         "MATCHMAKER_INDEX_WORKER": "inline",
+        # inline jobs would rank every open need after each publish; tests/suggestions/test_shared_ranking.py
+        # turns the warm-up on where it is the subject
+        "RANKING_WARM": 0,
     })
     app.test_client_class = IsolatedClient
     with app.app_context():
@@ -105,8 +108,10 @@ def db_session(app, request):
     A test marked ``nodb`` (skipped on the PostgreSQL pass) fails here if it runs any SQL after all.
     """
     with app.app_context():
-        # the rollback below takes the data version back too: pages cached by an earlier test must go
+        # the rollback below takes the data versions back too: pages and values cached by an earlier test
+        # must go
         pagecache.store().clear()
+        sharedcache.clear()
         engines = db.engines  # Flask-SQLAlchemy picks binds from here, ignoring a session-level bind
         engine = engines[None]
         connection = engine.connect()

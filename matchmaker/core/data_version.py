@@ -1,21 +1,26 @@
-"""One database-wide counter that every committed write moves on, in the write's own transaction.
+"""Counters that committed writes move on, in the write's own transaction: one for the whole database and
+one per table.
 
-Caches of rendered pages key on it (core.pagecache): a key built from the counter read before rendering can
-never hold data older than the counter says. Any ORM session that flushed or was about to flush a change, or
-ran a bulk INSERT/UPDATE/DELETE, adds ``n = n + 1`` just before its commit; a rolled-back transaction moves
-nothing. The update takes the row lock last, at commit, so writers queue on it briefly but cannot deadlock.
+Caches key on them: a key built from counters read before rendering can never hold data older than they say.
+Any ORM session that flushed or was about to flush a change, or ran a bulk INSERT/UPDATE/DELETE, adds
+``n = n + 1`` just before its commit to the database-wide counter (``current()``, the per-session page cache:
+core.pagecache) and to the counter of each table it wrote (``tables(...)``, the caches shared across users:
+core.sharedcache, so a write to needs leaves cached capability pages alone). A rolled-back transaction moves
+nothing. The updates take their row locks last, at commit, in one order (table names sorted, the database-wide
+row last), so writers queue on them briefly but cannot deadlock.
 """
 from __future__ import annotations
 
 import os
 import threading
 
-from sqlalchemy import DDL, BigInteger, CheckConstraint, Engine, event, select, update
+from sqlalchemy import DDL, BigInteger, CheckConstraint, Engine, String, event, inspect, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from ..extensions import db
 
 _CHANGED = "matchmaker.data_changed"
+_TABLES = "matchmaker.tables_changed"
 
 
 class DataVersion(db.Model):
@@ -33,13 +38,36 @@ event.listen(DataVersion.__table__, "after_create",
              DDL("INSERT INTO data_version (id, n) VALUES (1, 0)"))
 
 
+class TableVersion(db.Model):
+    """One row per table written since the schema was made: how many committed transactions wrote it (a
+    missing row reads 0)."""
+
+    __tablename__ = "table_versions"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
+
+
 _TABLE = DataVersion.__table__
 _READ = select(_TABLE.c.n).where(_TABLE.c.id == 1)
+_PER_TABLE = TableVersion.__table__
 
 
 def bump(connection) -> None:
-    """Move the counter on in ``connection``'s transaction (every kept page becomes stale)."""
+    """Move every counter on in ``connection``'s transaction (a restore: every cached page becomes stale)."""
+    _bump_tables(connection, [t.name for t in db.metadata.sorted_tables if t is not _PER_TABLE])
     connection.execute(update(_TABLE).where(_TABLE.c.id == 1).values(n=_TABLE.c.n + 1))
+
+
+def _bump_tables(connection, names) -> None:
+    if connection.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    for name in sorted(set(names)):  # one lock order for every writer
+        stmt = insert(_PER_TABLE).values(name=name, n=1)
+        connection.execute(stmt.on_conflict_do_update(index_elements=[_PER_TABLE.c.name],
+                                                      set_={"n": _PER_TABLE.c.n + 1}))
 
 
 class _Reader:
@@ -52,7 +80,7 @@ class _Reader:
         # id(engine) → (pid, engine, connection); the engine is held so its id cannot pass to another one
         self._connections: dict[int, tuple[int, Engine, object]] = {}
 
-    def read(self, engine: Engine) -> int | None:
+    def read(self, engine: Engine, statement=_READ, all_rows: bool = False):
         with self._lock:
             pid, _engine, conn = self._connections.get(id(engine), (None, None, None))
             if pid != os.getpid():  # first use, or a forked child must not share its parent's socket
@@ -62,7 +90,8 @@ class _Reader:
                 self._connections[id(engine)] = (os.getpid(), engine, conn)
             try:
                 with conn.begin():
-                    return conn.execute(_READ).scalar_one_or_none()
+                    result = conn.execute(statement)
+                    return result.all() if all_rows else result.scalar_one_or_none()
             except Exception:
                 conn.invalidate()
                 del self._connections[id(engine)]
@@ -92,31 +121,66 @@ def current() -> int | None:
         return None
 
 
-def _pending_changes(session: Session) -> bool:
-    return bool(session.new or session.deleted or any(session.is_modified(o) for o in session.dirty))
+def tables(*names: str) -> tuple | None:
+    """The counters of these tables as of now, in the order given (0 for a table never written); None if
+    they cannot be read (caching then stays off)."""
+    stmt = select(_PER_TABLE.c.name, _PER_TABLE.c.n).where(_PER_TABLE.c.name.in_(names))
+    bind = db.engine
+    try:
+        if isinstance(bind, Engine):
+            rows = _reader.read(bind, stmt, all_rows=True)
+        else:
+            rows = db.session.connection().execute(stmt).all()
+    except Exception:
+        db.session.rollback()
+        return None
+    found = dict(rows)
+    return tuple(found.get(name, 0) for name in names)
+
+
+def _changed_tables(session: Session) -> set[str]:
+    """The tables of the changes pending in ``session``."""
+    objects = list(session.new) + list(session.deleted) + [o for o in session.dirty if session.is_modified(o)]
+    return {table.name for o in objects for table in inspect(o).mapper.tables}
+
+
+def _note(session, names) -> None:
+    session.info[_CHANGED] = True
+    session.info.setdefault(_TABLES, set()).update(names)
 
 
 @event.listens_for(Session, "before_flush")
 def _note_flush(session, _flush_context, _instances):
-    if _pending_changes(session):
-        session.info[_CHANGED] = True
+    names = _changed_tables(session)
+    if names:
+        _note(session, names)
 
 
 @event.listens_for(Session, "do_orm_execute")
 def _note_bulk_statement(state):
     if state.is_insert or state.is_update or state.is_delete:
-        state.session.info[_CHANGED] = True
+        names = {table.name for mapper in state.all_mappers for table in mapper.tables}
+        table = getattr(state.statement, "table", None)
+        if table is not None and getattr(table, "name", None):
+            names.add(table.name)
+        _note(state.session, names)
 
 
 @event.listens_for(Session, "before_commit")
 def _bump(session):
-    # before_commit runs before the final autoflush, so changes still pending count too
-    if session.info.get(_CHANGED) or _pending_changes(session):
+    # before_commit runs before the final autoflush: flush what is pending first, so every writer takes its
+    # data rows' locks before the counters' (one lock order), and the flush notes its tables
+    if _changed_tables(session):
+        session.flush()
+    if session.info.get(_CHANGED):
         # on the connection, not session.execute: an ORM UPDATE would mark the session changed again
-        bump(session.connection())
+        connection = session.connection()
+        _bump_tables(connection, session.info.get(_TABLES) or ())
+        connection.execute(update(_TABLE).where(_TABLE.c.id == 1).values(n=_TABLE.c.n + 1))
 
 
 @event.listens_for(Session, "after_commit")
 @event.listens_for(Session, "after_rollback")
 def _reset(session):
     session.info.pop(_CHANGED, None)
+    session.info.pop(_TABLES, None)

@@ -29,6 +29,7 @@ from flask import current_app, g, request, session
 from flask_login.config import COOKIE_NAME
 
 from . import data_version
+from .metrics import CACHE_LOOKUPS
 
 HEADER = "X-Page-Cache"
 EXTENSION_KEY = "matchmaker.pagecache"
@@ -143,6 +144,7 @@ def serve_from_cache():
     if key is None:
         return None
     entry = store().get(key, time.monotonic())
+    CACHE_LOOKUPS.labels("page", "miss" if entry is None else "hit").inc()
     if entry is None:
         g.page_cache_key = key
         return None

@@ -112,35 +112,26 @@ def facet_counts(base: Select, model, filters: dict[str, str], q: str | None) ->
     return counts
 
 
-#: (model, visibility scope, filters, q, data version) → (total, facet counts); cleared when full
-_BROWSE_COUNTS: dict[tuple, tuple[int, dict[str, dict[str, int]]]] = {}
-MAX_BROWSE_COUNTS = 2048
-
-
-def data_version(model) -> tuple:
-    """Changes whenever a row of ``model`` is added, changed (updated_at) or removed."""
-    from ..extensions import db
-    return tuple(db.session.execute(select(func.count(model.id), func.max(model.updated_at))).one())
-
-
 def browse_counts(model, user, filters: dict[str, str], q: str | None) -> tuple[int, dict[str, dict[str, int]]]:
-    """The number of results and the facet counts of a browse page, computed once per state of the table.
+    """The number of results and the facet counts of a browse page, computed once per state of the table for
+    every visitor with the same visibility scope, in every process (core.sharedcache: Redis when configured).
 
-    Counting runs one aggregate per facet over every visible listing, the same for every visitor with the
-    same scope until a listing changes; the version check is one indexed aggregate.
+    Counting runs one aggregate per facet over every visible listing; the key holds the table's write counter
+    (core.data_version.tables), read before counting, so a write to this table (and only to it) makes it new.
     """
+    from ..core import data_version, sharedcache
     from ..extensions import db
-    key = (model.__name__, visibility_scope(model, user), tuple(sorted(filters.items())), q or "",
-           data_version(model))
-    found = _BROWSE_COUNTS.get(key)
-    if found is None:
+
+    def count():
         base = visible_listings(model, user)
         total = db.session.scalar(select(func.count()).select_from(apply_filters(base, model, filters, q).subquery()))
-        found = (total, facet_counts(base, model, filters, q))
-        if len(_BROWSE_COUNTS) >= MAX_BROWSE_COUNTS:
-            _BROWSE_COUNTS.clear()
-        _BROWSE_COUNTS[key] = found
-    return found
+        return total, facet_counts(base, model, filters, q)
+
+    version = data_version.tables(model.__tablename__)
+    if version is None:
+        return count()
+    key = (model.__tablename__, visibility_scope(model, user), tuple(sorted(filters.items())), q or "", version)
+    return sharedcache.lookup("counts", key, count)
 
 
 def moderation_queue(model, user) -> Select:

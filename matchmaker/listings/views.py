@@ -7,11 +7,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
+from markupsafe import Markup
 
 from .. import matching_service as ms
+from ..core import data_version, sharedcache
 from ..core.access import get_or_404, page_arg
 from ..core.enums import CoopMode, ListingStatus, OrgKind, Role
 from ..core.pagecache import cached_page
@@ -21,7 +24,8 @@ from ..suggestions.queries import related_listings
 from . import operations as ops
 from .forms import CapabilityForm, ConfirmForm, ListingForm, NeedForm
 from .models import Capability, Need
-from .queries import FACETS, apply_filters, browse_counts, owned_listings, search_terms, visible_listings
+from .queries import (FACETS, apply_filters, browse_counts, owned_listings, search_terms, visibility_scope,
+                      visible_listings)
 
 bp = Blueprint("listings", __name__)
 
@@ -110,8 +114,39 @@ def require_poster(kind: Kind, user) -> list[tuple[int, str]]:
 # --- browse and search ----------------------------------------------------------------------------------
 
 def _browse(kind: Kind):
+    """A browse page: the visitor's own parts (the "post" button, navigation, messages) around the shared
+    body (``_browse_body``)."""
+    return render_template("listings/browse.html", kind=kind, body=_browse_body(kind),
+                           can_post=bool(poster_choices(kind, current_user)))
+
+
+#: tables whose rows a browse body shows (cards name the organization, or the expert in person)
+BODY_TABLES = ("organizations", "users", "expert_profiles")
+
+
+def _browse_body(kind: Kind) -> Markup:
+    """Search box, facets, results and related listings: the same HTML for every visitor with the same
+    visibility scope, so it is rendered once per state and shared across users and processes
+    (core.sharedcache). The key holds the scope, the page's path and query, the language, the write counters
+    of the tables it shows (core.data_version.tables, read before rendering: a write elsewhere, e.g. to a
+    pairing, leaves it alone; a write to needs leaves capability pages alone) and, when it ranks related
+    listings, the match index versions."""
     model = kind.model
     q = (request.args.get("q") or "").strip()[:200]
+    versions = data_version.tables(model.__tablename__, *BODY_TABLES)
+    if versions is None:
+        return _render_browse_body(kind, q)
+    index = None
+    if q and ms.enabled():
+        ms.get_engine()  # loaded before the key names its versions (the render would load it anyway)
+        index = ms.index_versions()
+    key = (kind.slug, visibility_scope(model, current_user), request.path, sorted(request.args.items(multi=True)),
+           str(get_locale()), versions, index)
+    return Markup(sharedcache.lookup("page_part", key, lambda: str(_render_browse_body(kind, q))))
+
+
+def _render_browse_body(kind: Kind, q: str) -> Markup:
+    model = kind.model
     filters: dict[str, str] = {}
     ignored = []
     facet_enums = {arg: enum for arg, _col, enum in FACETS[model]}
@@ -133,10 +168,9 @@ def _browse(kind: Kind):
     pagination.total, counts = browse_counts(model, current_user, filters, q)
     facets = [(arg, facet_enums[arg]) for arg in list(facet_enums)]
     related = _related(model, base, filters, q) if q and pagination.page == 1 else []
-    return render_template(
-        "listings/browse.html", kind=kind, q=q, terms=search_terms(q), filters=filters, ignored=ignored,
-        facets=facets, counts=counts, page=pagination, items=pagination.items, related=related,
-        can_post=bool(poster_choices(kind, current_user)))
+    return Markup(render_template(
+        "listings/_browse_body.html", kind=kind, q=q, terms=search_terms(q), filters=filters, ignored=ignored,
+        facets=facets, counts=counts, page=pagination, items=pagination.items, related=related))
 
 
 RELATED_K = 10

@@ -1,30 +1,44 @@
-"""Per-process memo of the match page's ranking, so a need's matches are computed once per state, not per view.
+"""The memo of a need's ranking, shared by every viewer, process and machine (core.sharedcache: Redis when
+``REDIS_URL`` is set), so a need's matches are computed once per state, not per view or per person.
 
 Ranking a need encodes its text with the embedding model and builds sentence-pair evidence: tens to hundreds
 of milliseconds of CPU, the same result for every viewer until something it depends on changes. The key holds
-everything the ranking reads: the need (id, version, updated_at), the index versions of both kinds (feedback
-reads need vectors), the filters and k, a token of the pairing records that feed back into the ranking and of the
-memberships the pairing rules read, and the experts the pairing rules exclude for the need (affiliation,
-declared conflicts: ``pairings.eligibility.excluded_expert_ids``), and whether the confidence floor is on.
+everything the ranking reads, none of it the viewer's: the need (id, version, updated_at), the versions of the
+match indexes (``matching_service.index_versions``; feedback reads need vectors), the filters and k, a token of
+the pairing records that feed back into the ranking and of the memberships the pairing rules read, and the
+experts the pairing rules exclude for the need (affiliation, declared conflicts:
+``pairings.eligibility.excluded_expert_ids``), and whether the confidence floor is on.
 Only ids, scores and evidence are kept; rows are loaded fresh from the database on every request, and a
 capability unpublished after the ranking (before its index update) is dropped on the way out.
+
+Rankings are computed ahead of the first view: after each batch of index jobs (a listing published, edited
+or closed: the index versions, and so every key, are new) the process that ran it ranks the affected open
+needs for the match page (``warm``, up to ``RANKING_WARM`` needs: the batch's own needs first, then the most
+recently published), so viewers find them in the memo. (`matchmaker worker` without Redis skips it: its memo
+would be its own.)
 """
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
+import logging
 from dataclasses import dataclass
 
+from flask import current_app
 from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload
 
+from ..core import sharedcache
 from ..core.enums import ListingStatus
+from ..core.metrics import RANKINGS
 from ..extensions import db
-from ..matching_service import get_engine
+from ..indexing.signals import listings_indexed
+from ..matching_service import get_engine, index_versions
 from ..pairings.eligibility import excluded_expert_ids
 from .queries import ExpertSuggestion, Suggestion, capabilities_for_need, experts_for_need, floor_on
 
-MAX_ENTRIES = 512
+log = logging.getLogger(__name__)
+CACHE = "ranking"
+#: what the match page asks for: (k, experts_k, filters) of the full page and of the need page's preview
+PAGE_RANKINGS = ((20, 8), (5, 0))
 
 
 @dataclass(frozen=True)
@@ -33,37 +47,6 @@ class RankedNeed:
 
     capabilities: tuple
     experts: tuple  # (expert id, score, ((capability id, match), ...))
-
-
-class _LRU:
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._data: OrderedDict = OrderedDict()
-        self._lock = threading.Lock()
-        self.hits = self.misses = 0
-
-    def get(self, key):
-        with self._lock:
-            if key in self._data:
-                self._data.move_to_end(key)
-                self.hits += 1
-                return self._data[key]
-            self.misses += 1
-            return None
-
-    def put(self, key, value) -> None:
-        with self._lock:
-            self._data[key] = value
-            self._data.move_to_end(key)
-            while len(self._data) > self.size:
-                self._data.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._data.clear()
-
-
-_cache = _LRU(MAX_ENTRIES)
 
 
 def _pairings_token() -> tuple:
@@ -85,15 +68,17 @@ def _pairings_token() -> tuple:
         select(func.max(NeedDismissal.created_at)).scalar_subquery())).one())
 
 
-def _key(need, k: int, experts_k: int, filters: dict, engine) -> tuple:
-    versions = tuple(sorted((kind, info["version"]) for kind, info in engine.status().items()))
-    return (need.id, need.version, need.updated_at, versions, k, experts_k, tuple(sorted(filters.items())),
-            _pairings_token(), excluded_expert_ids(need), floor_on())
+def _key(need, k: int, experts_k: int, filters: dict) -> tuple:
+    return (need.id, need.version, need.updated_at, index_versions(), k, experts_k,
+            tuple(sorted(filters.items())), _pairings_token(), excluded_expert_ids(need), floor_on())
 
 
 def _rank(need, k: int, experts_k: int, filters: dict) -> RankedNeed:
     capabilities = capabilities_for_need(need, k=k, **filters)
+    RANKINGS.labels("capabilities_for_need").inc()
     experts = experts_for_need(need, k=experts_k) if experts_k else []
+    if experts_k:
+        RANKINGS.labels("experts_for_need").inc()
     return RankedNeed(
         capabilities=tuple((s.listing.id, s.match) for s in capabilities),
         experts=tuple((e.expert.id, e.score, tuple((s.listing.id, s.match) for s in e.capabilities))
@@ -106,14 +91,10 @@ def need_matches(need, k: int, experts_k: int = 0, filters: dict | None = None):
     from ..listings.models import Capability
 
     filters = {name: value for name, value in (filters or {}).items() if value}
-    engine = get_engine()
-    if engine is None:
+    if get_engine() is None:
         return [], []
-    key = _key(need, k, experts_k, filters, engine)
-    ranked = _cache.get(key)
-    if ranked is None:
-        ranked = _rank(need, k, experts_k, filters)
-        _cache.put(key, ranked)
+    ranked = sharedcache.lookup(CACHE, _key(need, k, experts_k, filters),
+                                lambda: _rank(need, k, experts_k, filters))
     ids = {i for i, _m in ranked.capabilities} | {i for _e, _s, caps in ranked.experts for i, _m in caps}
     expert = joinedload(Capability.expert)  # the page shows each expert's name and affiliation: no N+1
     rows = {c.id: c for c in db.session.scalars(select(Capability).options(
@@ -129,5 +110,41 @@ def need_matches(need, k: int, experts_k: int = 0, filters: dict | None = None):
     return capabilities, experts
 
 
+def warm(sender=None, keys=frozenset()) -> list[int]:
+    """Receiver of ``listings_indexed``: rank the match page of the open needs these index jobs affect, so no
+    viewer waits for it. A changed capability (or any change of the index versions) touches every need's
+    ranking: the batch's needs first, then the most recently published, ``RANKING_WARM`` in all. Returns the
+    needs ranked or found ranked; a failure is logged, never raised (the jobs are done)."""
+    from ..listings.models import Need
+    limit = int(current_app.config.get("RANKING_WARM", 0))
+    if limit <= 0 or not sharedcache.enabled():
+        return []
+    if current_app.config.get("MATCHMAKER_INDEX_WORKER") == "external" and not current_app.config.get("REDIS_URL"):
+        return []  # `matchmaker worker` without Redis: an in-process memo no web process would ever read
+    if get_engine() is None:
+        return []
+    open_needs = select(Need).where(Need.status == ListingStatus.PUBLISHED, Need.deleted_at.is_(None))
+    batch_ids = sorted(i for kind, i in keys if kind == "need")
+    needs = list(db.session.scalars(open_needs.where(Need.id.in_(batch_ids)))) if batch_ids else []
+    if len(needs) < limit:
+        needs += db.session.scalars(open_needs.where(Need.id.not_in(batch_ids)).order_by(
+            Need.published_at.desc(), Need.id.desc()).limit(limit - len(needs))).all()
+    warmed = []
+    for need in needs[:limit]:
+        try:
+            for k, experts_k in PAGE_RANKINGS:
+                need_matches(need, k=k, experts_k=experts_k)
+        except Exception:  # noqa: BLE001 — a view computes it on demand instead
+            log.exception("ranking warm-up failed for need %s", need.id)
+            db.session.rollback()
+            break
+        warmed.append(need.id)
+    return warmed
+
+
+listings_indexed.connect(warm, weak=False)
+
+
 def clear() -> None:
-    _cache.clear()
+    """Forget every shared entry (rankings, counts, page parts: they share one store)."""
+    sharedcache.clear()

@@ -20,12 +20,15 @@ owns the ``cap_*`` capabilities); ``coordinator`` (unscoped); ``admin``.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from matchmaker.accounts.sessions import LOGIN_AT, SEEN_AT
 from matchmaker.core.enums import Role
+from matchmaker.core.time import utcnow
 from matchmaker.extensions import db
 from matchmaker.listings import operations as ops
 from matchmaker.notifications.operations import notify
@@ -742,3 +745,54 @@ def test_private_contact_absent_from_match_page(client_as, objs, role):
     body = resp.get_data(as_text=True)
     leaked = [s for s in CONTACTS["firm_public"] if s in body]
     assert not leaked, f"/needs/<id>/matches as {role} shows private contacts {leaked}"
+
+
+# --- the matrix again, with every cache on and warm ------------------------------------------------------
+
+GET_CASES = [pytest.param(case, id=case.label()) for case in CASES if case.method == "GET"]
+
+
+def _set_caches(app, on: bool) -> None:
+    app.config.update(PAGE_CACHE=on, SHARED_CACHE=on)
+
+
+#: what differs between two renders of the same page a moment apart: signed CSRF tokens (timestamped), an
+#: iCalendar file's DTSTAMP, an age in seconds ("7秒钟" in the review queue)
+_PER_RENDER = re.compile(r"[\w-]{20,}\.[\w-]{6}\.[\w-]{20,}|DTSTAMP:\w+|\d+ ?(?:秒钟|seconds?)")
+
+
+def _settled(client, role: str):
+    """The client with its session's timeout stamps set, as after its first request: the per-session page
+    cache serves it from the next request on."""
+    if role != "anonymous":
+        with client.session_transaction() as session:
+            session[LOGIN_AT] = session[SEEN_AT] = utcnow().timestamp()
+    return client
+
+
+@pytest.mark.parametrize("case", GET_CASES)
+def test_route_outcomes_with_every_cache_on(app, client_as, objs, case: Case):
+    """With every cache on and warmed by the other roles first (the per-session page cache and the caches
+    shared across users: rankings, counts, page parts), does each role still get its declared outcome and
+    the very page it gets with every cache off — never one rendered for someone else?
+
+    All six roles ask for the same URL in one test (so their entries meet): a first pass fills the caches, a
+    second one in reverse order is answered from them, a third with every cache off is the reference. Only
+    GETs: nothing else is ever served from a cache."""
+    url = _url(app, case, objs)
+    path = urlsplit(url).path
+    clients = {role: _settled(client_as(None if role == "anonymous" else role), role) for role in ROLES}
+    seen: dict[str, str] = {}
+    for order in (ROLES, tuple(reversed(ROLES))):
+        for role in order:
+            resp = clients[role].get(url)
+            problem = check_outcome(resp, case.expect[role], path)
+            assert problem is None, f"GET {url} ({case.endpoint}) as {role}, caches on: {problem}"
+            seen[role] = _PER_RENDER.sub("<token>", resp.get_data(as_text=True))
+    _set_caches(app, False)
+    try:
+        for role in ROLES:
+            uncached = _PER_RENDER.sub("<token>", clients[role].get(url).get_data(as_text=True))
+            assert seen[role] == uncached, f"GET {url} as {role}: the cached page differs from the uncached one"
+    finally:
+        _set_caches(app, True)
