@@ -1,7 +1,7 @@
 """table versions: one counter per table that committed writes move on (the shared caches key on them)
 
 Revision ID: 7f33616c6f71
-Revises: 5b1e0c9d7a21
+Revises: a3c9e1f27d64
 Create Date: 2026-12-07 19:00:00
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '7f33616c6f71'
-down_revision = '5b1e0c9d7a21'
+down_revision = 'a3c9e1f27d64'
 branch_labels = None
 depends_on = None
 
