@@ -64,7 +64,8 @@ def test_a_snapshot_this_process_cannot_load_is_ignored_and_the_stored_vectors_s
     embedded = EMBEDDED_TEXTS._value.get()
     engine = ms.get_engine()
     assert EMBEDDED_TEXTS._value.get() == embedded
-    assert engine.status()["capability"]["count"] == len(before)
+    published = db.session.scalar(select(func.count(Capability.id)).where(Capability.status == "published"))
+    assert engine.status()["capability"]["count"] == published
     assert {s.listing.id for s in queries.capabilities_for_need(need, k=10)} == before
     late = make.capability(world["expert"], title="锂电池负极析锂抑制与低温快充", field="new_energy",
                            summary="抑制低温析锂的负极包覆技术", description="-20℃下充放电容量保持率86%，析锂显著减少。")

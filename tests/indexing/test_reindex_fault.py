@@ -36,6 +36,7 @@ from matchmaker.extensions import db
 app = create_app()
 with app.app_context():
     rows = db.session.query(ListingVector).filter_by(removed=False).count()
+    db.session.commit()  # no read transaction left open (SQLite: it would block the writes below)
     probe = ms.new_engine(ms.configured_spec(), app.config["MATCHMAKER_INDEX_DIR"])
     found = {k: v["load_status"] for k, v in probe.status().items()}
     engine = ms.get_engine()
@@ -81,7 +82,8 @@ def _committed_indexes_are_whole(index_dir: Path) -> dict[str, str]:
 
 
 def _check_process(env) -> dict:
-    out = _run(env, "-c", CHECK).stdout.strip().splitlines()[-1]
+    # after a killed reindex it embeds every listing (no row was committed): minutes on a loaded machine
+    out = _run(env, "-c", CHECK, timeout=900).stdout.strip().splitlines()[-1]
     return json.loads(out)
 
 
