@@ -32,6 +32,7 @@ from matchmaker.indexing import vectors
 from matchmaker.indexing.models import IndexJob
 from matchmaker.indexing.sync import rebuild_from_db
 from matchmaker.indexing.worker import RUNNER_KEY, run_batch
+from matchmaker.indexing.worker import runner as worker_runner
 from matchmaker.listings import operations as ops
 from matchmaker.listings.models import Capability, Need
 from matchmaker.matching.engine import Doc, MatchEngine
@@ -212,6 +213,9 @@ def test_publish_request_does_not_wait_for_indexing(live):
     with in_app(live):
         engine = ms.get_engine()  # model loaded: only the indexing itself is in question
         client = login(live.test_client(), db.session.get(User, ids["moderator"]))
+    runner = live.extensions.get(RUNNER_KEY) or worker_runner(live)
+    runner.ensure_started()  # as a serving process does at start: the thread warms up before it waits
+    assert runner.ready.wait(WAIT)
 
     def held() -> bool:
         with in_app(live):
@@ -225,7 +229,7 @@ def test_publish_request_does_not_wait_for_indexing(live):
         time.sleep(0.3)  # the thread is awake and waiting for the model, not done
         assert not held()
         assert [j.done_at for j in jobs(live)] == [None]
-    wait_for(held, timeout=30)
+    wait_for(held, timeout=WAIT)  # the model's work for one listing, on a machine that may be loaded
     wait_for(lambda: all(j.done_at is not None for j in jobs(live)), timeout=10)
     print(f"\npublish request answered in {answered * 1000:.0f} ms while the model was busy")
 
