@@ -57,14 +57,16 @@ def claim(session: Session, worker_id: str, limit: int, stale_after: float = STA
     return sorted((ClaimedJob(*row) for row in rows), key=lambda job: job.id)
 
 
-def finish(session: Session, jobs: list[ClaimedJob], worker_id: str) -> None:
-    """Mark jobs done, unless another worker took them over as stale meanwhile (it will finish them)."""
+def finish(session: Session, jobs: list[ClaimedJob], worker_id: str, commit: bool = True) -> None:
+    """Mark jobs done, unless another worker took them over as stale meanwhile (it will finish them);
+    ``commit=False`` leaves the commit to the caller (the vectors' transaction, indexing.sync)."""
     for ids in _chunks([job.id for job in jobs]):
         session.execute(update(IndexJob)
                         .where(IndexJob.id.in_(ids), IndexJob.claimed_by == worker_id, IndexJob.done_at.is_(None))
                         .values(done_at=utcnow())
                         .execution_options(synchronize_session=False))
-    session.commit()
+    if commit:
+        session.commit()
 
 
 def fail(session: Session, jobs: list[ClaimedJob], worker_id: str, error: str,
