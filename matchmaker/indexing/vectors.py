@@ -243,10 +243,17 @@ def pending_keys(session: Session) -> set[tuple[str, int]]:
 # -- models -------------------------------------------------------------------------------------------
 
 def note_model(session: Session, model_id: str, spec: str) -> None:
-    """Record that ``model_id`` is being written (idempotent; the caller commits)."""
-    if session.get(VectorModel, model_id) is None:
-        session.add(VectorModel(model_id=model_id, spec=spec))
-        session.flush()
+    """Record that ``model_id`` is being written (idempotent; the caller commits). Processes starting together
+    all find no row: the insert does nothing for all but one of them instead of failing on the key."""
+    if session.get(VectorModel, model_id) is not None:
+        return
+    table = VectorModel.__table__
+    values = {"model_id": model_id, "spec": spec}
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    session.execute(insert(table).values(**values).on_conflict_do_nothing(index_elements=["model_id"]))
 
 
 def mark_complete_if_done(session: Session, model_id: str) -> bool:

@@ -85,3 +85,37 @@ def test_a_rolled_back_write_gives_its_numbers_back(fresh_app):
             b.commit()
         with Session(db.engine) as reader:
             assert _visible(reader, 0) == (first, [first])
+
+
+def test_processes_noting_the_same_model_together_do_not_fail(fresh_app):
+    """Regression (2026-12-07): nodes starting together each found no row for their model and inserted it; all
+    but one failed on the key and one node stayed unready. With one insert still uncommitted, does a second
+    wait, do nothing, and leave exactly one row?"""
+    from matchmaker.indexing.models import VectorModel
+    app = fresh_app("vecmodel")
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        import pytest
+        pytest.skip("nodes that start together share a PostgreSQL database; SQLite serves one machine")
+    with app.app_context():
+        a, b = Session(db.engine), Session(db.engine)
+        try:
+            vectors.note_model(a, "m-new", "spec")
+            got: dict = {}
+
+            def second():
+                try:
+                    vectors.note_model(b, "m-new", "spec")
+                    b.commit()
+                except Exception as exc:  # reported below
+                    got["error"] = exc
+
+            thread = threading.Thread(target=second)
+            thread.start()
+            time.sleep(0.5)
+            a.commit()
+            thread.join(timeout=30)
+            assert not thread.is_alive() and "error" not in got, got
+            assert a.scalars(select(VectorModel.model_id).where(VectorModel.model_id == "m-new")).all() == ["m-new"]
+        finally:
+            a.close()
+            b.close()
