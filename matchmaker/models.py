@@ -6,7 +6,7 @@ from .challenges.models import Bid, Challenge  # noqa: F401
 from .vouchers.models import Voucher, VoucherEntry  # noqa: F401
 from .core.audit import AuditEvent  # noqa: F401
 from .core.data_version import DataVersion  # noqa: F401
-from .indexing.models import IndexJob  # noqa: F401
+from .indexing.models import IndexJob, ListingVector, VectorModel, VectorSequence  # noqa: F401
 from .fairs.models import Fair, FairRegistration, Meeting, MeetingParticipant, MeetingRequest  # noqa: F401
 from .listings.models import Capability, Need  # noqa: F401
 from .notifications.models import Notification  # noqa: F401
