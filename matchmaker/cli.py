@@ -86,6 +86,29 @@ def reindex(quiet: bool) -> None:
         click.echo(f"{kind}: {info['count']} listings, {info['index_type']}, model {info['model_id']}")
 
 
+def _serve_command():
+    """Flask's `run` (the development server), loading the matching engine at start rather than on the first
+    search (in the serving process: with the reloader, the child)."""
+    import os
+
+    from flask.cli import ScriptInfo, run_command
+
+    @click.command("run", params=run_command.params, help=run_command.help, short_help=run_command.short_help)
+    @click.pass_context
+    def run(ctx, **options):
+        app = ctx.ensure_object(ScriptInfo).load_app()
+        reloads = options.get("reload") if options.get("reload") is not None else app.debug
+        if not reloads or os.environ.get("WERKZEUG_RUN_MAIN") == "true":
+            from .matching_service import start_loading
+            start_loading(app)
+        ctx.invoke(run_command, **options)
+
+    return run
+
+
+main.add_command(_serve_command())
+
+
 def _register_matching_commands() -> None:
     # eval and bench work on files in memory and need neither the app nor its database.
     from .matching.cli import bench_group, eval_command

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, redirect, render_template, request, session, url_for
+from flask import Blueprint, jsonify, redirect, render_template, request, session, url_for
 from flask_login import current_user
 
-from .extensions import db
+from .extensions import db, limiter
 
 bp = Blueprint("main", __name__)
 
@@ -41,3 +41,26 @@ def set_language(code: str):
     if urlsplit(target).netloc or not target.startswith("/"):
         target = url_for("main.index")
     return redirect(target)
+
+
+# -- probes for load balancers and process managers: no login, no rate limit, no page cache, no session -----
+
+@bp.get("/healthz")
+@limiter.exempt
+def healthz():
+    """Liveness: the process answers (200 always, whatever the engine or database)."""
+    return jsonify(status="ok")
+
+
+@bp.get("/readyz")
+@limiter.exempt
+def readyz():
+    """Readiness: 200 once this process can rank (matching engine loaded and caught up with the stored
+    vectors); 503 with the reason otherwise (still loading, failed, catching up, database unreachable)."""
+    from .matching_service import readiness
+    try:
+        ready, details = readiness()
+    except Exception as exc:  # the database is down: not ready, said plainly
+        db.session.rollback()
+        return jsonify(status="unavailable", reason="database unreachable", error=type(exc).__name__), 503
+    return jsonify(status="ready" if ready else "unavailable", **details), 200 if ready else 503

@@ -1,5 +1,5 @@
-"""Listings as the matching engine's documents, and an engine's indexes reconciled with the database (the
-source of truth): what ``matching_service.get_engine`` does on first use and the index jobs build on."""
+"""Listings as the matching engine's documents: what the index jobs embed (``indexing.vectors``) and what a
+ranking process compares its stored vectors with at start (``matching_service``)."""
 from __future__ import annotations
 
 from sqlalchemy import select
@@ -43,28 +43,3 @@ def _published_docs(only: set[tuple[str, int]] | None = None) -> dict[str, dict[
                 stmt = stmt.where(model.id.in_(sorted(i for k, i in only if k == kind)))
             out[kind] = {r.id: listing_doc(r) for r in session.scalars(stmt)}
     return out
-
-
-def reconcile(engine, progress: bool = False) -> dict[str, dict[str, int]]:
-    """Make the index hold exactly the published listings; returns what changed per kind."""
-    report = {}
-    stale = set(engine.needs_rebuild())
-    for kind, wanted in _published_docs().items():
-        if kind in stale:
-            engine.rebuild(kind, list(wanted.values()), progress=progress)
-            report[kind] = {"rebuilt": len(wanted)}
-            continue
-        in_index = engine.doc_texts(kind)
-        missing = [doc for i, doc in wanted.items() if i not in in_index]
-        # edited while matching was off, or a job given up: the database's text wins
-        changed = [doc for i, doc in wanted.items() if i in in_index and in_index[i] != doc.full_text]
-        extra = [i for i in in_index if i not in wanted]
-        if missing or changed:
-            engine.upsert_many(kind, missing + changed, save=False, progress=progress)
-        for doc_id in extra:
-            engine.remove(kind, doc_id, save=False)
-        if missing or changed or extra:
-            engine.save(kind)
-        report[kind] = {"added": len(missing), "updated": len(changed), "removed": len(extra)}
-    engine.refresh_query_means()  # an index saved by an older version may lack them
-    return report

@@ -168,17 +168,20 @@ def _claim_leased(session: Session, worker_id: str, limit: int, max_attempts: in
     return sorted((ClaimedJob(*row) for row in rows), key=lambda job: job.id)
 
 
-def finish(session: Session, jobs: list[ClaimedJob], worker_id: str, leases: Leases | None = None) -> None:
-    """Mark jobs done, unless another worker took them over meanwhile (it will finish them); then release
-    their leases (after the commit: until then no other worker may take them)."""
+def finish(session: Session, jobs: list[ClaimedJob], worker_id: str, commit: bool = True,
+           leases: Leases | None = None) -> None:
+    """Mark jobs done, unless another worker took them over meanwhile (it will finish them), then release
+    their leases (after the commit: until then no other worker may take them). ``commit=False`` leaves the
+    commit to the caller (the vectors' transaction, indexing.sync), and the release with it."""
     for ids in _chunks([job.id for job in jobs]):
         session.execute(update(IndexJob)
                         .where(IndexJob.id.in_(ids), IndexJob.claimed_by == worker_id, IndexJob.done_at.is_(None))
                         .values(done_at=utcnow())
                         .execution_options(synchronize_session=False))
-    session.commit()
-    if leases is not None:
-        leases.release([job.id for job in jobs])
+    if commit:
+        session.commit()
+        if leases is not None:
+            leases.release([job.id for job in jobs])
 
 
 def fail(session: Session, jobs: list[ClaimedJob], worker_id: str, error: str,

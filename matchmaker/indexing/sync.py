@@ -1,52 +1,70 @@
-"""Bringing the matching indexes in line with the database: the index jobs' work (``sync_listings``, run by
-``indexing.worker``) and `matchmaker reindex` (``rebuild_from_db``). Whoever writes index files holds the
-index folder's write lock."""
+"""Bringing the stored listing vectors (``indexing.vectors``) in line with the database: the index jobs' work
+(``sync_listings``, run by ``indexing.worker``) and `matchmaker reindex` (``rebuild_from_db``). Ranking
+processes apply the rows they write (``matching_service.catch_up``); no index file is written per change."""
 from __future__ import annotations
 
 from flask import current_app
 
-from ..extensions import db
-from ..matching_service import EXTENSION_KEY, get_engine
-from .documents import _published_docs, reconcile
-from .lock import index_write_lock
+from ..matching_service import EXTENSION_KEY, _build, configured_spec, enabled, new_engine, writer_engines
+from . import vectors
+
+#: listings embedded and written per transaction by `matchmaker reindex`
+REINDEX_BATCH = 256
+
+
+def sync_listings(keys: set[tuple[str, int]], finish=None) -> int:
+    """Index jobs' work: for each model being written, embed each listing as it is in the database now and
+    write its row (published) or tombstone (anything else), then ``finish(session)`` (mark the jobs done) in the
+    same transaction. Returns rows written. With matching off only ``finish`` runs."""
+    engines = writer_engines() if enabled() else []
+    docs = vectors.current_docs(keys) if engines else {}
+    embedded = []
+    for engine in engines:
+        with vectors._session() as session:
+            current = vectors.live_hashes(session, engine.embedder.model_id)
+        todo = [(key[0], docs[key][0]) for key in sorted(keys) if key in docs and current.get(key) != docs[key][1]]
+        embedded.append(vectors.embed(engine, todo))
+    with vectors._session() as session:
+        written = vectors.write(session, keys, embedded)
+        for engine in engines:
+            vectors.note_model(session, engine.embedder.model_id, engine.spec)
+        if finish is not None:
+            finish(session)
+        session.commit()
+    return written
 
 
 def rebuild_from_db(progress: bool = True) -> dict:
-    """`matchmaker reindex`: rebuild every kind from the database and save it atomically. Index jobs
-    committed before the rows were read are covered by the rebuild and marked done."""
-    from sqlalchemy.orm import Session
-
+    """`matchmaker reindex`: embed every published listing again with the configured model and write its row
+    (tombstones for the rest), batch by batch; the model is then complete. Index jobs committed before the
+    listings were read are covered and marked done. Ranking processes pick the rows up like any others; this
+    process's index folder gets a fresh snapshot."""
     from . import queue
-    from ..matching.engine import MatchEngine
-    index_dir = current_app.config["MATCHMAKER_INDEX_DIR"]
-    with index_write_lock(index_dir):
-        engine = current_app.extensions.get(EXTENSION_KEY) or MatchEngine(index_dir)
-        with Session(db.engine, join_transaction_mode="create_savepoint") as session:
-            covered = queue.pending_ids(session)  # read before the listings: their changes are visible below
-        for kind, docs in _published_docs().items():
-            engine.rebuild(kind, list(docs.values()), progress=progress)
-        current_app.extensions[EXTENSION_KEY] = engine
-    with Session(db.engine, join_transaction_mode="create_savepoint") as session:
-        queue.settle(session, covered)
-    return engine.status()
+    spec = configured_spec()
+    engine = new_engine(spec)
+    with vectors._session() as session:
+        covered = queue.pending_ids(session)  # read before the listings: their changes are visible below
+        stored = set(vectors.live_hashes(session, engine.embedder.model_id))
+    docs = vectors.current_docs()
+    keys = sorted(set(docs) | stored)
+    bar = _progress(len(keys), progress)
+    for start in range(0, len(keys), REINDEX_BATCH):
+        chunk = keys[start:start + REINDEX_BATCH]
+        embedded = vectors.embed(engine, [(key[0], docs[key][0]) for key in chunk if key in docs])
+        with vectors._session() as session:
+            vectors.write(session, set(chunk), [embedded], force=True)
+            session.commit()
+        bar.update(len(chunk))
+    bar.close()
+    with vectors._session() as session:
+        vectors.note_model(session, engine.embedder.model_id, spec)
+        vectors.mark_complete_if_done(session, engine.embedder.model_id)
+        queue.settle(session, covered)  # commits
+    serving = _build(current_app.config["MATCHMAKER_INDEX_DIR"], reconcile_db=False)
+    current_app.extensions[EXTENSION_KEY] = serving
+    return serving.status()
 
 
-def sync_listings(keys: set[tuple[str, int]]) -> None:
-    """Index jobs' work: make the index hold each listing as it is in the database now (published →
-    embedded and added or replaced, anything else → removed). The state is read under the write lock,
-    so of two workers the later writer always writes the later state."""
-    engine = get_engine()  # loads and reconciles on first use; outside the lock, which it takes itself
-    if engine is None:
-        return
-    with index_write_lock(engine.index_dir):
-        engine.refresh_if_changed()
-        if engine.needs_rebuild():  # an unloadable file on disk: never save the jobs' few docs over it
-            reconcile(engine)
-        published = _published_docs(only=keys)
-        for kind in sorted({kind for kind, _ in keys}):
-            docs = list(published[kind].values())
-            gone = [i for k, i in keys if k == kind and i not in published[kind]]
-            engine.upsert_many(kind, docs, save=False)
-            removed = [i for i in gone if engine.remove(kind, i, save=False)]
-            if docs or removed:
-                engine.save(kind)
+def _progress(total: int, enabled: bool):
+    from ..matching.engine import _progress as bar
+    return bar(total, "embedding listings", enabled)

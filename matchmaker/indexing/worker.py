@@ -12,7 +12,7 @@ from flask import current_app, has_request_context
 from sqlalchemy.orm import Session
 
 from ..extensions import db
-from ..matching_service import engine_loaded, get_engine
+from ..matching_service import enabled, engine_loaded, writer_engines
 from . import queue
 from .signals import listings_indexed
 from .sync import sync_listings
@@ -49,7 +49,8 @@ def run_batch(worker_id: str, limit: int = BATCH_SIZE, stale_after: float = queu
             return 0
         keys, claimed = {(job.kind, job.listing_id) for job in jobs}, len(jobs)
         try:
-            sync_listings(keys)
+            # the vectors and the jobs' completion commit together
+            sync_listings(keys, finish=lambda tx: queue.finish(tx, jobs, worker_id, commit=False))
         except Exception as exc:
             session.rollback()
             given_up = [job.id for job in jobs if job.attempts >= max_attempts]
@@ -58,7 +59,7 @@ def run_batch(worker_id: str, limit: int = BATCH_SIZE, stale_after: float = queu
                           f"; giving up on {given_up} until the next reindex" if given_up else "")
             queue.fail(session, jobs, worker_id, f"{type(exc).__name__}: {exc}", retry_delay, leases)
             return len(jobs)
-        queue.finish(session, jobs, worker_id, leases)
+        leases.release([job.id for job in jobs])  # only now that their outcome has committed
     _announce(keys)
     return claimed
 
@@ -74,10 +75,11 @@ def _announce(keys: set[tuple[str, int]]) -> None:
 
 
 def warm_up() -> None:
-    """Load the model, reconcile the index and run one embedding (the first call is several times slower),
+    """Load the models jobs embed with and run one embedding each (the first call is several times slower),
     so the first job waits for none of it."""
-    engine = get_engine()
-    if engine is not None:
+    if not enabled():
+        return
+    for engine in writer_engines():
         engine.embedder.encode_documents(["warm-up"])
 
 
@@ -177,9 +179,10 @@ def check_mode(app) -> None:
                            f"not {app.config['MATCHMAKER_INDEX_WORKER']!r}")
 
 
-def start_thread_if_serving(app) -> None:
-    """In ``thread`` mode, a serving process starts its worker as soon as it loads the engine."""
-    if mode(app) == "thread" and has_request_context():
+def start_thread_if_serving(app, serving: bool = False) -> None:
+    """In ``thread`` mode, a serving process starts its worker as soon as it loads the engine (at process
+    start: ``serving``; or on a request's first use)."""
+    if mode(app) == "thread" and (serving or has_request_context()):
         runner(app).ensure_started()
 
 

@@ -191,6 +191,25 @@ class CachedEmbedder:
         return self._cached("d", list(texts), self.inner.encode_documents)
 
 
+class CountingEmbedder:
+    """``inner`` reporting how many texts it passes to the model (``count(n)`` per call); everything else
+    (``model_id``, ``dim``, ``segments`` …) is the inner embedder's."""
+
+    def __init__(self, inner: Embedder, count) -> None:
+        self.inner, self._count = inner, count
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        self._count(len(texts))
+        return self.inner.encode_queries(texts)
+
+    def encode_documents(self, texts: Sequence[str]) -> np.ndarray:
+        self._count(len(texts))
+        return self.inner.encode_documents(texts)
+
+
 _shared: dict[str, Embedder] = {}
 _shared_lock = threading.RLock()  # re-entrant: "use+e5" builds its parts through load_embedder
 

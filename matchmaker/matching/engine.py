@@ -44,6 +44,18 @@ class Doc:
         return f"{title}\n{self.text or ''}" if title else (self.text or "")
 
 
+@dataclass
+class DocVectors:
+    """What the model makes of one doc: everything ``MatchEngine.apply`` needs to index it without a model call
+    (the app stores these in its database, ``indexing.vectors``)."""
+    id: int
+    text: str          # Doc.full_text
+    lang: str
+    vector: np.ndarray                 # float32 (dim,)
+    query_vector: np.ndarray | None    # float32 (dim,): the text encoded as a query (query-side means)
+    sentences: np.ndarray | None       # float16 (n, dim): its evidence sentences
+
+
 class _Kind:
     """Everything stored for one listing kind."""
 
@@ -53,6 +65,8 @@ class _Kind:
         self.texts: dict[int, str] = {}
         self.langs: dict[int, str] = {}
         self.sentences: dict[int, np.ndarray] = {}  # doc id -> float16 vectors of its evidence sentences
+        self.query_vecs: dict[int, np.ndarray] = {}  # doc id -> its text encoded as a query (stored mode)
+        self.seq = 0  # the newest stored-vector sequence applied to this kind (stored mode)
         # language -> mean of a sample of this kind's texts encoded as *queries*, and the language's size
         # then: the query-side population mean when this kind's listings (or drafts) search
         self.query_means: dict[str, np.ndarray] = {}
@@ -100,18 +114,28 @@ class _Kind:
 class MatchEngine:
     def __init__(self, index_dir: str | Path | None = None, embedder: Embedder | None = None,
                  params: RankParams | None = None,
-                 approx_threshold: int = DEFAULT_APPROX_THRESHOLD, sentence_vectors: bool = True) -> None:
+                 approx_threshold: int = DEFAULT_APPROX_THRESHOLD, sentence_vectors: bool = True,
+                 stored_vectors: bool = False) -> None:
         """`index_dir=None` keeps everything in memory (evaluation, tests).
 
         sentence_vectors: embed each doc's sentences when it is indexed, so the evidence of a match page
         costs no model call (the background indexer pays instead); evaluation runs without evidence skip it.
+
+        stored_vectors: the docs' vectors come from a store (``embed`` makes them, ``apply`` indexes them), each
+        doc also carries its text encoded as a query, and the query-side means are computed from those, as a
+        function of the current docs alone: two engines holding the same docs rank identically, however
+        each got there (built at once, or changed doc by doc). The files in `index_dir` are then only a
+        snapshot (``snapshot_seq``).
         """
         self.index_dir = Path(index_dir) if index_dir is not None else None
         self.sentence_vectors = sentence_vectors
+        self.stored_vectors = stored_vectors
         self.embedder = embedder or load_embedder()
         self.params = params or RankParams()
         self.approx_threshold = approx_threshold
         self._lock = threading.RLock()
+        self.apply_lock = threading.Lock()  # one catch-up with the store at a time (stored mode)
+        self.applied_seq = 0  # the store's sequence this engine holds everything up to (stored mode)
         self._kinds: dict[str, _Kind] = {}
         self._sentence_cache: dict[str, np.ndarray] = {}
         self.load_status: dict[str, str] = {}
@@ -139,7 +163,9 @@ class MatchEngine:
             st.sentences = state.get("sentences", {})  # indexes saved before sentence vectors: computed on use
             st.query_means = state.get("query_means", {})  # saved before centring: computed on first search
             st.query_means_size = state.get("query_means_size", {})
-            st.version = meta.version
+            st.query_vecs = state.get("query_vecs", {})
+            st.seq = int(state.get("seq", 0))
+            st.version = f"seq-{st.seq}" if self.stored_vectors else meta.version
             if len(st.texts) != len(vectors):
                 raise IndexLoadError(f"{kind}: {len(st.texts)} texts but {len(vectors)} vectors")
             self._kinds[kind] = st
@@ -147,6 +173,29 @@ class MatchEngine:
         except (IndexLoadError, KeyError, pickle.UnpicklingError, EOFError) as exc:
             self._kinds[kind] = self._new_kind()
             self.load_status[kind] = ("missing" if isinstance(exc, IndexMissing) else "needs_rebuild") + f": {exc}"
+
+    def kinds(self) -> list[str]:
+        return list(self._kinds)
+
+    def kind_seq(self, kind: str) -> int:
+        return self._kind(kind).seq
+
+    def reset(self) -> None:
+        """Empty every kind (stored mode: before building from the store)."""
+        with self._lock:
+            for kind in KINDS:
+                self._kinds[kind] = self._new_kind()
+                self.load_status[kind] = "memory" if self.index_dir is None else "ok"
+            self.applied_seq = 0
+
+    def mark_applied(self, seq: int) -> None:
+        """Stored mode: this engine now holds every stored row up to ``seq`` (its version, the snapshot's)."""
+        with self._lock:
+            self.applied_seq = int(seq)
+            for st in self._kinds.values():
+                st.seq = int(seq)
+                if self.stored_vectors:
+                    st.version = f"seq-{int(seq)}"
 
     def needs_rebuild(self) -> list[str]:
         """Kinds whose stored index was missing, corrupt or built with another model."""
@@ -159,9 +208,11 @@ class MatchEngine:
             st = self._kinds[kind]
             docs = pickle.dumps({"lexical": st.lexical, "texts": st.texts, "langs": st.langs,
                                  "sentences": st.sentences, "query_means": st.query_means,
-                                 "query_means_size": st.query_means_size}, protocol=pickle.HIGHEST_PROTOCOL)
+                                 "query_means_size": st.query_means_size, "query_vecs": st.query_vecs,
+                                 "seq": st.seq}, protocol=pickle.HIGHEST_PROTOCOL)
             meta = st.vectors.save(self.index_dir, kind, extra_files={"docs": docs})
-            st.version = meta.version
+            if not self.stored_vectors:
+                st.version = meta.version
             self.load_status[kind] = "ok"
 
     def refresh_if_changed(self) -> list[str]:
@@ -195,6 +246,12 @@ class MatchEngine:
         ids = [int(d.id) for d in docs]
         if len(set(ids)) != len(ids):
             raise ValueError("duplicate doc ids")
+        if self.stored_vectors:
+            for s in range(0, len(docs), batch):
+                self.apply(kind, self.embed(docs[s:s + batch]))
+            if save:
+                self.save(kind)
+            return
         bar = _progress(len(docs), f"embedding {kind}", progress)
         for s in range(0, len(docs), batch):
             chunk = docs[s:s + batch]
@@ -219,12 +276,79 @@ class MatchEngine:
         if self._refresh_query_means(st) and save:
             self.save(kind)
 
+    def embed(self, docs: Sequence[Doc]) -> list[DocVectors]:
+        """The model's work for ``docs`` (no index changes): vectors, query-side vectors, sentence vectors."""
+        docs = list(docs)
+        if not docs:
+            return []
+        texts = [d.full_text for d in docs]
+        vecs = self.embedder.encode_documents(texts)
+        queries = self.embedder.encode_queries(texts) if self.stored_vectors else [None] * len(texts)
+        sentences = self._embed_sentences(texts) if self.sentence_vectors else [None] * len(texts)
+        return [DocVectors(id=int(d.id), text=text, lang=d.lang or detect_lang(text),
+                           vector=np.asarray(v, np.float32), query_vector=None if q is None else np.asarray(q, np.float32),
+                           sentences=sv)
+                for d, text, v, q, sv in zip(docs, texts, vecs, queries, sentences, strict=True)]
+
+    def apply(self, kind: str, items: Sequence[DocVectors], removed: Iterable[int] = (), seq: int | None = None
+              ) -> None:
+        """Add or replace ``items`` and remove the ``removed`` ids in place, without a model call; ``seq`` is
+        the stored-vector sequence this brings the kind to (its version in stored mode)."""
+        st = self._kind(kind)
+        items = list(items)
+        ids = [int(it.id) for it in items]
+        if len(set(ids)) != len(ids):
+            raise ValueError("duplicate doc ids")
+        with self._lock:
+            gone = [int(i) for i in removed if int(i) in st.texts]
+            if gone:
+                st.vectors.remove(gone)
+                for doc_id in gone:
+                    st.lexical.remove(doc_id)
+                    st.texts.pop(doc_id, None)
+                    st.langs.pop(doc_id, None)
+                    st.sentences.pop(doc_id, None)
+                    st.query_vecs.pop(doc_id, None)
+            if items:
+                st.vectors.add(ids, np.stack([it.vector for it in items]).astype(np.float32))
+                for it in items:
+                    doc_id = int(it.id)
+                    st.lexical.add(doc_id, it.text)
+                    st.texts[doc_id] = it.text
+                    st.langs[doc_id] = it.lang
+                    for store, value in ((st.sentences, it.sentences), (st.query_vecs, it.query_vector)):
+                        if value is None:
+                            store.pop(doc_id, None)
+                        else:
+                            store[doc_id] = value
+            st.invalidate()
+            if seq is not None:
+                st.seq = max(st.seq, int(seq))
+                if self.stored_vectors:
+                    st.version = f"seq-{st.seq}"
+            if self.stored_vectors and (items or gone):
+                self._stored_query_means(st)
+
+    def _stored_query_means(self, st: _Kind) -> None:
+        """Stored mode: each language's query-side mean from the stored query vectors of its sample (the same
+        fixed-hash sample as below), recomputed on every change: a function of the current docs alone."""
+        st.query_means, st.query_means_size = {}, {}
+        if not self.params.centre:
+            return
+        for lang, ids in st.by_lang().items():
+            sample = [i for i in sorted(ids, key=lambda i: ((i * 2654435761) % 4294967296, i))
+                      if i in st.query_vecs][:QUERY_MEAN_SAMPLE]
+            if sample:
+                st.query_means[lang] = np.stack([st.query_vecs[i] for i in sample]).astype(np.float64) \
+                    .mean(0).astype(np.float32)
+                st.query_means_size[lang] = len(ids)
+
     def _refresh_query_means(self, st: _Kind) -> bool:
         """Re-encode (as queries) a sample of each language whose size drifted since its mean was taken.
 
         Sampling by a fixed hash of the id keeps the sample stable as listings come and go, so a
         mean changes only when the population does."""
-        if not self.params.centre:
+        if not self.params.centre or self.stored_vectors:  # stored mode keeps them current in apply()
             return False
         with self._lock:
             by_lang = st.by_lang()
@@ -266,6 +390,12 @@ class MatchEngine:
 
     def remove(self, kind: str, doc_id: int, save: bool = True) -> bool:
         st = self._kind(kind)
+        if self.stored_vectors:
+            found = int(doc_id) in st.texts
+            self.apply(kind, [], [int(doc_id)])
+            if save and found:
+                self.save(kind)
+            return found
         with self._lock:
             found = st.vectors.remove([int(doc_id)]) > 0
             st.lexical.remove(int(doc_id))
@@ -309,6 +439,10 @@ class MatchEngine:
         while no index job recorded it."""
         with self._lock:
             return dict(self._kind(kind).texts)
+
+    def doc_langs(self, kind: str) -> dict[int, str]:
+        with self._lock:
+            return dict(self._kind(kind).langs)
 
     def versions(self) -> tuple:
         """(kind, version) of every loaded index: changes whenever what a search can return may change."""
@@ -410,8 +544,7 @@ class MatchEngine:
         for scores in lex:
             if mask is not None:
                 scores = np.where(mask, scores, 0.0)
-            top = np.argpartition(-scores, min(p.shortlist, len(scores) - 1))[:p.shortlist]
-            cand.update(int(row_ids[r]) for r in top if scores[r] > 0)
+            cand.update(int(row_ids[r]) for r in _top_rows(scores, row_ids, p.shortlist) if scores[r] > 0)
         return np.asarray(sorted(cand), np.int64)
 
     def similar(self, kind: str, text: str, k: int = 5, exclude_id: int | None = None) -> list[Match]:
@@ -466,6 +599,19 @@ class MatchEngine:
         terms = terms[:10]
         return Evidence(query_sentence=qs[best[0]] if qs else "", doc_sentence=ds[best[1]] if ds else "",
                         sentence_similarity=round(sim, 4), shared_terms=terms, query_text_index=text_index)
+
+
+def _top_rows(scores: np.ndarray, row_ids: np.ndarray, k: int) -> np.ndarray:
+    """The rows of the ``k`` highest scores; ties at the cut go to the smallest doc ids, so the shortlist does not
+    depend on the order the rows were added in (engines holding the same docs agree)."""
+    if len(scores) <= k:
+        return np.arange(len(scores))
+    cut = -np.partition(-scores, k - 1)[k - 1]
+    above = np.flatnonzero(scores > cut)
+    tied = np.flatnonzero(scores == cut)
+    if len(above) + len(tied) > k:
+        tied = tied[np.argsort(row_ids[tied], kind="stable")][:k - len(above)]
+    return np.concatenate([above, tied])
 
 
 def _or(value: np.ndarray | None, default: np.ndarray) -> np.ndarray:

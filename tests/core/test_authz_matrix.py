@@ -78,6 +78,8 @@ CASES: list[Case] = [
     # --- public pages -----------------------------------------------------------------------------------
     Case("main.index", "GET", ALL(200)),
     Case("main.set_language", "POST", ALL(REDIR), {"code": "en"}),
+    Case("main.healthz", "GET", ALL(200)),
+    Case("main.readyz", "GET", ALL(200)),  # matching is off in the suite: nothing to load, so ready
     Case("static", "GET", ALL(200), {"filename": "css/app.css"}),
     Case("listings.browse_needs", "GET", ALL(200)),
     Case("listings.browse_capabilities", "GET", ALL(200)),

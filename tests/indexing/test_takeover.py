@@ -23,9 +23,11 @@ from matchmaker import create_app
 from matchmaker.core.enums import Role
 from matchmaker.extensions import db
 from matchmaker.indexing import queue
-from matchmaker.indexing.lock import index_write_lock
 from matchmaker.indexing.models import IndexJob
 from matchmaker.indexing.worker import run_batch
+from matchmaker.listings import operations as ops
+from matchmaker.listings.models import Capability
+from matchmaker.accounts.models import User
 from tests.helpers import Factory
 
 ON_POSTGRES = os.environ.get("TEST_DATABASE_URL", "").startswith("postgresql")
@@ -136,7 +138,8 @@ def test_abandoned_claim_is_claimed_again_after_stale_after_on_sqlite(live):
 def start_worker(app, batch: int) -> subprocess.Popen:
     env = dict(os.environ, DATABASE_URL=app.config["SQLALCHEMY_DATABASE_URI"],
                MATCHMAKER_INDEX_DIR=app.config["MATCHMAKER_INDEX_DIR"], MATCHMAKER_MATCHING="1",
-               MATCHMAKER_INDEX_WORKER="external", PYTHONUNBUFFERED="1", MATCHMAKER_MATCH_FLOOR="0")
+               MATCHMAKER_INDEX_WORKER="external", PYTHONUNBUFFERED="1", MATCHMAKER_MATCH_FLOOR="0",
+               MATCHMAKER_EMBEDDING_MODEL="use")  # the light model: the claims are in question, not the ranking
     env.pop("TEST_DATABASE_URL", None)
     # --stale-after 1: the age rule would hand a live worker's jobs to the other one after a second
     return subprocess.Popen([sys.executable, "-c", "from matchmaker.cli import main; main()", "worker",
@@ -174,38 +177,45 @@ def worker_id_of(proc: subprocess.Popen) -> str:
 
 @pytest.mark.slow
 @postgres_only
-def test_killed_worker_claims_are_taken_over_by_the_live_one(live, tmp_path):
-    """Two `matchmaker worker` processes: while A is mid-batch (claimed, indexing), does B leave A's jobs
-    alone (even with --stale-after 1); after `kill -9` of A, does B take every one of them over within 30 s
-    and finish them, so no update is lost and none was worked on by two live workers?"""
+def test_killed_worker_claims_are_taken_over_by_the_live_one(live):
+    """Two `matchmaker worker` processes: while A is mid-batch (claimed, not done: frozen with SIGSTOP), does
+    B leave A's jobs alone (even with --stale-after 1); after `kill -9` of A, does B take every one of them
+    over within 30 s and finish it, so no update is lost and none was worked on by two live workers?"""
+    live.config["MATCHMAKER_MATCHING"] = True  # changes made here queue index jobs (external: never embeds here)
     make = Factory()
     with in_app(live):
         expert = make.user(Role.EXPERT, org=make.org(kind="institute"))
-        caps = [make.capability(expert, status="published", title=f"低温锂电池技术 {i}", summary="负极包覆",
-                                description="-20℃容量保持率86%。").id for i in range(6)]
+        moderator = make.moderator()
+        caps = [make.capability(expert, status="submitted", title=f"低温锂电池技术 {i}", summary="负极包覆",
+                                description=f"方案{i}：-20℃容量保持率{80 + i}%。").id for i in range(12)]
         db.session.execute(IndexJob.__table__.delete())
         db.session.commit()
+        moderator_id = moderator.id
     a, b = start_worker(live, batch=64), start_worker(live, batch=64)
     try:
-        for proc in (a, b):  # "started": model loaded, index reconciled (under the folder's write lock)
+        for proc in (a, b):  # "started": model loaded and warmed up
             wait_for_line(proc, "started", WAIT)
         a_id, b_id = worker_id_of(a), worker_id_of(b)
-        b.send_signal(signal.SIGSTOP)  # A alone claims the batch; B resumes once A is mid-batch
-        with index_write_lock(live.config["MATCHMAKER_INDEX_DIR"]):  # A's indexing waits here: mid-batch
+        b.send_signal(signal.SIGSTOP)  # A alone claims the batch
+        try:
             with in_app(live):
                 for cap in caps:
-                    queue.enqueue(db.session, "capability", cap)
+                    ops.publish_listing(db.session.get(Capability, cap), db.session.get(User, moderator_id))
                 db.session.commit()
-            wait_for(lambda: {by for _, by, _, _ in job_rows(live)} == {a_id}, timeout=30)
+            wait_for(lambda: (rows := job_rows(live)) and {by for _, by, _, _ in rows} == {a_id}, timeout=30,
+                     step=0.005)
+            a.send_signal(signal.SIGSTOP)  # mid-batch: claimed, embedding, not done
+            assert not any(done for *_, done in job_rows(live)), "A finished the batch before it was frozen"
+        finally:
             b.send_signal(signal.SIGCONT)
-            time.sleep(3)  # B polls every 0.1 s, A's claims are 3 s old (> --stale-after 1)
-            assert {(by, attempts, done) for _, by, attempts, done in job_rows(live)} == {(a_id, 1, False)}
-            a.send_signal(signal.SIGKILL)
-            killed = time.monotonic()
-            wait_for(lambda: {by for _, by, _, _ in job_rows(live)} == {b_id}, timeout=TAKEOVER_BOUND)
-            took_over = time.monotonic() - killed
+        time.sleep(3)  # B polls every 0.1 s, A's claims are 3 s old (> --stale-after 1)
+        assert {(by, attempts, done) for _, by, attempts, done in job_rows(live)} == {(a_id, 1, False)}
+        a.send_signal(signal.SIGKILL)
+        killed = time.monotonic()
+        wait_for(lambda: {by for _, by, _, _ in job_rows(live)} == {b_id}, timeout=TAKEOVER_BOUND)
+        took_over = time.monotonic() - killed
         print(f"\nkill -9 → the other worker holds every claimed job after {took_over * 1000:.0f} ms")
-        wait_for(lambda: all(done for *_, done in job_rows(live)), timeout=60)
+        wait_for(lambda: all(done for *_, done in job_rows(live)), timeout=120)
         assert {(by, attempts) for _, by, attempts, _ in job_rows(live)} == {(b_id, 2)}
     finally:
         for proc in (a, b):
