@@ -34,6 +34,37 @@ def sync_listings(keys: set[tuple[str, int]], finish=None) -> int:
     return written
 
 
+def backfill(limit: int = 64) -> int:
+    """After a model change: embed with the configured model up to ``limit`` published listings that have no
+    current row of it yet (the old model's rows keep serving meanwhile), and mark the model complete once none
+    is left. Returns listings embedded; 0 costs one primary-key read once the model is complete."""
+    from .models import VectorModel
+    if not enabled():
+        return 0
+    engine = writer_engines()[0]
+    model_id = engine.embedder.model_id
+    with vectors._session() as session:
+        known = session.get(VectorModel, model_id)
+        if known is not None and known.complete_at is not None:
+            return 0
+        current = vectors.live_hashes(session, model_id)
+        pending = vectors.pending_keys(session)
+    docs = vectors.current_docs()
+    missing = sorted(key for key, (_doc, h) in docs.items() if current.get(key) != h and key not in pending)[:limit]
+    if missing:
+        embedded = vectors.embed(engine, [(key[0], docs[key][0]) for key in missing])
+        with vectors._session() as session:
+            vectors.write(session, set(missing), [embedded])
+            vectors.note_model(session, model_id, engine.spec)
+            session.commit()
+        return len(missing)
+    with vectors._session() as session:
+        vectors.note_model(session, model_id, engine.spec)
+        vectors.mark_complete_if_done(session, model_id)
+        session.commit()
+    return 0
+
+
 def rebuild_from_db(progress: bool = True) -> dict:
     """`matchmaker reindex`: embed every published listing again with the configured model and write its row
     (tombstones for the rest), batch by batch; the model is then complete. Index jobs committed before the

@@ -267,11 +267,11 @@ def mark_complete_if_done(session: Session, model_id: str) -> bool:
 
 
 def served_model(session: Session, configured_id: str) -> tuple[str, str | None]:
-    """(model id, spec) a ranking process serves: the configured model once complete (or when nothing is
-    recorded yet), else the newest complete one."""
+    """(model id, spec) a ranking process serves: the configured model once complete (or when no model is
+    complete yet: a new database), else the newest complete one; spec is None for the configured model."""
     models = session.scalars(select(VectorModel)).all()
     mine = next((m for m in models if m.model_id == configured_id), None)
     complete = sorted((m for m in models if m.complete_at is not None), key=lambda m: m.complete_at)
-    if mine is None or mine.complete_at is not None or not complete:
+    if (mine is not None and mine.complete_at is not None) or not complete:
         return configured_id, None
     return complete[-1].model_id, complete[-1].spec

@@ -15,7 +15,7 @@ from ..extensions import db
 from ..matching_service import enabled, engine_loaded, writer_engines
 from . import queue
 from .signals import listings_indexed
-from .sync import sync_listings
+from .sync import backfill, sync_listings
 
 log = logging.getLogger(__name__)
 MODES = ("thread", "external", "inline")
@@ -113,11 +113,24 @@ def _loop(stop, worker_id, poll, once, deadline, waiter, wake, leases, batch_opt
         total += claimed
         if claimed:
             continue
+        if not once and _backfill_step(worker_id):  # a model change: re-embed in the background
+            continue
         if once or (deadline is not None and time.monotonic() >= deadline):
             break
         pause = poll * 2 ** min(failures, 6)
         waiter.wait(pause if deadline is None else max(0.0, min(pause, deadline - time.monotonic())))
     return total
+
+
+def _backfill_step(worker_id: str) -> bool:
+    """One batch of a new model's background re-embedding when idle; True if it embedded anything."""
+    try:
+        return backfill() > 0
+    except Exception:
+        log.exception("index worker %s: background re-embedding failed", worker_id)
+        return False
+    finally:
+        db.session.remove()
 
 
 class ThreadRunner:
