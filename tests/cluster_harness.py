@@ -154,10 +154,18 @@ class Node(Proc):
             return False
 
     def readyz(self) -> int | None:
+        return self.readyz_body()[0]
+
+    def readyz_body(self) -> tuple[int | None, dict]:
         try:
-            return self.get("/readyz", timeout=10).status_code
+            response = self.get("/readyz", timeout=10)
         except Exception:
-            return None
+            return None, {}
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}
+        return response.status_code, body if isinstance(body, dict) else {}
 
     def metric(self, name: str) -> float | None:
         """The sum of a metric's samples on this node's /metrics (None when the node has no such metric)."""
@@ -255,9 +263,11 @@ def wait_ready(node: Node, probe, timeout: float) -> float:
     def up() -> bool:
         if not node.alive():
             raise AssertionError(f"node {node.name} exited: {node.tail()}")
-        code = node.readyz()
+        code, body = node.readyz_body()
         if code == 200:
             return True
+        if code == 503 and "failed" in str(body.get("reason", "")):  # it will not get ready: say why now
+            raise AssertionError(f"node {node.name} is not ready and will not be: {body}")
         if code == 404:  # no readiness route: the first ranking request is the readiness
             probe(node)
             return True

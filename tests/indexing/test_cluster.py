@@ -88,11 +88,12 @@ def world(tmp_path_factory):
             ids = _seed()
             db.session.remove()
         w1, w2 = cluster.worker("w1", "--batch", "64"), cluster.worker("w2", "--batch", "64")
-        nodes = {name: cluster.node(name) for name in "abc"}
-        probe = lambda node: node.matches(ids["needs"][0], ids["firm_token"])  # noqa: E731
         for proc in (w1, w2):
             h.wait_for(lambda p=proc: _started(p), START_WAIT, step=0.2, what=f"{proc.name} started")
         h.wait_for(lambda: _pending(app) == 0, START_WAIT, step=0.2, what="the seeded listings indexed")
+        # the nodes start on an indexed database, as machines joining a running cluster do
+        nodes = {name: cluster.node(name) for name in "abc"}
+        probe = lambda node: node.matches(ids["needs"][0], ids["firm_token"])  # noqa: E731
         for node in nodes.values():
             h.wait_ready(node, probe, START_WAIT)
         yield dict(ids, app=app, cluster=cluster, nodes=nodes, workers={"w1": w1, "w2": w2},
