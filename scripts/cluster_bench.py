@@ -5,8 +5,11 @@ p50/p95 over N publishes, on loopback against PostgreSQL and Redis. Run by ``bas
 2. Cold start: a gunicorn node with an empty index folder, from spawn to /readyz 200 (or, where the code has
    no /readyz, to its first ranking answer), and the texts it embedded on the way (/metrics).
 3. Propagation: nodes a, b, c and two workers. N times: a probe capability is published through node A (the
-   coordinator's form); the delay is from its index job's commit (done_at) until nodes B and C both rank it in
-   the probe need's top 10; then it is closed again (through the service layer) and left to disappear.
+   coordinator's form); from its index job's commit (done_at), rounds of requests ask nodes B and C for the
+   probe need's top 10 until both rank it. Two figures: when the successful round was sent ("asked": each node
+   applies newer vector rows before it ranks, so this is when the change was visible) and when its answers
+   were back ("answered": plus the query's embedding and ranking on a busy machine). Then the capability is
+   closed again (service layer) and left to disappear before the next one.
 
 Prints the figures (and the load average: the machine is shared) for docs/benchmarks.md. Every process is
 stopped on exit; every wait has a bound.
@@ -56,30 +59,35 @@ def main() -> int:
     parser.add_argument("--model", default=os.environ.get("CLUSTER_MODEL"),
                         help="embedding model (default: the app's default)")
     parser.add_argument("--keep", action="store_true", help="keep the database (its URL is printed)")
+    parser.add_argument("--database", help="reuse a database a --keep run left (seeded and reindexed)")
     args = parser.parse_args()
     base = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/matchmaker_cluster")
     redis_url = os.environ.get("CLUSTER_REDIS_URL", "redis://127.0.0.1:6379/0")
     if not (h.postgres_answers(base) and h.redis_answers(redis_url)):
         print(f"cluster_bench: PostgreSQL ({base}) and Redis ({redis_url}) must both answer", file=sys.stderr)
         return 2
-    url = h.create_database(base, prefix="mm_cluster_bench")
+    url = args.database or h.create_database(base, prefix="mm_cluster_bench")
     cluster = h.Cluster(url, redis_url, Path(tempfile.mkdtemp(prefix="matchmaker-cluster-bench-")), args.model)
     # matching on (changes made here queue index jobs), external (this process never embeds)
     app = create_app({"SQLALCHEMY_DATABASE_URI": url, "MATCHMAKER_MATCHING": True, "SECRET_KEY": "x" * 40,
                       "MATCHMAKER_INDEX_WORKER": "external"})
     figures: dict[str, str] = {}
     try:
-        started = time.monotonic()
-        cluster.cli("init-db")
-        cluster.cli("seed", "--scale", str(args.scale))
-        figures["seed"] = f"{time.monotonic() - started:.0f} s"
+        if not args.database:
+            started = time.monotonic()
+            cluster.cli("init-db")
+            cluster.cli("seed", "--scale", str(args.scale))
+            figures["seed"] = f"{time.monotonic() - started:.0f} s"
         with app.app_context(), Session(db.engine) as session:
             from matchmaker.listings.models import Need
             figures["listings"] = (f"{session.scalar(select(func.count()).select_from(Need))} needs, "
                                    f"{session.scalar(select(func.count()).select_from(Capability))} capabilities")
-        started = time.monotonic()
-        cluster.cli("reindex", "--quiet")
-        figures["reindex"] = f"{time.monotonic() - started:.1f} s"
+        if not args.database:
+            started = time.monotonic()
+            cluster.cli("reindex", "--quiet")
+            figures["reindex (embeds every listing)"] = f"{time.monotonic() - started:.1f} s"
+            if args.keep:
+                print(f"database kept: {url}", flush=True)
         with app.app_context():
             ids = prepare(args.publishes)
         probe = lambda node: node.matches(ids["need"], ids["token"], k=10)  # noqa: E731
@@ -97,16 +105,17 @@ def main() -> int:
             h.wait_ready(node, probe, 1800)
         for worker in workers:
             h.wait_for(lambda w=worker: "started" in w.tail(100_000), 1800, step=0.5, what=f"{worker.name} started")
-        delays = propagation(app, nodes, ids)
-        q = statistics.quantiles(delays, n=100, method="inclusive")
-        figures["propagation publishes"] = str(len(delays))
-        figures["propagation p50 / p95 / max"] = (f"{statistics.median(delays) * 1000:.0f} / {q[94] * 1000:.0f} / "
-                                                  f"{max(delays) * 1000:.0f} ms")
+        asked, answered = propagation(app, nodes, ids)
+        figures["propagation publishes"] = str(len(asked))
+        for label, delays in (("asked", asked), ("answered", answered)):
+            q = statistics.quantiles(delays, n=100, method="inclusive")
+            figures[f"propagation p50 / p95 / max ({label})"] = (
+                f"{statistics.median(delays) * 1000:.0f} / {q[94] * 1000:.0f} / {max(delays) * 1000:.0f} ms")
     finally:
         cluster.stop()
         with app.app_context():
             db.engine.dispose()
-        if not args.keep:
+        if not (args.keep or args.database):
             h.drop_database(url)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                             cwd=h.REPO).stdout.strip()
@@ -152,10 +161,29 @@ def _done(app, since: int) -> datetime:
     return done if done.tzinfo else done.replace(tzinfo=timezone.utc)
 
 
-def propagation(app, nodes: dict, ids: dict) -> list[float]:
+def _asked_until(app, check, what: str, timeout: float = 120) -> tuple[float, float]:
+    """Ask in rounds until ``check()`` holds: (wall time the successful round was sent, when it came back)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        sent = time.time()
+        if check():
+            return sent, time.time()
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout} s")
+        time.sleep(0.01)
+
+
+def propagation(app, nodes: dict, ids: dict) -> tuple[list[float], list[float]]:
+    """Per publish: (seconds from the job's commit to the sending of the first round of requests that B and C
+    both answered with the capability ranked, seconds to that round's answers)."""
     a, others = nodes["a"], [nodes["b"], nodes["c"]]
     coordinator, csrf = h.signed_in(a.base, ids["moderator"], PASSWORD)
-    delays = []
+    asked, answered = [], []
+
+    def everywhere(cap: int, present: bool) -> bool:
+        return all((cap in [i for i, _ in node.matches(ids["need"], ids["token"], k=10)]) == present
+                   for node in others)
+
     for n, cap in enumerate(ids["caps"], 1):
         since = _last_job(app)
         with app.app_context(), Session(db.engine) as session:
@@ -164,10 +192,10 @@ def propagation(app, nodes: dict, ids: dict) -> list[float]:
                                     data={"version": str(version), "csrf_token": csrf}, allow_redirects=False,
                                     timeout=300)
         assert response.status_code == 303, response.text[-300:]
-        committed = _done(app, since)
-        h.wait_for(lambda c=cap: all(c in [i for i, _ in node.matches(ids["need"], ids["token"], k=10)]
-                                     for node in others), 120, step=0.01, what=f"publish {n} seen on B and C")
-        delays.append(datetime.now(timezone.utc).timestamp() - committed.timestamp())
+        committed = _done(app, since).timestamp()
+        sent, back = _asked_until(app, lambda c=cap: everywhere(c, True), f"publish {n} seen on B and C")
+        asked.append(sent - committed)
+        answered.append(back - committed)
         since = _last_job(app)
         with app.app_context():
             from matchmaker.accounts.models import User
@@ -175,12 +203,11 @@ def propagation(app, nodes: dict, ids: dict) -> list[float]:
             db.session.commit()
             db.session.remove()
         _done(app, since)
-        h.wait_for(lambda c=cap: all(c not in [i for i, _ in node.matches(ids["need"], ids["token"], k=10)]
-                                     for node in others), 120, step=0.05, what=f"close {n} seen on B and C")
+        _asked_until(app, lambda c=cap: everywhere(c, False), f"close {n} seen on B and C")
         if n % 10 == 0:
-            print(f"{n} publishes, p50 so far {statistics.median(delays) * 1000:.0f} ms", flush=True)
-    return delays
-
+            print(f"{n} publishes, p50 so far {statistics.median(asked) * 1000:.0f} ms asked, "
+                  f"{statistics.median(answered) * 1000:.0f} ms answered", flush=True)
+    return asked, answered
 
 if __name__ == "__main__":
     sys.exit(main())
