@@ -227,7 +227,9 @@ class Cluster:
         argv = [sys.executable, "-m", "gunicorn"]
         if (REPO / "gunicorn.conf.py").exists():
             argv += ["-c", str(REPO / "gunicorn.conf.py")]
-        argv += ["--workers", str(workers), "--bind", f"127.0.0.1:{port}", "--timeout", "300", "wsgi:app"]
+        # no control socket: gunicorn 27 puts every arbiter's at the same path (~/.gunicorn/gunicorn.ctl)
+        argv += ["--workers", str(workers), "--bind", f"127.0.0.1:{port}", "--timeout", "300", "--no-control-socket",
+                 "wsgi:app"]
         return self._spawn(name, argv, env, cls=Node, port=port, index_dir=index_dir, started=time.monotonic())
 
     def worker(self, name: str, *args: str) -> Proc:
