@@ -86,6 +86,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     # importing the worker also connects its thread's start to engine_loaded
     from .indexing.worker import check_mode
     check_mode(app)
+    from .notifications.mail import check_mode as check_mail_mode
+    check_mail_mode(app)
 
     if not app.debug and not app.testing:
         logging.basicConfig(level=logging.INFO)
