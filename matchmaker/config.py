@@ -72,6 +72,14 @@ def load_config(instance_path: str) -> dict:
         "PAGE_CACHE": _bool("MATCHMAKER_PAGE_CACHE", True),
         "PAGE_CACHE_SECONDS": float(os.environ.get("MATCHMAKER_PAGE_CACHE_SECONDS", "300")),
         "PAGE_CACHE_MB": float(os.environ.get("MATCHMAKER_PAGE_CACHE_MB", "64")),
+        # logs: one JSON object per line (production default) or readable text, each with the request id
+        "LOG_FORMAT": os.environ.get("MATCHMAKER_LOG_FORMAT", "json" if env == "production" else "text"),
+        "LOG_LEVEL": os.environ.get("MATCHMAKER_LOG_LEVEL", "INFO").upper(),
+        # one log line per request (method, path, status, endpoint, duration); default on with JSON logs
+        "ACCESS_LOG": _bool("MATCHMAKER_ACCESS_LOG", os.environ.get(
+            "MATCHMAKER_LOG_FORMAT", "json" if env == "production" else "text") == "json"),
+        # /metrics: with a token, any address that sends it as a bearer token; without, loopback only
+        "METRICS_TOKEN": os.environ.get("MATCHMAKER_METRICS_TOKEN", ""),
         # behind nginx or another proxy: how many hops of X-Forwarded-* to trust (0 = none)
         "PROXY_FIX_HOPS": int(os.environ.get("MATCHMAKER_PROXY_HOPS", "1" if env == "production" else "0")),
         "PERMANENT_SESSION_LIFETIME": 12 * 3600,
