@@ -30,7 +30,7 @@ import ssl
 import threading
 import time
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
+from email.utils import format_datetime, make_msgid, parseaddr
 from pathlib import Path
 
 from flask import current_app, has_request_context
@@ -62,7 +62,8 @@ def queue_mail(to: str, subject: str, body: str) -> MailMessage:
     """Add a message to the current transaction's outbox; it is handed to the runner once that commits."""
     cfg = current_app.config
     sender = cfg.get("MAIL_FROM") or "matchmaker@localhost"
-    row = MailMessage(message_id=make_msgid(domain=sender.rpartition("@")[2] or "localhost"), to_addr=to,
+    domain = parseaddr(sender)[1].rpartition("@")[2] or "localhost"  # "名称 <a@b.cn>" or "a@b.cn"
+    row = MailMessage(message_id=make_msgid(domain=domain), to_addr=to,
                       subject=" ".join(str(subject).split())[:500],  # a title's line break: one header line
                       body=body)
     db.session.add(row)

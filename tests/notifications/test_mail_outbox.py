@@ -228,6 +228,19 @@ def test_inline_mode_sends_right_after_the_commit(make, smtp, app, monkeypatch):
     assert all(row.sent_at is not None for row in _rows())
 
 
+def test_a_sender_with_a_chinese_display_name(make, smtp, app, monkeypatch):
+    """With MAIL_FROM as "科创对接 <matchmaker@example.cn>", is the mail accepted with that sender and a
+    Message-ID of the sender's domain?"""
+    monkeypatch.setitem(app.config, "MAIL_FROM", "科创对接 <matchmaker@example.cn>")
+    notify([make.user(Role.EXPERT)], "pairing.proposed", "配对建议")
+    db.session.commit()
+    assert mail.send_batch("test") == 1
+    [got] = smtp.accepted
+    assert got["From"].addresses[0].display_name == "科创对接"
+    assert got["From"].addresses[0].addr_spec == "matchmaker@example.cn"
+    assert got["Message-ID"].endswith("@example.cn>")
+
+
 def test_an_unknown_mail_worker_mode_is_refused_at_start(app, monkeypatch):
     """Does the app refuse to start with a MATCHMAKER_MAIL_WORKER it does not know, instead of never sending?"""
     monkeypatch.setitem(app.config, "MAIL_WORKER", "cron")
