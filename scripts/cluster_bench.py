@@ -55,7 +55,7 @@ def probe_capability(i: int) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=int, default=10)
-    parser.add_argument("--publishes", type=int, default=100)
+    parser.add_argument("--publishes", type=int, default=100, help="0: the cold start only")
     parser.add_argument("--model", default=os.environ.get("CLUSTER_MODEL"),
                         help="embedding model (default: the app's default)")
     parser.add_argument("--keep", action="store_true", help="keep the database (its URL is printed)")
@@ -99,6 +99,8 @@ def main() -> int:
         figures["cold start: texts embedded"] = "n/a (no /metrics)" if embedded is None else f"{embedded:.0f}"
         cold.stop()
 
+        if not args.publishes:
+            return report(args, figures)
         nodes = {name: cluster.node(name) for name in "abc"}
         workers = [cluster.worker(f"w{i}", "--batch", "64") for i in (1, 2)]
         for node in nodes.values():
@@ -117,14 +119,18 @@ def main() -> int:
             db.engine.dispose()
         if not (args.keep or args.database):
             h.drop_database(url)
+    return report(args, figures)
+
+
+def report(args, figures: dict) -> int:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                             cwd=h.REPO).stdout.strip()
     print(f"\n== cluster benchmark {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, commit {commit}, "
-          f"model {args.model or 'default'}, load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+          f"scale {args.scale}, model {args.model or 'default'}, "
+          f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}", flush=True)
     for name, value in figures.items():
-        print(f"{name}: {value}")
+        print(f"{name}: {value}", flush=True)
     return 0
-
 
 def prepare(publishes: int) -> dict:
     """The probe need (published, indexed by the workers), the probe capabilities (submitted), a coordinator."""
