@@ -12,11 +12,11 @@
 # Environment: TEST_POSTGRES_URL (default postgresql+psycopg://postgres@127.0.0.1:5432/matchmaker_cluster; a
 # throwaway database is made next to it and dropped after), CLUSTER_REDIS_URL (default
 # redis://127.0.0.1:6379/0), CLUSTER_MODEL (embedding model of the checks, default "use"; the benchmark uses
-# the app's default unless set). Every process is stopped on exit (each in its own process group, with a
-# parent-death signal); every wait has a bound.
+# the app's default unless set), CLUSTER_PYTHON (default .venv/bin/python). Every process is stopped on exit
+# (each in its own process group, with a parent-death signal); every wait has a bound.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=${PYTHON:-.venv/bin/python}
+PY=${CLUSTER_PYTHON:-.venv/bin/python}  # e.g. another checkout's venv
 [ -x "$PY" ] || { echo "cluster.sh: $PY missing; run bash scripts/setup-venv.sh \"[test]\" first" >&2; exit 2; }
 export TEST_DATABASE_URL="${TEST_POSTGRES_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/matchmaker_cluster}"
 export CLUSTER_REDIS_URL="${CLUSTER_REDIS_URL:-redis://127.0.0.1:6379/0}"
