@@ -144,11 +144,14 @@ def _usable_snapshot(engine) -> int:
 
 
 def _reconcile(engine, rows: dict) -> None:
-    """Published listings with no current row of the served model (and no pending job that will write one)
-    are embedded and written now; live rows of listings no longer published are tombstoned."""
+    """Published listings with no current row of the served model are embedded and written now; live rows of
+    listings no longer published are tombstoned. With an external worker, listings whose index job is still
+    pending are left to it (a node starting while jobs wait embeds nothing the worker is about to)."""
     from .indexing import vectors
-    with vectors._session() as session:
-        pending = vectors.pending_keys(session)
+    pending = set()
+    if current_app.config.get("MATCHMAKER_INDEX_WORKER", "thread") == "external":
+        with vectors._session() as session:
+            pending = vectors.pending_keys(session)
     docs = vectors.current_docs()
     stale = {key for key, (_doc, h) in docs.items() if rows.get(key) != h} - pending
     gone = {key for key in rows if key not in docs} - pending

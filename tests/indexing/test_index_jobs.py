@@ -1,5 +1,6 @@
 """Index jobs (outbox): written in the listing change's transaction, processed off the request by the
-in-process thread or `matchmaker worker`, visible to every process through the versioned index files.
+in-process thread or `matchmaker worker`, visible to every process through the listing vectors they commit
+(indexing.vectors) with the job.
 
 Runs on committed data in a database of its own (the suite's rolled-back transaction is invisible to other
 connections): a temporary SQLite file, or a new PostgreSQL database next to TEST_DATABASE_URL. Real model,
@@ -27,7 +28,7 @@ from matchmaker.accounts.models import User
 from matchmaker.core.enums import Role
 from matchmaker.extensions import db
 from matchmaker.indexing import queue
-from matchmaker.indexing.lock import index_write_lock
+from matchmaker.indexing import vectors
 from matchmaker.indexing.models import IndexJob
 from matchmaker.indexing.sync import rebuild_from_db
 from matchmaker.indexing.worker import RUNNER_KEY, run_batch
@@ -134,9 +135,38 @@ def wait_for(predicate, timeout: float = WAIT, step: float = 0.02) -> float:
     raise AssertionError(f"not reached within {timeout}s")
 
 
+class OtherNode:
+    """Another ranking process on the same database (its own app, engine and index folder)."""
+
+    def __init__(self, app, index_dir) -> None:
+        self.app = create_app({**{k: app.config[k] for k in (
+            "TESTING", "SECRET_KEY", "SQLALCHEMY_DATABASE_URI", "MATCHMAKER_MATCHING", "MATCHMAKER_MATCH_FLOOR")},
+            "MATCHMAKER_INDEX_WORKER": "external", "MATCHMAKER_INDEX_DIR": str(index_dir)})
+        with in_app(self.app):
+            self.engine = ms.get_engine()
+
+    def holds(self, kind: str, doc_id: int) -> bool:
+        with in_app(self.app):
+            return doc_id in ms.get_engine().doc_ids(kind)
+
+
+@contextmanager
+def model_busy(embedder):
+    """Hold the model's own lock(s), as a long embedding running in another thread would."""
+    inner = getattr(embedder, "inner", embedder)
+    locks = [member._lock for member in getattr(inner, "members", [inner])]
+    for lock in locks:
+        lock.acquire()
+    try:
+        yield
+    finally:
+        for lock in reversed(locks):
+            lock.release()
+
+
 def embedding_seconds(engine: MatchEngine) -> float:
     """What the engine's own indexing of the test capability takes with this model on this machine now
-    (in memory: the model work, nothing of the queue, the files or the reload)."""
+    (in memory: the model work, nothing of the queue or the database)."""
     scratch = MatchEngine(None, embedder=engine.embedder)
     doc = Doc(id=1, title=CAPABILITY["title"], text="\n".join([CAPABILITY["summary"], CAPABILITY["description"]]))
     started = time.monotonic()
@@ -144,27 +174,22 @@ def embedding_seconds(engine: MatchEngine) -> float:
     return time.monotonic() - started
 
 
-def publish_then_close_seen_by(other_worker: MatchEngine, app, ids: dict, context, via: str,
+def publish_then_close_seen_by(other_worker: OtherNode, app, ids: dict, context, via: str,
                                while_published=lambda: None) -> None:
     """Publish (in ``context``): the capability must reach ``other_worker`` within the latency bound; then
     (after ``while_published``) close it: it must leave ``other_worker`` again."""
     with context(app):
         publish(ids)
         committed = time.monotonic()
-    seen = wait_for(lambda: holds(other_worker, "capability", ids["cap"]), timeout=30)
-    latency, embedding = seen - committed, embedding_seconds(other_worker)
+    seen = wait_for(lambda: other_worker.holds("capability", ids["cap"]), timeout=30)
+    latency, embedding = seen - committed, embedding_seconds(other_worker.engine)
     print(f"\npublish commit → matchable via {via}: {latency * 1000:.0f} ms "
           f"(model work alone: {embedding * 1000:.0f} ms)")
     assert latency < LATENCY_BOUND + embedding
     while_published()
     with context(app):
         close(ids)
-    wait_for(lambda: not holds(other_worker, "capability", ids["cap"]), timeout=30)
-
-
-def holds(engine: MatchEngine, kind: str, doc_id: int) -> bool:
-    engine.refresh_if_changed()
-    return doc_id in engine.doc_ids(kind)
+    wait_for(lambda: not other_worker.holds("capability", ids["cap"]), timeout=30)
 
 
 def test_job_is_written_in_the_change_transaction_only(live):
@@ -180,24 +205,29 @@ def test_job_is_written_in_the_change_transaction_only(live):
 
 
 def test_publish_request_does_not_wait_for_indexing(live):
-    """While the index writer is busy (lock held), does a publish request still answer at once, with the
-    listing indexed by the worker thread as soon as the writer is free?"""
+    """While the model is busy (another embedding holds it), does a publish request still answer at once,
+    with the listing indexed by the worker thread as soon as the model is free?"""
     live.config["MATCHMAKER_INDEX_WORKER"] = "thread"
     ids = setup_capability(live)
     with in_app(live):
         engine = ms.get_engine()  # model loaded: only the indexing itself is in question
         client = login(live.test_client(), db.session.get(User, ids["moderator"]))
-    with index_write_lock(live.config["MATCHMAKER_INDEX_DIR"]):
+
+    def held() -> bool:
+        with in_app(live):
+            return ids["cap"] in ms.get_engine().doc_ids("capability")
+
+    with model_busy(engine.embedder):
         started = time.monotonic()
         response = client.post(f"/review/capabilities/{ids['cap']}/publish", data={"version": str(ids["version"])})
         answered = time.monotonic() - started
         assert response.status_code == 303
-        time.sleep(0.3)  # the thread is awake and waiting for the lock, not done
-        assert ids["cap"] not in engine.doc_ids("capability")
+        time.sleep(0.3)  # the thread is awake and waiting for the model, not done
+        assert not held()
         assert [j.done_at for j in jobs(live)] == [None]
-    wait_for(lambda: ids["cap"] in engine.doc_ids("capability"), timeout=30)
+    wait_for(held, timeout=30)
     wait_for(lambda: all(j.done_at is not None for j in jobs(live)), timeout=10)
-    print(f"\npublish request answered in {answered * 1000:.0f} ms while the index writer was blocked")
+    print(f"\npublish request answered in {answered * 1000:.0f} ms while the model was busy")
 
 
 def test_thread_worker_makes_listing_matchable_fast_in_every_process(live):
@@ -220,7 +250,7 @@ def test_thread_worker_makes_listing_matchable_fast_in_every_process(live):
     def is_ranked() -> None:
         assert ids["cap"] in ranked_for_the_need()
 
-    other_worker = MatchEngine(live.config["MATCHMAKER_INDEX_DIR"])
+    other_worker = OtherNode(live, Path(live.config["MATCHMAKER_INDEX_DIR"]).parent / "index-other")
     publish_then_close_seen_by(other_worker, live, ids, in_request, "the worker thread", while_published=is_ranked)
     with in_app(live):  # this process's own engine (the thread's) is current as well
         assert ids["cap"] not in ms.get_engine().doc_ids("capability")
@@ -228,13 +258,12 @@ def test_thread_worker_makes_listing_matchable_fast_in_every_process(live):
 
 
 def test_failing_job_is_retried_with_its_error_then_left(live, tmp_path):
-    """When indexing fails for real (the index folder is a file), is the error kept, the job retried, and
-    left alone after the attempt bound instead of looping?"""
+    """When indexing fails for real (the vector sequence's row is gone, so no vector can be numbered), is the
+    error kept, the job retried, and left alone after the attempt bound instead of looping?"""
     ids = setup_capability(live)
-    blocker = tmp_path / "not-a-folder"
-    blocker.write_text("x")
-    live.config["MATCHMAKER_INDEX_DIR"] = str(blocker)
     with in_app(live):
+        db.session.execute(vectors.VectorSequence.__table__.delete())
+        db.session.commit()
         publish(ids)
         claimed = [run_batch("w", max_attempts=3, retry_delay=0) for _ in range(5)]
     assert claimed == [1, 1, 1, 0, 0]
@@ -310,8 +339,8 @@ def _wait_for_line(proc, needle: str, timeout: float) -> str:
 
 
 def test_external_worker_process_indexes_publish_and_close(live):
-    """Does `matchmaker worker` in its own process index a published capability (seen by another engine
-    through the files) and drop it once closed, then exit on SIGTERM?"""
+    """Does `matchmaker worker` in its own process index a published capability (seen by another node
+    through the stored vectors) and drop it once closed, then exit on SIGTERM?"""
     ids = setup_capability(live)
     env = dict(os.environ, DATABASE_URL=live.config["SQLALCHEMY_DATABASE_URI"],
                MATCHMAKER_INDEX_DIR=live.config["MATCHMAKER_INDEX_DIR"],
@@ -323,7 +352,7 @@ def test_external_worker_process_indexes_publish_and_close(live):
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         _wait_for_line(proc, "started", WAIT)  # printed once the model is loaded and the index reconciled
-        other_worker = MatchEngine(live.config["MATCHMAKER_INDEX_DIR"])
+        other_worker = OtherNode(live, Path(live.config["MATCHMAKER_INDEX_DIR"]).parent / "index-other")
         publish_then_close_seen_by(other_worker, live, ids, in_app, "`matchmaker worker`")
         wait_for(lambda: all(j.done_at is not None for j in jobs(live)), timeout=10)
     finally:
@@ -393,7 +422,9 @@ def test_gunicorn_workers_pick_up_what_the_worker_process_indexed(live, tmp_path
     try:
         _wait_for_line(worker, "started", WAIT)
         import requests
-        wait_for(lambda: _answers(requests, f"{base}/login"), timeout=60, step=0.2)
+        wait_for(lambda: _answers(requests, f"{base}/healthz"), timeout=60, step=0.2)  # alive at once
+        # gunicorn.conf.py: each web worker loads its engine at start; ready once it can rank
+        wait_for(lambda: requests.get(f"{base}/readyz", timeout=5).status_code == 200, timeout=WAIT, step=0.5)
         asker, _ = _signed_in(base, ids["other"])
         query = {"title": NEED["title"], "problems": NEED["problems"], "targets": NEED["targets"]}
 

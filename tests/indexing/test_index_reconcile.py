@@ -1,5 +1,6 @@
-"""Does the match index follow the database when no index job said what changed: edits made while matching
-was off, a file another process saved that this one cannot load, a sidecar of an unknown shape?"""
+"""Does the match index follow the database when no index job said what changed (edits made while matching
+was off), and start from the stored vectors whatever the snapshot files hold (another model's snapshot, a
+sidecar of an unknown shape)?"""
 from __future__ import annotations
 
 import json
@@ -9,6 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from matchmaker import matching_service as ms
+from matchmaker.core.metrics import EMBEDDED_TEXTS
 from matchmaker.indexing.sync import sync_listings
 from matchmaker.extensions import db
 from matchmaker.listings import operations as ops
@@ -26,7 +28,7 @@ def _indexed_text(app, kind: str, doc_id: int) -> str | None:
 
 
 def _restart(app) -> None:
-    app.extensions[ms.EXTENSION_KEY] = None  # the next use loads the saved index and reconciles
+    app.extensions[ms.EXTENSION_KEY] = None  # the next use loads the snapshot, the newer rows, and reconciles
 
 
 def _meta_path(app, kind: str) -> Path:
@@ -49,21 +51,28 @@ def test_a_listing_edited_while_matching_was_off_is_reindexed_on_start(app, matc
     assert not found or found[0].listing.id != right.id  # no longer the battery need's best match
 
 
-def test_an_index_file_this_process_cannot_load_is_rebuilt_not_emptied(app, matching, docking, make, world):
-    """If another process saves an index this one cannot load (another model), do the matches stay complete,
-    and does the next publication save the whole collection rather than just itself?"""
+def test_a_snapshot_this_process_cannot_load_is_ignored_and_the_stored_vectors_serve(app, matching, docking,
+                                                                                     make, world):
+    """If the snapshot on disk was saved with another model, does a restart build the indexes from the stored
+    vectors instead (matches complete, no listing embedded again), and does a later publication reach them?"""
     need = docking["need"]
     before = {s.listing.id for s in queries.capabilities_for_need(need, k=10)}
     meta = json.loads(_meta_path(app, "capability").read_text())
     meta.update(model_id="another-model", version="another-version")
     _meta_path(app, "capability").write_text(json.dumps(meta))
+    _restart(app)
+    embedded = EMBEDDED_TEXTS._value.get()
+    engine = ms.get_engine()
+    assert EMBEDDED_TEXTS._value.get() == embedded
+    published = db.session.scalar(select(func.count(Capability.id)).where(Capability.status == "published"))
+    assert engine.status()["capability"]["count"] == published
     assert {s.listing.id for s in queries.capabilities_for_need(need, k=10)} == before
     late = make.capability(world["expert"], title="锂电池负极析锂抑制与低温快充", field="new_energy",
                            summary="抑制低温析锂的负极包覆技术", description="-20℃下充放电容量保持率86%，析锂显著减少。")
     sync_listings({("capability", late.id)})  # what the index job does
     assert {s.listing.id for s in queries.capabilities_for_need(need, k=10)} == before | {late.id}
     published = db.session.scalar(select(func.count(Capability.id)).where(Capability.status == "published"))
-    assert json.loads(_meta_path(app, "capability").read_text())["count"] == published
+    assert ms.get_engine().status()["capability"]["count"] == published
 
 
 @pytest.mark.parametrize("files", [[], {"docs": "x"}])
