@@ -27,15 +27,37 @@ timeout = int(os.environ.get("MATCHMAKER_WEB_TIMEOUT", "120"))
 graceful_timeout = 30
 keepalive = 5
 preload_app = False
+# gunicorn >= 25's control socket (gunicornc) would be made under $HOME, read-only under systemd: not used
+control_socket_disable = True
 # the app writes one structured line per request itself (MATCHMAKER_ACCESS_LOG, with the request id);
 # gunicorn's own messages go to stderr (journald under systemd)
 accesslog = None
 errorlog = "-"
 
+
+def _json_logs_wanted() -> bool:
+    default = "json" if os.environ.get("MATCHMAKER_ENV") == "production" else "text"
+    return os.environ.get("MATCHMAKER_LOG_FORMAT", default) == "json"
+
+
+if _json_logs_wanted():  # gunicorn's own lines in the app's format: one JSON object per line
+    logconfig_dict = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": "matchmaker.observability.logs.JsonFormatter"}},
+        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json",
+                                "stream": "ext://sys.stderr"}},
+        "root": {"level": "INFO", "handlers": []},  # the app installs its own (observability/logs.py)
+        # gunicorn's access lines stay off (the app's carry the request id); --access-logfile turns them on
+        "loggers": {"gunicorn.error": {"level": "INFO", "handlers": ["stderr"], "propagate": False},
+                    "gunicorn.access": {"level": "INFO", "handlers": [], "propagate": False}},
+    }
+
 # -- Prometheus: the counters of every worker add up (prometheus_client multiprocess mode) ------------------
 # The folder must be known before the app (and so prometheus_client) is imported in any worker.
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="matchmaker-prometheus-")
+os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)  # before anything imports prometheus_client
 
 
 def _prometheus_fresh_dir(server):

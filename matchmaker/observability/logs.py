@@ -40,11 +40,12 @@ class RequestIdFilter(logging.Filter):
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time (UTC, ISO 8601), level, logger, message, request_id, extras, exc."""
+    """One JSON object per line: time (UTC, ISO 8601), level, logger, message, pid, request_id, extras, exc."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry = {"time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
-                 "level": record.levelname, "logger": record.name, "message": record.getMessage()}
+                 "level": record.levelname, "logger": record.name, "message": record.getMessage(),
+                 "pid": record.process}  # which gunicorn worker
         request_id = getattr(record, "request_id", None)
         if request_id and request_id != "-":
             entry["request_id"] = request_id

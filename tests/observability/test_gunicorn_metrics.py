@@ -2,7 +2,9 @@
 scrape of /metrics report the requests of all workers, whichever worker answers it, even after a worker died?"""
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -48,26 +50,31 @@ def _wait(predicate, timeout: float) -> None:
 
 def test_every_scrape_adds_up_all_gunicorn_workers(app, tmp_path):
     """With 2 gunicorn workers both serving the login page, does each of several scrapes (answered by either
-    worker) count every request, and still count the requests of a worker killed with SIGKILL?"""
+    worker) count every request, and still count the requests of a worker killed with SIGKILL? And with JSON
+    logs on, is every line gunicorn and the app write one JSON object, the access lines with request ids?"""
     import requests
-    port, access_log = _free_port(), tmp_path / "access.log"
+    port, log_file = _free_port(), tmp_path / "stderr.log"
     base = f"http://127.0.0.1:{port}"
     env = dict(os.environ, DATABASE_URL=app.config["SQLALCHEMY_DATABASE_URI"], MATCHMAKER_MATCHING="0",
                MATCHMAKER_INDEX_WORKER="external", MATCHMAKER_INDEX_DIR=str(tmp_path / "index"),
                SECRET_KEY="gunicorn-metrics-test-secret-key-0123456789", PYTHONUNBUFFERED="1",
                PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "prometheus"), MATCHMAKER_WEB_WORKERS="2",
-               MATCHMAKER_BIND=f"127.0.0.1:{port}")
+               MATCHMAKER_BIND=f"127.0.0.1:{port}", MATCHMAKER_LOG_FORMAT="json", MATCHMAKER_ACCESS_LOG="1")
     env.pop("TEST_DATABASE_URL", None)
-    web = subprocess.Popen([sys.executable, "-m", "gunicorn", "--access-logfile", str(access_log),
-                            "--access-logformat", "%(p)s %(U)s %(s)s", "wsgi:app"],
-                           cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    stderr = log_file.open("w")  # a file, not a pipe: nobody reads a pipe while it fills
+    web = subprocess.Popen([sys.executable, "-m", "gunicorn", "wsgi:app"],
+                           cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=stderr, text=True)
     try:
         _wait(lambda: requests.get(f"{base}/login", timeout=5).status_code == 200, 120)
-        def served() -> int:  # the login pages the workers served, by their access log
-            return sum("/login 200" in line for line in access_log.read_text().splitlines())
+        def logins() -> list[dict]:  # the app's JSON access lines of the login pages served
+            lines = [json.loads(line) for line in log_file.read_text().splitlines() if '"matchmaker.access"' in line]
+            return [line for line in lines if line["path"] == "/login" and line["status"] == 200]
 
-        def pids() -> set[str]:
-            return {line.split()[0] for line in access_log.read_text().splitlines() if "/login 200" in line}
+        def served() -> int:
+            return len(logins())
+
+        def pids() -> set[int]:
+            return {line["pid"] for line in logins()}
 
         with ThreadPoolExecutor(4) as pool:  # new connections, so the kernel spreads them over the workers
             for _ in range(10):
@@ -81,11 +88,16 @@ def test_every_scrape_adds_up_all_gunicorn_workers(app, tmp_path):
         assert sent >= 13
         counts = [_login_count(requests, base) for _ in range(6)]
         assert counts == [sent] * 6
-        victim = int(sorted(pids())[0].strip("<>"))
+        victim = sorted(pids())[0]
         os.kill(victim, signal.SIGKILL)
         _wait(lambda: requests.get(f"{base}/login", timeout=5).status_code == 200, 60)
         sent = served()
         assert [_login_count(requests, base) for _ in range(4)] == [sent] * 4
     finally:
         web.send_signal(signal.SIGTERM)
-        web.communicate(timeout=60)
+        web.wait(timeout=60)
+        stderr.close()
+    lines = [json.loads(line) for line in log_file.read_text().splitlines() if line.strip()]  # all JSON
+    access = [line for line in lines if line["logger"] == "matchmaker.access" and line["path"] == "/login"]
+    assert len(access) == sent and all(re.fullmatch(r"[0-9a-f]{32}", line["request_id"]) for line in access)
+    assert any(line["logger"] == "gunicorn.error" and "Booting worker" in line["message"] for line in lines)
