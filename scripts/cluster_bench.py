@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -119,6 +120,7 @@ def main() -> int:
             db.engine.dispose()
         if not (args.keep or args.database):
             h.drop_database(url)
+            shutil.rmtree(cluster.workdir, ignore_errors=True)  # the nodes' logs and index folders
     return report(args, figures)
 
 
