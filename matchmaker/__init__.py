@@ -1,7 +1,6 @@
 """Matchmaker (科创对接): technology supply–demand matchmaking for the 科创中国 programme."""
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from flask import Flask, has_request_context, request, session
@@ -82,14 +81,20 @@ def create_app(test_config: dict | None = None) -> Flask:
     from .matching_service import index_versions, init_matching
     pagecache.register(app, index_versions=index_versions, session_settled=current_and_settled)
     sharedcache.register(app)
+    # after the page cache's hook: the request id and timer start first, even for a page served from cache
+    from .observability import logs as observability_logs
+    from .observability.views import bp as observability_bp
+    observability_logs.register(app)
+    app.register_blueprint(observability_bp)
 
     init_matching(app)
     # importing the worker also connects its thread's start to engine_loaded
     from .indexing.worker import check_mode
     check_mode(app)
+    from .notifications.mail import check_mode as check_mail_mode
+    check_mail_mode(app)
 
-    if not app.debug and not app.testing:
-        logging.basicConfig(level=logging.INFO)
+    observability_logs.configure_logging(app)
     return app
 
 

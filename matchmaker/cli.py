@@ -123,6 +123,7 @@ def _register_domain_commands() -> None:
     from .fairs.cli import fairs_expire
     from .backup import backup_command, restore_command
     from .indexing.cli import worker_command
+    from .notifications.cli import mail_worker_command
     from .pairings.cli import digest_command
     from .vouchers.cli import vouchers_expire
     main.add_command(fairs_expire)
@@ -131,6 +132,7 @@ def _register_domain_commands() -> None:
     main.add_command(backup_command)
     main.add_command(restore_command)
     main.add_command(worker_command)
+    main.add_command(mail_worker_command)
 
 
 _register_domain_commands()

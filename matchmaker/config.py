@@ -51,10 +51,20 @@ def load_config(instance_path: str) -> dict:
         "REMEMBER_COOKIE_SECURE": env == "production",
         "REMEMBER_COOKIE_DURATION": 7 * 24 * 3600,  # Flask-Login's default is a year
         "PAGE_SIZE": 20,
-        # mail: SMTP when MAIL_SERVER is set, else .eml files in MAIL_OUTBOX_DIR (default instance/outbox);
-        # links in mail start with PUBLIC_URL (never with the request's Host header: reset-link poisoning)
+        # mail (notifications/mail.py): a durable outbox table sent by a runner; SMTP when MAIL_SERVER is set,
+        # else .eml files in MAIL_OUTBOX_DIR (default instance/outbox); links in mail start with PUBLIC_URL
+        # (never with the request's Host header: reset-link poisoning)
         "MAIL_SERVER": os.environ.get("MATCHMAKER_MAIL_SERVER", ""),
-        "MAIL_PORT": int(os.environ.get("MATCHMAKER_MAIL_PORT", "25")),
+        "MAIL_PORT": int(os.environ.get("MATCHMAKER_MAIL_PORT", "465" if _bool("MATCHMAKER_MAIL_USE_SSL", False)
+                                        else "25")),
+        "MAIL_USE_TLS": _bool("MATCHMAKER_MAIL_USE_TLS", False),  # STARTTLS after connecting
+        "MAIL_USE_SSL": _bool("MATCHMAKER_MAIL_USE_SSL", False),  # implicit TLS from the first byte
+        "MAIL_USERNAME": os.environ.get("MATCHMAKER_MAIL_USERNAME", ""),
+        "MAIL_PASSWORD": os.environ.get("MATCHMAKER_MAIL_PASSWORD", ""),
+        "MAIL_CA_FILE": os.environ.get("MATCHMAKER_MAIL_CA_FILE", ""),  # a private CA; default: the system's
+        "MAIL_TIMEOUT": float(os.environ.get("MATCHMAKER_MAIL_TIMEOUT", "20")),
+        # who sends queued mail: inline / thread / external (`matchmaker mail-worker`); empty = as index jobs
+        "MAIL_WORKER": os.environ.get("MATCHMAKER_MAIL_WORKER", "").strip().lower(),
         "MAIL_FROM": os.environ.get("MATCHMAKER_MAIL_FROM", "matchmaker@localhost"),
         "MAIL_OUTBOX_DIR": os.environ.get("MATCHMAKER_MAIL_OUTBOX_DIR", ""),
         "PUBLIC_URL": os.environ.get("MATCHMAKER_PUBLIC_URL", "").rstrip("/"),
@@ -70,6 +80,14 @@ def load_config(instance_path: str) -> dict:
         "SHARED_CACHE_ENTRIES": int(os.environ.get("MATCHMAKER_SHARED_CACHE_ENTRIES", "4096")),
         # after index jobs, rank up to this many open needs ahead of their first view (suggestions.cache)
         "RANKING_WARM": int(os.environ.get("MATCHMAKER_RANKING_WARM", "50")),
+        # logs: one JSON object per line (production default) or readable text, each with the request id
+        "LOG_FORMAT": os.environ.get("MATCHMAKER_LOG_FORMAT", "json" if env == "production" else "text"),
+        "LOG_LEVEL": os.environ.get("MATCHMAKER_LOG_LEVEL", "INFO").upper(),
+        # one log line per request (method, path, status, endpoint, duration); default on with JSON logs
+        "ACCESS_LOG": _bool("MATCHMAKER_ACCESS_LOG", os.environ.get(
+            "MATCHMAKER_LOG_FORMAT", "json" if env == "production" else "text") == "json"),
+        # /metrics: with a token, any address that sends it as a bearer token; without, loopback only
+        "METRICS_TOKEN": os.environ.get("MATCHMAKER_METRICS_TOKEN", ""),
         # behind nginx or another proxy: how many hops of X-Forwarded-* to trust (0 = none)
         "PROXY_FIX_HOPS": int(os.environ.get("MATCHMAKER_PROXY_HOPS", "1" if env == "production" else "0")),
         "PERMANENT_SESSION_LIFETIME": 12 * 3600,

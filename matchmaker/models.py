@@ -9,5 +9,5 @@ from .core.data_version import DataVersion, TableVersion  # noqa: F401
 from .indexing.models import IndexJob, ListingVector, VectorModel, VectorSequence  # noqa: F401
 from .fairs.models import Fair, FairRegistration, Meeting, MeetingParticipant, MeetingRequest  # noqa: F401
 from .listings.models import Capability, Need  # noqa: F401
-from .notifications.models import Notification  # noqa: F401
+from .notifications.models import MailMessage, Notification  # noqa: F401
 from .pairings.models import Pairing, PairingResponse  # noqa: F401

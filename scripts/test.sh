@@ -45,5 +45,16 @@ PY
 then
   echo "=== Database tests again on PostgreSQL ==="
   # nodb: the engine, the scheduler, catalogue checks … run no SQL (tests/conftest.py fails them if they do)
-  TEST_DATABASE_URL="$PG_URL" python -m pytest "${WORKERS[@]}" -m "not browser and not nodb" "$@"
+  # cluster: one set of web nodes and workers for the module, so it runs on its own below (one process)
+  TEST_DATABASE_URL="$PG_URL" python -m pytest "${WORKERS[@]}" -m "not browser and not nodb and not cluster" "$@"
+  CLUSTER_REDIS_URL="${CLUSTER_REDIS_URL:-redis://127.0.0.1:6379/0}"
+  if python -c "import redis, sys; redis.Redis.from_url(sys.argv[1], socket_connect_timeout=3).ping()" \
+      "$CLUSTER_REDIS_URL" 2>/dev/null; then
+    echo "=== Cluster on PostgreSQL + Redis (web nodes and workers on loopback) ==="
+    # exit code 5 = nothing selected (the arguments named other tests): not a failure
+    CLUSTER_REDIS_URL="$CLUSTER_REDIS_URL" TEST_DATABASE_URL="$PG_URL" python -m pytest -n 0 -rxXs -m cluster "$@" \
+      || { rc=$?; [ "$rc" = 5 ] || exit "$rc"; }
+  else
+    echo "WARNING: Redis does not answer at $CLUSTER_REDIS_URL; the cluster tests (tests/indexing/test_cluster.py) were SKIPPED." >&2
+  fi
 fi

@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from ..core import audit
 from ..core.enums import HubCity, Industry, Language, OrgKind, Role
 from ..core.time import utcnow
-from ..core.workflow import WorkflowError, after_commit, lock_row
+from ..core.workflow import WorkflowError, lock_row
 from ..extensions import db
 from .models import ExpertProfile, Membership, MembershipRequest, Organization, User
 
@@ -366,7 +366,7 @@ def request_password_reset(email: str) -> User | None:
     user = db.session.scalar(db.select(User).filter_by(email=normalize_email(email)))
     if user is None or not user.active:
         return None
-    from ..notifications.operations import send_email
+    from ..notifications.mail import queue_mail
     audit.record("auth.password_reset_requested", actor=None, target=user)
     db.session.flush()  # the entry's id goes into the link: it supersedes every earlier link
     path = url_for("accounts.reset_password", token=password_reset_token(user))
@@ -378,12 +378,7 @@ def request_password_reset(email: str) -> User | None:
     body = _("Someone (hopefully you) asked to reset the password of this Matchmaker account. Open this link "
              "within one hour to choose a new one:\n\n%(link)s\n\nIf it was not you, ignore this email: your "
              "password stays as it is.", link=link)
-    app, to = current_app._get_current_object(), user.email
-
-    def send() -> None:
-        with app.app_context():
-            send_email(to, subject, body)
-    after_commit(db.session(), send)
+    queue_mail(user.email, subject, body)  # in this transaction: sent once it commits
     return user
 
 

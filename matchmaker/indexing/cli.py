@@ -20,7 +20,9 @@ from .worker import BATCH_SIZE, POLL_SECONDS, install_stop_signals, run_until, w
 @click.option("--batch", type=click.IntRange(1, 10_000), default=BATCH_SIZE, show_default=True,
               help="Jobs claimed (and embedded) together.")
 @click.option("--stale-after", type=click.FloatRange(min=1), default=queue.STALE_AFTER_SECONDS,
-              show_default=True, help="Seconds after which another worker's claim counts as abandoned.")
+              show_default=True,
+              help="SQLite: seconds after which another worker's claim counts as abandoned (on PostgreSQL a "
+                   "claim is a lease that ends with its worker's connection, whatever its age).")
 @with_appcontext
 def worker_command(once: bool, max_seconds: float | None, poll: float, batch: int, stale_after: float) -> None:
     """Embed published, edited, closed and deleted listings into the matching index (index jobs)."""

@@ -29,14 +29,22 @@ def worker_name(role: str) -> str:
 
 
 def run_batch(worker_id: str, limit: int = BATCH_SIZE, stale_after: float = queue.STALE_AFTER_SECONDS,
-              max_attempts: int = queue.MAX_ATTEMPTS, retry_delay: float = queue.RETRY_DELAY_SECONDS) -> int:
+              max_attempts: int = queue.MAX_ATTEMPTS, retry_delay: float = queue.RETRY_DELAY_SECONDS,
+              leases: queue.Leases | None = None) -> int:
     """Claim due jobs, bring the index in line with their listings, mark them done; returns jobs claimed.
 
     Needs an app context. Its own session (create_savepoint: inside the test suite's outer transaction a
-    failure rolls back only this work), so it also runs from a post-commit hook.
+    failure rolls back only this work), so it also runs from a post-commit hook. ``leases``: the worker's
+    own (``run_until`` keeps one for the worker's life); without, one held for this batch only.
     """
+    if leases is None:
+        leases = queue.Leases(db.engine)
+        try:
+            return run_batch(worker_id, limit, stale_after, max_attempts, retry_delay, leases)
+        finally:
+            leases.close()
     with Session(db.engine, join_transaction_mode="create_savepoint") as session:
-        jobs = queue.claim(session, worker_id, limit, stale_after, max_attempts)
+        jobs = queue.claim(session, worker_id, limit, stale_after, max_attempts, leases)
         if not jobs:
             return 0
         keys, claimed = {(job.kind, job.listing_id) for job in jobs}, len(jobs)
@@ -49,8 +57,9 @@ def run_batch(worker_id: str, limit: int = BATCH_SIZE, stale_after: float = queu
             log.exception("index jobs %s failed (attempt %s)%s", [job.id for job in jobs],
                           max(job.attempts for job in jobs),
                           f"; giving up on {given_up} until the next reindex" if given_up else "")
-            queue.fail(session, jobs, worker_id, f"{type(exc).__name__}: {exc}", retry_delay)
+            queue.fail(session, jobs, worker_id, f"{type(exc).__name__}: {exc}", retry_delay, leases)
             return len(jobs)
+        leases.release([job.id for job in jobs])  # only now that their outcome has committed
     _announce(keys)
     return claimed
 
@@ -79,16 +88,25 @@ def run_until(stop: threading.Event, worker_id: str, poll: float = POLL_SECONDS,
     """Process batches until ``stop`` is set, the time is up, or (``once``) nothing is due; returns jobs claimed."""
     deadline = None if max_seconds is None else time.monotonic() + max_seconds
     waiter = wake or stop  # whoever sets ``stop`` in the thread also sets ``wake``
+    leases = queue.Leases(db.engine)  # this worker's claims: they live (at most) as long as the worker
+    try:
+        return _loop(stop, worker_id, poll, once, deadline, waiter, wake, leases, batch_options)
+    finally:
+        leases.close()
+
+
+def _loop(stop, worker_id, poll, once, deadline, waiter, wake, leases, batch_options) -> int:
     total = failures = 0
     while not stop.is_set():
         if wake is not None:
             wake.clear()
         try:
-            claimed = run_batch(worker_id, **batch_options)
+            claimed = run_batch(worker_id, leases=leases, **batch_options)
             failures = 0
         except Exception:  # e.g. the database is unreachable: keep the worker alive, back off, keep logging
             failures += 1
             log.exception("index worker %s: batch failed (%d in a row)", worker_id, failures)
+            leases.close()  # whatever this batch had claimed is free for any worker (this one included)
             claimed = 0
         finally:
             db.session.remove()

@@ -1,32 +1,22 @@
-"""Create notifications inside the current transaction; email them once it has committed.
-
-Mail goes to an SMTP server when ``MAIL_SERVER`` is set, otherwise to a file outbox
-(``MAIL_OUTBOX_DIR``, default ``instance/outbox``): one .eml file per message, which tests read.
-"""
+"""Create notifications inside the current transaction, with their emails in the same transaction's durable
+outbox (``mail.py``: sent by a mail runner once it has committed, retried until the server takes them)."""
 from __future__ import annotations
-
-import logging
-import smtplib
-import uuid
-from email.message import EmailMessage
-from pathlib import Path
 
 from flask import current_app
 from flask_babel import force_locale
 
 from ..core.time import utcnow
-from ..core.workflow import after_commit
 from ..extensions import db
+from .mail import queue_mail
 from .models import Notification
-
-log = logging.getLogger(__name__)
 
 
 def notify(users, kind: str, subject, body="", link: str | None = None,
            email: bool = True) -> list[Notification]:
-    """Add an inbox entry for each user (inactive users and duplicates skipped); queue the emails. Give
+    """Add an inbox entry for each user (inactive users and duplicates skipped) and queue their emails, all
+    in the caller's transaction (nothing is sent if it rolls back). Give
     ``subject`` and ``body`` as ``lazy_gettext`` strings so each recipient reads them in their language."""
-    seen, created, messages = set(), [], []
+    seen, created = set(), []
     for user in users:
         if user is None or user.id in seen or not user.active:
             continue
@@ -35,10 +25,9 @@ def notify(users, kind: str, subject, body="", link: str | None = None,
         note = Notification(user_id=user.id, kind=kind, subject=their_subject[:200], body=their_body, link=link)
         db.session.add(note)
         created.append(note)
-        messages.append((user.email, their_subject, their_body, link))
-    if email and created:
-        app = current_app._get_current_object()
-        after_commit(db.session(), lambda: _send_all(app, messages))
+        if email:
+            base = current_app.config.get("PUBLIC_URL", "")
+            queue_mail(user.email, their_subject, their_body + (f"\n\n{base}{link}" if link else ""))
     return created
 
 
@@ -62,31 +51,3 @@ def mark_read(user, note_ids=None) -> int:
 def unread_count(user) -> int:
     return db.session.scalar(db.select(db.func.count(Notification.id)).where(
         Notification.user_id == user.id, Notification.read_at.is_(None))) or 0
-
-
-def _send_all(app, messages) -> None:
-    with app.app_context():
-        for to, subject, body, link in messages:
-            try:
-                send_email(to, subject, body + (f"\n\n{app.config.get('PUBLIC_URL', '')}{link}" if link else ""))
-            except Exception:  # the inbox entry exists; a mail failure is logged, not raised after commit
-                log.exception("could not send mail to %s", to)
-
-
-def send_email(to: str, subject: str, body: str) -> None:
-    cfg = current_app.config
-    msg = EmailMessage()
-    msg["From"] = cfg.get("MAIL_FROM", "matchmaker@localhost")
-    msg["To"] = to
-    msg["Subject"] = " ".join(subject.split())  # a title with a line break is one header line, not an error
-    msg.set_content(body)
-    if cfg.get("MAIL_SERVER"):
-        with smtplib.SMTP(cfg["MAIL_SERVER"], int(cfg.get("MAIL_PORT", 25)), timeout=10) as smtp:
-            smtp.send_message(msg)
-        return
-    outbox = Path(cfg.get("MAIL_OUTBOX_DIR") or Path(current_app.instance_path) / "outbox")
-    outbox.mkdir(parents=True, exist_ok=True)
-    name = f"{utcnow():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}.eml"
-    tmp = outbox / f".{name}.tmp"
-    tmp.write_bytes(bytes(msg))
-    tmp.replace(outbox / name)  # atomic: a reader never sees half a message

@@ -10,6 +10,7 @@ from flask_babel import force_locale
 from flask_babel import gettext as _
 from sqlalchemy import select
 
+from ..core.cluster_lock import periodic
 from ..core.enums import ListingStatus
 from ..core.time import utcnow
 from ..extensions import db
@@ -67,6 +68,7 @@ def send_digests(now: datetime | None = None) -> dict:
 
 @click.command("digest")
 @with_appcontext
+@periodic("digest")  # once per cluster, whichever node's timer fires
 def digest_command() -> None:
     """Send each expert a digest of the needs suggested for them since their last digest."""
     report = send_digests()

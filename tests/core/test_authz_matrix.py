@@ -85,6 +85,9 @@ CASES: list[Case] = [
     Case("main.healthz", "GET", ALL(200)),
     Case("main.readyz", "GET", ALL(200)),  # matching is off in the suite: nothing to load, so ready
     Case("static", "GET", ALL(200), {"filename": "css/app.css"}),
+    # operations: the test client is on loopback, which may read metrics whoever is signed in (without a
+    # token; the address and token rules are tests/observability/test_metrics.py)
+    Case("observability.metrics_endpoint", "GET", ALL(200)),
     Case("listings.browse_needs", "GET", ALL(200)),
     Case("listings.browse_capabilities", "GET", ALL(200)),
 

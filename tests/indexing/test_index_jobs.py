@@ -261,21 +261,6 @@ def test_thread_worker_makes_listing_matchable_fast_in_every_process(live):
     assert ids["cap"] not in ranked_for_the_need()
 
 
-def test_abandoned_claim_is_claimed_again_after_the_timeout(live):
-    """Is a job claimed by a worker that died picked up by another one once the claim is stale, only then?"""
-    ids = setup_capability(live)
-    with in_app(live):
-        publish(ids)
-        with Session(db.engine) as session:
-            assert len(queue.claim(session, "dead-worker", limit=10)) == 1  # and then it was killed
-        assert run_batch("survivor", stale_after=1.0) == 0
-        time.sleep(1.2)
-        assert run_batch("survivor", stale_after=1.0) == 1
-        assert ids["cap"] in ms.get_engine().doc_ids("capability")
-    [job] = jobs(live)
-    assert (job.claimed_by, job.attempts) == ("survivor", 2) and job.done_at is not None
-
-
 def test_failing_job_is_retried_with_its_error_then_left(live, tmp_path):
     """When indexing fails for real (the vector sequence's row is gone, so no vector can be numbered), is the
     error kept, the job retried, and left alone after the attempt bound instead of looping?"""
