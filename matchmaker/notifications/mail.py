@@ -72,8 +72,8 @@ def queue_mail(to: str, subject: str, body: str) -> MailMessage:
     hooked = session.info.setdefault("mail_hooked", [])  # the transactions themselves (ids could be reused)
     if not any(t is tx for t in hooked):  # one hand-over per transaction, however many messages it queues
         hooked.append(tx)
-        app = current_app._get_current_object()
-        after_commit(session, lambda: after_mail_commit(app))
+        app, bind = current_app._get_current_object(), session.get_bind()
+        after_commit(session, lambda: after_mail_commit(app, bind))
     return row
 
 
@@ -131,7 +131,7 @@ def deliver(msg: EmailMessage, cfg, instance_path: str) -> None:
 
 
 def send_batch(worker_id: str, limit: int = BATCH_SIZE, stale_after: float = STALE_AFTER_SECONDS,
-               max_attempts: int = MAX_ATTEMPTS, retry_delay: float = RETRY_DELAY_SECONDS) -> int:
+               max_attempts: int = MAX_ATTEMPTS, retry_delay: float = RETRY_DELAY_SECONDS, bind=None) -> int:
     """Claim due messages, send each, mark it sent (or release it with its error); returns messages claimed.
 
     Needs an app context. Its own session (create_savepoint: inside the test suite's outer transaction this
@@ -139,7 +139,7 @@ def send_batch(worker_id: str, limit: int = BATCH_SIZE, stale_after: float = STA
     """
     app = current_app._get_current_object()
     cfg = app.config
-    with Session(db.engine, join_transaction_mode="create_savepoint") as session:
+    with Session(bind or db.engine, join_transaction_mode="create_savepoint") as session:
         rows = jobs.claim(session, MailMessage, _FINISHED, worker_id, limit, stale_after, max_attempts,
                           columns=(MailMessage.message_id, MailMessage.to_addr, MailMessage.subject,
                                    MailMessage.body, MailMessage.created_at))
@@ -255,15 +255,16 @@ def thread_runner(app) -> MailThread:
     return found
 
 
-def after_mail_commit(app) -> None:
-    """Post-commit: hand the new messages to whoever sends them in this configuration."""
+def after_mail_commit(app, bind=None) -> None:
+    """Post-commit: hand the new messages to whoever sends them in this configuration (inline: on the engine
+    or connection of the session that committed them)."""
     current = mode(app)
     if current == "inline":
         with app.app_context():
-            run_until(threading.Event(), runner_name("inline"), once=True)
+            run_until(threading.Event(), runner_name("inline"), once=True, bind=bind)
     elif current == "thread":
         if has_request_context():  # a serving process: its thread sends, the response does not wait
             thread_runner(app).notify()
         else:  # a command (digest, expiries …) is short-lived: it sends before it exits
             with app.app_context():
-                run_until(threading.Event(), runner_name("command"), once=True)
+                run_until(threading.Event(), runner_name("command"), once=True, bind=bind)

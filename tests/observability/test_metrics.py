@@ -66,14 +66,16 @@ def test_job_queue_depth_is_read_from_the_database_at_scrape_time(client, make, 
     """Does the queue-depth gauge show the unsent mail and the pending index jobs as committed right now, and
     fall back to 0 once they are done?"""
     monkeypatch.setitem(app.config, "MAIL_WORKER", "external")
+    before = scrape(client)
+    base = {q: value(before, "matchmaker_job_queue_depth", queue=q) for q in ("mail", "index")}
     user = make.user(Role.EXPERT)
     notify([user, make.user(Role.EXPERT)], "pairing.proposed", "配对建议")
     index_queue.enqueue(db.session, "need", 12345)
     db.session.commit()
     samples = scrape(client)
-    assert value(samples, "matchmaker_job_queue_depth", queue="mail") == 2
-    assert value(samples, "matchmaker_job_queue_depth", queue="index") == 1
-    assert mail.send_batch("test") == 2
+    assert value(samples, "matchmaker_job_queue_depth", queue="mail") == base["mail"] + 2
+    assert value(samples, "matchmaker_job_queue_depth", queue="index") == base["index"] + 1
+    assert mail.send_batch("test") >= 2
     index_queue.settle(db.session, index_queue.pending_ids(db.session))
     samples = scrape(client)
     assert value(samples, "matchmaker_job_queue_depth", queue="mail") == 0

@@ -232,6 +232,7 @@ def test_concurrent_approval_exactly_one_wins(app):
 
     from matchmaker.accounts.models import ExpertProfile, Membership, Organization, User, UserRole
     from matchmaker.listings.models import Capability, Need
+    from matchmaker.notifications.models import MailMessage
     from matchmaker.pairings.models import PairingResponse
 
     engine = create_engine(app.config["SQLALCHEMY_DATABASE_URI"])
@@ -292,6 +293,7 @@ def test_concurrent_approval_exactly_one_wins(app):
         with engine.begin() as conn:
             conn.execute(delete(AuditEvent).where(AuditEvent.target_type == "pairings", AuditEvent.target_id == pid))
             conn.execute(delete(Notification).where(Notification.user_id.in_(uids)))
+            conn.execute(delete(MailMessage).where(MailMessage.to_addr.like(f"%-{tag}@example.test")))
             conn.execute(delete(PairingResponse).where(PairingResponse.pairing_id == pid))
             conn.execute(delete(Pairing).where(Pairing.id == pid))
             conn.execute(delete(Capability).where(Capability.id == ids["cap"]))
