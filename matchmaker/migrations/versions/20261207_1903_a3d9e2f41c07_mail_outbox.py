@@ -1,7 +1,7 @@
 """mail outbox: mail_messages, written in the causing transaction, sent by a runner with retries
 
 Revision ID: a3d9e2f41c07
-Revises: 5b1e0c9d7a21
+Revises: a3c9e71f5d02
 Create Date: 2026-12-07 19:00:00
 
 """
@@ -13,7 +13,7 @@ import matchmaker.core.time
 
 # revision identifiers, used by Alembic.
 revision = 'a3d9e2f41c07'
-down_revision = '5b1e0c9d7a21'
+down_revision = 'a3c9e71f5d02'
 branch_labels = None
 depends_on = None
 
