@@ -76,7 +76,7 @@ def main() -> int:
     try:
         if not args.database:
             started = time.monotonic()
-            cluster.cli("db", "upgrade", "heads")  # = init-db, with every head while branches merge
+            cluster.cli("init-db")
             cluster.cli("seed", "--scale", str(args.scale))
             figures["seed"] = f"{time.monotonic() - started:.0f} s"
         with app.app_context(), Session(db.engine) as session:

@@ -84,7 +84,7 @@ def world(tmp_path_factory):
     cluster = h.Cluster(url, REDIS_URL, tmp_path_factory.mktemp("cluster"), model=MODEL)
     try:
         with app.app_context():
-            upgrade(revision="heads")  # every head: branches' migrations are linearized at merge
+            upgrade()
             ids = _seed()
             db.session.remove()
         w1, w2 = cluster.worker("w1", "--batch", "64"), cluster.worker("w2", "--batch", "64")
