@@ -42,7 +42,7 @@ def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 @pytest.mark.slow
 def test_int8_path_gives_the_reference_vectors_within_tolerance(torch_e5, int8_e5):
-    """Does the default int8 ONNX path give, for zh/en queries and documents, vectors with cosine ≥ 0.99 to
+    """Does the int8 ONNX path give, for zh/en queries and documents, vectors with cosine ≥ 0.99 to
     the sentence-transformers (torch) path's, unit-norm, 384-d, in the input order?"""
     assert isinstance(int8_e5, OnnxEmbedder) and int8_e5.dim == 384
     for fast, ref in ((int8_e5.encode_queries(TEXTS), torch_e5.encode_queries(TEXTS)),
@@ -65,25 +65,27 @@ def test_fp32_onnx_path_is_the_torch_function(torch_e5, fp32_e5):
 
 
 @pytest.mark.slow
-def test_backend_switch_picks_the_path_and_the_model_id(monkeypatch, int8_e5, torch_e5):
-    """Does MATCHMAKER_E5_BACKEND choose the path (default int8 ONNX, `torch` the old one), and does the
-    int8 path carry its own model id, so indexes built by the other path count as stale?"""
+def test_backend_switch_picks_the_path_and_the_model_id(monkeypatch, fp32_e5, int8_e5, torch_e5):
+    """Does MATCHMAKER_E5_BACKEND choose the path (default float32 ONNX with torch's model id, `torch` the old
+    one, `onnx-int8` with its own model id, so indexes built by another path count as stale)?"""
     monkeypatch.delenv(ENV_E5_BACKEND, raising=False)
     default = load_embedder("e5")
-    assert isinstance(default, OnnxEmbedder) and default.backend == "onnx-int8"
-    assert default.model_id == e5_unpack.MODEL_ID + "+ort-int8"
+    assert isinstance(default, OnnxEmbedder) and default.backend == "onnx"
+    assert default.model_id == e5_unpack.MODEL_ID
     monkeypatch.setenv(ENV_E5_BACKEND, "torch")
     old = load_embedder("e5")
     assert isinstance(old, SentenceTransformerEmbedder) and old.model_id == e5_unpack.MODEL_ID
     assert "+ort-int8" not in load_embedder("use+e5").model_id
     monkeypatch.setenv(ENV_E5_BACKEND, "onnx-int8")
+    fast = load_embedder("e5")
+    assert isinstance(fast, OnnxEmbedder) and fast.model_id == e5_unpack.MODEL_ID + "+ort-int8"
     assert load_embedder("use+e5").model_id.endswith("+ort-int8*0.65)")
 
 
 def test_unknown_backend_is_refused_with_the_choices(monkeypatch):
     """Is a misspelt MATCHMAKER_E5_BACKEND refused with the known values instead of falling back silently?"""
     monkeypatch.setenv(ENV_E5_BACKEND, "onnx_int8")
-    with pytest.raises(ValueError, match="onnx-int8, onnx, torch"):
+    with pytest.raises(ValueError, match="onnx, onnx-int8, torch"):
         load_embedder("e5")
     with pytest.raises(ValueError, match="unknown e5 backend"):
         e5_small_embedder(backend="tensorrt")
