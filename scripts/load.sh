@@ -113,7 +113,7 @@ run_multi() {  # the multi-user mode: PostgreSQL, many accounts, writes; per pag
   local pg=${LOAD_PG:-postgresql://postgres@127.0.0.1:5432} password=${MATCHMAKER_DEMO_PASSWORD:-Matchmaker-demo-2026}
   local stamp secret before after client logs=$DIR/multi-logs
   mkdir -p "$DIR"
-  export MATCHMAKER_INDEX_DIR="$DIR/pg-index-run"
+  export MATCHMAKER_INDEX_DIR="$DIR/pg-index-run" MATCHMAKER_MAIL_OUTBOX_DIR="$DIR/outbox"  # mail of the writes
   if [ -n "${LOAD_MODEL:-}" ]; then export MATCHMAKER_EMBEDDING_MODEL=$LOAD_MODEL; fi
   pg_sql() { python -c 'import sys, psycopg; c = psycopg.connect(sys.argv[1], autocommit=True); [c.execute(q) for q in sys.argv[2:]]' "$pg/postgres" "$@"; }
   stamp=$(cat seeds/* matchmaker/seeding.py scripts/load/multi.py | sha256sum | cut -c1-16)-x$SCALE-${LOAD_MODEL:-default}-pg
@@ -150,7 +150,7 @@ run_multi() {  # the multi-user mode: PostgreSQL, many accounts, writes; per pag
   warm_cookie=$(awk -F'\t' '$1 == "C" && $2 == "coordinator" {print $3; exit}' "$DIR/clients.txt")
   warm_url=$(python -c 'import json, sys; p = json.load(open(sys.argv[1])); seen = {u for c in p for _, u in c["reads"]}
 import re; ids = sorted({int(m) for c in p for _, u in c["reads"] for m in re.findall(r"^/needs/(\d+)$", u)})
-print(next(f"/needs/{i}/matches" for i in ids if f"/needs/{i}/matches" not in seen))' "$DIR/plan.json")
+print(next((f"/needs/{i}/matches" for i in ids if f"/needs/{i}/matches" not in seen), "/needs"))' "$DIR/plan.json")
   for _ in $(seq 1 $(( WORKERS * 2 ))); do echo "$warm_url"; done |
     xargs -P $(( WORKERS * 2 )) -I{} curl -s -o /dev/null --max-time 600 -H "Cookie: $warm_cookie" \
       -H "X-Forwarded-For: 10.77.250.1" -H "X-Forwarded-Proto: https" "http://127.0.0.1:$PORT{}"
