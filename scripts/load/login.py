@@ -33,7 +33,9 @@ def login(host: str, port: int, email: str, password: str, timeout: float = 30.0
     if page.status != 200 or not token:
         raise SystemExit(f"login page: HTTP {page.status}, csrf token {'found' if token else 'missing'}")
     form = urllib.parse.urlencode({"csrf_token": token.group(1), "email": email, "password": password})
-    headers = {**proxy, "Content-Type": "application/x-www-form-urlencoded",
+    # over https (as the proxy says) Flask-WTF checks that the Referer is this site, as a browser sends it
+    referer = {"Referer": f"https://{host}:{port}/login"} if forwarded else {}
+    headers = {**proxy, **referer, "Content-Type": "application/x-www-form-urlencoded",
                "Cookie": "; ".join(f"{k}={v}" for k, v in jar.items())}
     conn.request("POST", "/login", body=form, headers=headers)
     done = conn.getresponse()

@@ -95,6 +95,7 @@ function request()
   if w then
     current = w.kind
     headers["Content-Type"] = "application/x-www-form-urlencoded"
+    headers["Referer"] = "https://" .. (base_headers["Host"] or "localhost") .. "/"  -- Flask-WTF's https check
     local body = w.body .. (#w.body > 0 and "&" or "") .. "csrf_token=" .. me.csrf
     return wrk.format("POST", w.path, headers, body)
   end
