@@ -8,7 +8,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from .config import load_config
-from .extensions import babel, configure_sqlite, csrf, db, login_manager, migrate
+from .extensions import babel, configure_sqlite, csrf, db, login_manager, migrate, ping_idle_connections
 
 _PKG = Path(__file__).resolve().parent
 
@@ -29,6 +29,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     db.init_app(app)
     with app.app_context():
         configure_sqlite(db.engine)
+        ping_idle_connections(db.engine, app.config["DB_PING_IDLE_SECONDS"])
     migrate.init_app(app, db, directory=str(_PKG / "migrations"), render_as_batch=True)
     csrf.init_app(app)
     login_manager.init_app(app)
@@ -112,5 +113,19 @@ def _select_locale() -> str:
 
 @login_manager.user_loader
 def _load_user(token: str):
+    """The signed-in user with what every page reads of them (roles, memberships and their organizations,
+    the expert profile, the navigation's unread count) in one query: joined, not the relationships' own
+    selectin/lazy loads and a separate COUNT (five round trips on every request, a third of an uncached
+    page's CPU; docs/benchmarks.md, Web load)."""
+    from sqlalchemy.orm import joinedload
+
     from .accounts.models import User
-    return db.session.execute(db.select(User).filter_by(session_token=token)).scalar_one_or_none()
+    from .notifications.operations import remember_unread_count, unread_count_of_user
+    stmt = db.select(User, unread_count_of_user(User.id)).filter_by(session_token=token).options(
+        joinedload(User.roles), joinedload(User.memberships), joinedload(User.expert_profile))
+    row = db.session.execute(stmt).unique().one_or_none()
+    if row is None:
+        return None
+    user, unread = row
+    remember_unread_count(user, unread)
+    return user

@@ -30,7 +30,10 @@ def load_config(instance_path: str) -> dict:
         # production must set SECRET_KEY (checked at start); development keeps a random one in instance/
         "SECRET_KEY": os.environ.get("SECRET_KEY") or ("" if env == "production" else _dev_secret(instance)),
         "SQLALCHEMY_DATABASE_URI": database_url,
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # a pooled connection idle longer than this is pinged before use (extensions.ping_idle_connections);
+        # not SQLAlchemy's pool_pre_ping, which pings before every request
+        "SQLALCHEMY_ENGINE_OPTIONS": {},
+        "DB_PING_IDLE_SECONDS": float(os.environ.get("MATCHMAKER_DB_PING_IDLE_SECONDS", "10")),
         "MATCHMAKER_INDEX_DIR": os.environ.get("MATCHMAKER_INDEX_DIR", str(REPO_ROOT / "embeddings")),
         "MATCHMAKER_MATCHING": _bool("MATCHMAKER_MATCHING", True),
         # results below the confidence floor are never presented as matches (matching/confidence.py); the

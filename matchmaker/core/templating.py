@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from urllib.parse import urlencode
 
-from flask import request, url_for
+from flask import g, request, url_for
 from flask_babel import get_locale, get_translations
 from jinja2 import pass_context
 from markupsafe import Markup
@@ -39,7 +39,16 @@ def register(app) -> None:
 
     @app.template_filter("label")
     def label(value, enum_name: str):
-        return getattr(enums, enum_name).label_of(value)
+        """The value's label in the page's language; each (language, enum, value) is translated once per
+        process (a browse page shows ~100 labels; a lazy label goes through Flask-Babel's lookup each time)."""
+        locale = get_locale()
+        if locale is None:  # outside a request, e.g. Jinja folding a constant at compile time: stay lazy
+            return getattr(enums, enum_name).label_of(value)
+        key = (str(locale), enum_name, value)
+        found = _LABELS.get(key)
+        if found is None:
+            found = _LABELS[key] = str(getattr(enums, enum_name).label_of(value))
+        return found
 
     @app.template_global()
     def describe_audit(event):
@@ -55,12 +64,19 @@ def register(app) -> None:
         return to_user_timezone(value).strftime(fmt)
 
 
+#: (language, enum name, value) → translated label; the catalogues do not change while a process runs
+_LABELS: dict[tuple[str, str, object], str] = {}
+
+
 def current_url(query: Iterable[tuple[str, object]] = ()) -> str:
     """This request's page (endpoint and path arguments) with ``query``'s (key, value) pairs as its query
     string; a key may repeat. The query is encoded here, never passed to ``url_for`` as keywords: those
     include url_for's own (``endpoint``, ``_anchor``, ``_method``, ``_external``, ``_scheme``), which a
-    visitor's ``?endpoint=x`` must not reach."""
-    base = url_for(request.endpoint, **(request.view_args or {}))
+    visitor's ``?endpoint=x`` must not reach. The page's own address is built once per request (a browse
+    page links every facet value and page number through here)."""
+    base = g.get("_current_url_base")
+    if base is None:
+        base = g._current_url_base = url_for(request.endpoint, **(request.view_args or {}))
     encoded = urlencode([(key, str(value)) for key, value in query])
     return f"{base}?{encoded}" if encoded else base
 

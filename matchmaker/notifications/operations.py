@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from flask import current_app
 from flask_babel import force_locale
+from sqlalchemy import event
+from sqlalchemy.orm import Session
 
 from ..core.time import utcnow
 from ..extensions import db
@@ -51,3 +53,44 @@ def mark_read(user, note_ids=None) -> int:
 def unread_count(user) -> int:
     return db.session.scalar(db.select(db.func.count(Notification.id)).where(
         Notification.user_id == user.id, Notification.read_at.is_(None))) or 0
+
+
+def unread_count_of_user(user_id_column):
+    """The unread count as a correlated scalar subquery: the request's user loader selects it with the user."""
+    return (db.select(db.func.count(Notification.id))
+            .where(Notification.user_id == user_id_column, Notification.read_at.is_(None))
+            .correlate_except(Notification).scalar_subquery())
+
+
+#: attribute of a loaded User holding the unread count read with it, and the session's write count then (any
+#: flush or bulk write afterwards, e.g. a notification created or read in this request, means "count again")
+_UNREAD_AT_LOAD = "_unread_at_load"
+
+
+def remember_unread_count(user, count: int) -> None:
+    """Keep the count read with the user for this request's navigation badge (``unread_at_load``)."""
+    setattr(user, _UNREAD_AT_LOAD, (int(count or 0), _writes(db.session)))
+
+
+def unread_at_load(user) -> int | None:
+    """The count read with the user, if nothing was flushed in this session since (else None: count again)."""
+    found = getattr(user, _UNREAD_AT_LOAD, None)
+    if found is None or found[1] != _writes(db.session):
+        return None
+    return found[0]
+
+
+def _writes(session) -> int:
+    return session.info.get("flushes", 0)
+
+
+@event.listens_for(Session, "after_flush")
+def _count_flush(session, _context) -> None:
+    session.info["flushes"] = session.info.get("flushes", 0) + 1
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _count_bulk_write(state) -> None:  # mark_read is an UPDATE statement, not a flush
+    if state.is_update or state.is_delete or state.is_insert:
+        state.session.info["flushes"] = state.session.info.get("flushes", 0) + 1
+

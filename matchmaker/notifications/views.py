@@ -11,7 +11,7 @@ from ..core.access import MAX_ID, page_arg
 from ..core.transaction import commit
 from ..extensions import db
 from .models import Notification
-from .operations import mark_read, unread_count
+from .operations import mark_read, unread_at_load, unread_count
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +25,9 @@ def unread_notifications() -> int:
     reading one commits a write, which moves the data version those pages are keyed on."""
     if not has_request_context() or not getattr(current_user, "is_authenticated", False):
         return 0
+    known = unread_at_load(current_user)  # read with the user at the start of the request, nothing written since
+    if known is not None:
+        return known
     try:
         return unread_count(current_user)
     except SQLAlchemyError:  # e.g. the error page after a lost connection: show the page without a badge

@@ -20,9 +20,12 @@ def _cookies(response) -> dict[str, str]:
     return jar
 
 
-def login(host: str, port: int, email: str, password: str, timeout: float = 30.0) -> str:
+def login(host: str, port: int, email: str, password: str, timeout: float = 30.0, forwarded: str = "") -> str:
+    """``forwarded``: the client address a reverse proxy would pass on (X-Forwarded-For, with
+    X-Forwarded-Proto https), for a server that trusts one proxy hop; empty sends neither header."""
+    proxy = {"X-Forwarded-For": forwarded, "X-Forwarded-Proto": "https"} if forwarded else {}
     conn = http.client.HTTPConnection(host, port, timeout=timeout)
-    conn.request("GET", "/login?lang=en")
+    conn.request("GET", "/login?lang=en", headers=proxy)
     page = conn.getresponse()
     body = page.read().decode("utf-8", "replace")
     jar = _cookies(page)
@@ -30,7 +33,9 @@ def login(host: str, port: int, email: str, password: str, timeout: float = 30.0
     if page.status != 200 or not token:
         raise SystemExit(f"login page: HTTP {page.status}, csrf token {'found' if token else 'missing'}")
     form = urllib.parse.urlencode({"csrf_token": token.group(1), "email": email, "password": password})
-    headers = {"Content-Type": "application/x-www-form-urlencoded",
+    # over https (as the proxy says) Flask-WTF checks that the Referer is this site, as a browser sends it
+    referer = {"Referer": f"https://{host}:{port}/login"} if forwarded else {}
+    headers = {**proxy, **referer, "Content-Type": "application/x-www-form-urlencoded",
                "Cookie": "; ".join(f"{k}={v}" for k, v in jar.items())}
     conn.request("POST", "/login", body=form, headers=headers)
     done = conn.getresponse()

@@ -205,3 +205,16 @@ def test_words_that_mean_something_else_in_chinese_are_told_apart(client_as):
     assert "职称" in profile
     dashboard = client_as("admin").get("/dashboards?lang=zh").get_data(as_text=True)
     assert '"target": "目标"' in dashboard.replace("\\u76ee\\u6807", "目标"), "the chart's goal line"
+
+
+def test_enum_labels_follow_each_request_language_after_being_remembered(app):
+    """The label filter remembers translations per process: is a label remembered in Chinese still shown in
+    English to the next English request, and in Chinese again after that?"""
+    template = app.jinja_env.from_string("{{ industry|label('Industry') }}|{{ city|label('HubCity') }}")
+
+    def in_language(code: str) -> str:
+        with app.app_context(), app.test_request_context(f"/?lang={code}"):  # each request its own context
+            return template.render(industry="new_energy", city="chongqing")
+
+    chinese, english, again = in_language("zh_CN"), in_language("en"), in_language("zh_CN")
+    assert english == "New energy|Chongqing" and chinese == again == "新能源|重庆"
