@@ -7,8 +7,8 @@ Decimals as strings, JSON columns as their JSON text (so SQL NULL, written null,
 "null", stay apart), binary as base64. It works between SQLite and PostgreSQL. Archives of format 1 (JSON
 columns as JSON values) still restore.
 
-The FAISS matching index is not in the archive: it is derived data, rebuilt from the database (the app
-reconciles it on first use; ``matchmaker reindex`` rebuilds it at once).
+The match index is not in the archive, neither its FAISS files nor the listing vectors stored in the database:
+they are derived data, rebuilt from the listings (``matchmaker reindex`` embeds them again at once).
 """
 from __future__ import annotations
 
@@ -93,8 +93,13 @@ def _decode(column, value, fmt: int = FORMAT):
 
 # -- helpers --------------------------------------------------------------------------------------
 
-#: coordination state, not records: a restore moves the data versions on instead (stale cached pages go)
-NOT_BACKED_UP = {"data_version", "table_versions"}
+#: coordination state, not records: a restore moves the data versions on instead (stale cached pages go); the
+#: vector sequence only ever grows, so nodes see every row written after the restore as new
+COORDINATION = {"data_version", "table_versions", "vector_sequence"}
+#: derived from the listings (the match index's vectors): not archived; a restore deletes them, and
+#: `matchmaker reindex` (or each node at start) embeds the restored listings again
+DERIVED = {"listing_vectors", "vector_models"}
+NOT_BACKED_UP = COORDINATION | DERIVED
 
 
 def _tables():
@@ -216,6 +221,9 @@ def restore_backup(path: str | os.PathLike, force: bool = False) -> dict[str, in
                               "empty database, or pass --force to delete every row first")
         for table in reversed(_tables()):
             conn.execute(table.delete())
+        for table in reversed(db.metadata.sorted_tables):
+            if table.name in DERIVED:
+                conn.execute(table.delete())
         entries = {e["name"]: e for e in manifest["tables"]}
         fmt = manifest["format"]
         for table in _tables():  # parents before children, whatever the manifest's order
