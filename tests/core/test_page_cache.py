@@ -120,24 +120,16 @@ def test_flashed_messages_and_new_cookies_are_not_cached(app, client_as, firm_an
 
 def test_the_match_page_follows_the_index_versions(app, client_as, firm_and_need, monkeypatch):
     """When this process's match index moves to a new version, is the match page rendered again?"""
-    from matchmaker import matching_service as ms
-
-    class IndexVersions:  # stands in for the loaded engine's version bookkeeping only (matching is off here)
-        version = 1
-
-        def refresh_if_changed(self):
-            return []
-
-        def versions(self):
-            return (("need", self.version), ("capability", self.version))
-
+    versions = {"seq": 1}
+    sources = app.extensions[pagecache.SOURCES_KEY]
+    # what matching_service.index_versions() gives (model id, sequence applied); matching is off here
+    monkeypatch.setitem(app.extensions, pagecache.SOURCES_KEY, pagecache._Sources(
+        lambda: ("vectors", "model", versions["seq"]), sources.session_settled))
     _firm, need = firm_and_need
-    engine = IndexVersions()
-    monkeypatch.setitem(app.extensions, ms.EXTENSION_KEY, engine)
     client = _settled(client_as("coordinator"))
     url = f"/needs/{need.id}/matches"
     assert [_view(client, url)[0] for _ in range(2)] == ["miss", "hit"]
-    engine.version = 2
+    versions["seq"] = 2
     assert [_view(client, url)[0] for _ in range(2)] == ["miss", "hit"]
 
 
