@@ -754,6 +754,8 @@ def test_private_contact_absent_from_match_page(client_as, objs, role):
 
 # --- the matrix again, with every cache on and warm ------------------------------------------------------
 
+#: answers that change by themselves between two requests and are never cached (process counters)
+_LIVE = {"observability.metrics_endpoint"}
 GET_CASES = [pytest.param(case, id=case.label()) for case in CASES if case.method == "GET"]
 
 
@@ -798,6 +800,8 @@ def test_route_outcomes_with_every_cache_on(app, client_as, objs, case: Case):
     try:
         for role in ROLES:
             uncached = _PER_RENDER.sub("<token>", clients[role].get(url).get_data(as_text=True))
+            if case.endpoint in _LIVE:  # the outcomes above were checked; the bodies are live counters
+                continue
             assert seen[role] == uncached, f"GET {url} as {role}: the cached page differs from the uncached one"
     finally:
         _set_caches(app, True)

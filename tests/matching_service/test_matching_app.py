@@ -23,8 +23,8 @@ def test_need_page_ranks_english_capability_first_with_evidence(matching, dockin
     ids = [int(x) for x in __import__("re").findall(r'class="card card-listing mb-2 match-item" data-id="(\d+)"', html)]
     assert ids[0] == docking["right"].id
     assert docking["own_org"].id not in ids
-    assert "Cross-language match" in html and "Cross-region" in html
-    assert "sentence similarity" in html
+    assert 'data-reason="cross_language"' in html and "Cross-region" in html  # plain-word reasons (issue 16)
+    assert "sentence similarity" in html  # the sentence pair's number, in its tooltip
 
 
 def test_published_listing_is_matchable_without_rebuild(matching, docking, make, world, client_as):
