@@ -72,6 +72,10 @@ def ping_idle_connections(engine, idle_seconds: float) -> None:
             raise
 
 
+#: execution option of an engine whose sessions run beside the request's transaction (see configure_sqlite)
+SEPARATE_TRANSACTION = "matchmaker_separate_transaction"
+
+
 def configure_sqlite(engine) -> None:
     """Make SQLite honour foreign keys and real transactions (SAVEPOINT-safe), as PostgreSQL does."""
     from sqlalchemy import event
@@ -97,7 +101,10 @@ def configure_sqlite(engine) -> None:
         # A request that may write takes the write lock when its transaction starts. Begun as a read, a
         # transaction that writes later cannot wait for the lock (SQLite reports the deadlock at once as
         # "database is locked") whenever another connection, e.g. the index worker, is committing.
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if _request_may_write() else "BEGIN")
+        # A session of its own opened during a request (the match index reading stored vectors) is not the
+        # request's transaction: taking the write lock there would wait on the request's own connection.
+        separate = conn.get_execution_options().get(SEPARATE_TRANSACTION, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if _request_may_write() and not separate else "BEGIN")
 
 
 def read_only_request(view):

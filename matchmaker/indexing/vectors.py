@@ -50,8 +50,11 @@ def text_hash(text: str, lang: str) -> str:
 
 
 def _session() -> Session:
-    # its own session; inside the test suite's outer transaction a savepoint, so a failure undoes only this
-    return Session(db.engine, join_transaction_mode="create_savepoint")
+    # its own session; inside the test suite's outer transaction a savepoint, so a failure undoes only this.
+    # Beside a request's transaction, not part of it: on SQLite it must not wait for the request's write lock
+    from ..extensions import SEPARATE_TRANSACTION
+    return Session(db.engine.execution_options(**{SEPARATE_TRANSACTION: True}),
+                   join_transaction_mode="create_savepoint")
 
 
 def current_seq(session: Session) -> int:

@@ -86,3 +86,16 @@ def test_a_long_read_elsewhere_does_not_hold_off_a_pages_commit(sqlite_app):
     finally:
         reader.execute("ROLLBACK")
         reader.close()
+
+
+def test_a_separate_session_during_a_post_does_not_wait_for_the_requests_own_lock(sqlite_app):
+    """Regression (2026-12-07): proposing a pairing (a POST, holding the write lock) read the stored vectors in
+    a session of its own, whose BEGIN IMMEDIATE waited on the request's own lock until "database is locked".
+    Does such a session begin as a plain read and answer at once?"""
+    from matchmaker.indexing import vectors
+    with sqlite_app.test_request_context("/pairings/propose", method="POST"):
+        db.session.execute(db.text("SELECT count(*) FROM users")).scalar()  # the request holds the lock
+        with vectors._session() as session:
+            session.execute(db.text("PRAGMA busy_timeout=200"))
+            assert vectors.current_seq(session) >= 0
+        db.session.rollback()
