@@ -49,9 +49,6 @@ class AmountField(FiniteDecimalField):
         except AmountError:
             self.data = None
             raise ValueError(_l("Enter an amount such as 1200000, 1,200,000 or 120万.")) from None
-        if not self.data.is_finite():
-            self.data = None
-            raise ValueError(_l("Enter a finite amount."))
 
     def pre_validate(self, form):
         if self.process_errors:  # unreadable: the range checks would only add "must be more than zero"
